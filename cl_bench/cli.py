@@ -1,0 +1,212 @@
+"""The ``clbench`` command line: list plugins, evaluate a strategy, build leaderboards."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+import torch
+
+from cl_bench import __version__
+from cl_bench.backbones.base import BackboneOptions
+from cl_bench.config import build_config, config_to_dict, parse_assignments
+from cl_bench.console import console, progress_tracker, stdout, table
+from cl_bench.errors import ClbenchError
+from cl_bench.leaderboard import write_leaderboards
+from cl_bench.metrics import summarise
+from cl_bench.records import (
+    RECORD_FORMAT,
+    package_versions,
+    record_path,
+    utc_now,
+    variant_of,
+    write_record,
+)
+from cl_bench.registry import Registry
+from cl_bench.runner import run
+from cl_bench.streams import build_stream
+
+DEFAULT_STREAM = "offline-mix"
+DEFAULT_BACKBONE = "efficientnet_lite0"
+DEFAULT_SEED = 1993
+
+
+def _registry() -> Registry:
+    registry = Registry.discover()
+    for problem in registry.problems:
+        console.print(f"[yellow]warning:[/] {problem}")
+    return registry
+
+
+@click.group()
+@click.version_option(__version__, prog_name="clbench")
+def cli() -> None:
+    """Class-incremental continual-learning benchmarks on frozen pretrained models."""
+
+
+@cli.command("list")
+@click.argument("kind", type=click.Choice(["strategies", "streams", "backbones"]))
+def list_command(kind: str) -> None:
+    """List the installed strategies, streams or backbones and who provides them."""
+    registry = _registry()
+    entries = getattr(registry, kind)
+    rows = [(name, p.distribution, p.spec.description) for name, p in sorted(entries.items())]
+    stdout.print(table(kind, ["name", "distribution", "description"], rows, numeric=False))
+
+
+@cli.command()
+@click.option("--strategy", required=True, help="Strategy name (see `clbench list strategies`).")
+@click.option("--stream", default=DEFAULT_STREAM, show_default=True, help="Stream name.")
+@click.option("--backbone", default=DEFAULT_BACKBONE, show_default=True, help="Backbone name.")
+@click.option("--seed", default=DEFAULT_SEED, show_default=True, type=int,
+              help="Draws the class order and seeds training, as PyCIL/PILOT do.")
+@click.option("--set", "assignments", multiple=True, metavar="KEY=VALUE",
+              help="Override a strategy hyper-parameter; repeatable.")
+@click.option("--limit-per-class", type=int, default=None,
+              help="Use at most N training images per class (quick runs).")
+@click.option("--weights", type=click.Path(path_type=Path), default=None,
+              help="Local checkpoint file for the backbone instead of a download.")
+@click.option("--device", default="auto", show_default=True, help="cpu, cuda, cuda:1, or auto.")
+@click.option("--output", type=click.Path(path_type=Path), default=Path("runs"), show_default=True,
+              help="Folder of run records.")
+@click.option("--no-cache", is_flag=True, help="Neither read nor write clbench's on-disk caches.")
+def evaluate(
+    strategy: str, stream: str, backbone: str, seed: int, assignments: tuple[str, ...],
+    limit_per_class: int | None, weights: Path | None, device: str, output: Path, no_cache: bool,
+) -> None:
+    """Run one strategy over a class-incremental stream and write its run record."""
+    registry = _registry()
+    strategy_spec = registry.strategy(strategy)
+    stream_spec = registry.stream(stream)
+    backbone_spec = registry.backbone(backbone)
+    overrides = parse_assignments(assignments)
+    config = build_config(strategy_spec.strategy.Config, overrides)
+    torch_device = _device(device)
+    started, clock = utc_now(), time.perf_counter()
+    with progress_tracker() as track:
+        built = build_stream(stream_spec, seed=seed, limit_per_class=limit_per_class,
+                             use_cache=not no_cache, track=track)
+        options = BackboneOptions(device=torch_device, weights=weights,
+                                  image_size=stream_spec.resolution)
+        model = backbone_spec.load(options)
+        result = run(strategy_spec, stream=built, backbone=model, config=config, seed=seed,
+                     track=track)
+    metrics = summarise(result.correct, result.test_counts)
+    variant = variant_of(overrides, limit_per_class)
+    provider = registry.provider("strategy", strategy)
+    record: dict[str, Any] = {
+        "format": RECORD_FORMAT,
+        "stream": stream,
+        "strategy": strategy,
+        "backbone": backbone,
+        "seed": seed,
+        "variant": variant,
+        "config": config_to_dict(config),
+        "overrides": overrides,
+        "limit_per_class": limit_per_class,
+        "stream_info": {
+            "spec": str(stream_spec.path) if stream_spec.path else stream,
+            "class_order": built.class_order,
+            "class_names": list(built.info.class_names),
+            "classes_per_experience": [list(c) for c in built.info.classes_per_experience],
+            "resolution": built.info.resolution,
+            "train_images": sum(len(e.dataset) for e in built.benchmark.train_stream),
+            "test_images": sum(result.test_counts),
+        },
+        "backbone_weights": model.weights,
+        "strategy_provider": provider.distribution,
+        "versions": package_versions(),
+        "device": str(torch_device),
+        "started": started,
+        "finished": utc_now(),
+        "metrics": {**metrics, "correct": result.correct, "test_counts": result.test_counts},
+        "resources": {
+            "wall_seconds": time.perf_counter() - clock,
+            "train_seconds": result.train_seconds,
+            "eval_seconds": result.eval_seconds,
+            "peak_rss_mib": result.peak_rss_mib,
+            "peak_accelerator_mib": result.peak_accelerator_mib,
+            "trainable_parameters": result.trainable_parameters,
+            "total_parameters": result.total_parameters,
+        },
+    }
+    path = record_path(output, stream=stream, strategy=strategy, backbone=backbone, seed=seed,
+                       variant=variant)
+    write_record(path, record)
+    _print_summary(record)
+    console.print(f"record written to {path}")
+
+
+@cli.command()
+@click.option("--runs", type=click.Path(path_type=Path), default=Path("runs"), show_default=True,
+              help="Folder of run records to read.")
+@click.option("--out", type=click.Path(path_type=Path), default=Path("leaderboards"),
+              show_default=True, help="Folder to write the leaderboards into.")
+def leaderboard(runs: Path, out: Path) -> None:
+    """Regenerate CSV and Markdown leaderboards (and accuracy plots) from run records."""
+    for path in write_leaderboards(runs, out):
+        console.print(f"wrote {path}")
+
+
+def _device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError as error:
+        raise ClbenchError(f"--device {name!r} is not a device; use cpu, cuda, cuda:N or auto") from error
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ClbenchError(f"--device {name}: no CUDA device is available; use --device cpu")
+    return device
+
+
+def _pct(value: float | None, digits: int = 2) -> str:
+    return "n/a" if value is None else f"{value:.{digits}f}"
+
+
+def _print_summary(record: dict[str, Any]) -> None:
+    metrics, resources = record["metrics"], record["resources"]
+    steps = len(metrics["accuracy_curve"])
+    matrix_rows = [
+        [str(t), *(_pct(v, 1) for v in row[: t + 1]), *([""] * (steps - t - 1)),
+         _pct(metrics["accuracy_curve"][t], 1)]
+        for t, row in enumerate(metrics["accuracy_matrix"])
+    ]
+    stdout.print(table(
+        "accuracy a[t][j] (%) after training t (rows) on the test set of j (columns)",
+        ["t", *(str(j) for j in range(steps)), "A_t"], matrix_rows,
+    ))
+    summary = [
+        ("last accuracy A_T (%)", _pct(metrics["last_accuracy"])),
+        ("average incremental accuracy (%)", _pct(metrics["average_incremental_accuracy"])),
+        ("forgetting, max-based (PILOT/Mammoth) (%)", _pct(metrics["forgetting_max"])),
+        ("forgetting vs initial (Avalanche) (%)", _pct(metrics["forgetting_initial"])),
+        ("backward transfer BWT (%)", _pct(metrics["bwt"])),
+        ("wall time (s)", f"{resources['wall_seconds']:.1f}"),
+        ("peak memory (RSS, MiB)", f"{resources['peak_rss_mib']:.0f}"),
+        ("trainable / total parameters",
+         f"{resources['trainable_parameters']:,} / {resources['total_parameters']:,}"),
+    ]
+    title = (f"{record['strategy']} on {record['stream']} with {record['backbone']}, "
+             f"seed {record['seed']}" + (f" [{record['variant']}]" if record["variant"] else ""))
+    stdout.print(table(title, ["metric", "value"], summary))
+
+
+def main() -> None:
+    try:
+        cli(standalone_mode=False)
+    except click.exceptions.Abort:
+        console.print("[red]interrupted[/]; no record was written")
+        sys.exit(130)
+    except click.ClickException as error:
+        error.show()
+        sys.exit(error.exit_code)
+    except KeyboardInterrupt:
+        console.print("[red]interrupted[/]; no record was written")
+        sys.exit(130)
+    except ClbenchError as error:
+        console.print(f"[red]error:[/] {error}", highlight=False)
+        sys.exit(2)

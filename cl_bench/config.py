@@ -1,0 +1,108 @@
+"""Strategy hyper-parameters: dataclass defaults overridden by ``--set key=value``.
+
+Values are parsed as YAML scalars (``0.01``, ``true``, ``[1, 2]``) and checked
+against the field's type, so that a typo fails before any compute is spent.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import yaml
+
+from cl_bench.errors import ConfigError
+
+
+def require(condition: bool, key: str, message: str) -> None:
+    """Validate a config value in ``__post_init__``; the error names the key."""
+    if not condition:
+        raise ConfigError(f"config key {key!r}: {message}")
+
+
+def parse_assignments(items: Iterable[str]) -> dict[str, str]:
+    """``["lr=0.01", "epochs=3"]`` -> ``{"lr": "0.01", "epochs": "3"}``."""
+    parsed: dict[str, str] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise ConfigError(f"--set expects key=value, got {item!r}")
+        parsed[key] = value.strip()
+    return parsed
+
+
+def build_config(config_cls: type, overrides: Mapping[str, Any]) -> Any:
+    """Instantiate ``config_cls`` with ``overrides`` applied (strings are parsed as YAML)."""
+    fields = {f.name: f for f in dataclasses.fields(config_cls)}
+    hints = typing.get_type_hints(config_cls)
+    values: dict[str, Any] = {}
+    for key, raw in overrides.items():
+        if key not in fields:
+            allowed = ", ".join(sorted(fields)) or "(this strategy takes no config)"
+            raise ConfigError(f"unknown config key {key!r}; valid keys: {allowed}")
+        value = _parse(raw) if isinstance(raw, str) else raw
+        values[key] = _coerce(key, value, hints[key])
+    try:
+        return config_cls(**values)
+    except ConfigError:
+        raise
+    except (TypeError, ValueError) as error:
+        raise ConfigError(f"invalid config: {error}") from error
+
+
+def config_to_dict(config: Any) -> dict[str, Any]:
+    return dataclasses.asdict(config)
+
+
+def _parse(raw: str) -> Any:
+    try:
+        return yaml.safe_load(raw) if raw != "" else ""
+    except yaml.YAMLError:
+        return raw
+
+
+def _coerce(key: str, value: Any, hint: Any) -> Any:
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        for option in args:
+            try:
+                return _coerce(key, value, option)
+            except ConfigError:
+                continue
+        raise ConfigError(f"config key {key!r}: {value!r} is not a valid {_name(hint)}")
+    if origin is typing.Literal:
+        if value in args:
+            return value
+        raise ConfigError(f"config key {key!r}: {value!r} is not one of {list(args)}")
+    if origin in (tuple, list):
+        if not isinstance(value, list | tuple):
+            raise ConfigError(f"config key {key!r}: expected a list like [1, 2], got {value!r}")
+        inner = args[0] if args else Any
+        return origin(_coerce(key, item, inner) for item in value)
+    if hint is type(None):
+        if value is None:
+            return None
+        raise ConfigError(f"config key {key!r}: expected null, got {value!r}")
+    if hint is Any:
+        return value
+    if hint is bool:
+        if isinstance(value, bool):
+            return value
+    elif hint is float:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return float(value)
+    elif hint is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif hint is str:
+        return str(value)
+    raise ConfigError(f"config key {key!r}: expected {_name(hint)}, got {value!r}")
+
+
+def _name(hint: Any) -> str:
+    return getattr(hint, "__name__", str(hint))

@@ -1,0 +1,34 @@
+"""Where clbench keeps derived files, and how it writes them safely."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+import platformdirs
+
+CACHE_ENV = "CLBENCH_CACHE_DIR"
+
+
+def cache_dir() -> Path:
+    """``$CLBENCH_CACHE_DIR`` or the user cache directory (``~/.cache/clbench`` on Linux)."""
+    return Path(os.environ.get(CACHE_ENV) or platformdirs.user_cache_dir("clbench"))
+
+
+def write_atomically(path: Path, write: Callable[[Path], None]) -> None:
+    """Write via a temporary file in the same folder, then rename over ``path``.
+
+    Readers see the old file or the complete new one, never a partial write; an
+    interrupted writer leaves at most a stray temporary file, never ``path``.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(Path(tmp))
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

@@ -1,0 +1,73 @@
+"""Run records: one JSON file per run, written atomically, the only input of leaderboards."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata
+import json
+import platform
+from collections.abc import Iterator, Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from cl_bench.errors import RecordError
+from cl_bench.paths import write_atomically
+
+RECORD_FORMAT = 1
+_VERSIONED = ("clbench", "torch", "torchvision", "timm", "avalanche-lib", "numpy", "pluggy")
+
+
+def variant_of(overrides: Mapping[str, Any], limit_per_class: int | None) -> str:
+    """A readable label for a non-default run ("" for defaults): rows never mix variants."""
+    parts = [f"{key}={overrides[key]}" for key in sorted(overrides)]
+    if limit_per_class is not None:
+        parts.append(f"limit-per-class={limit_per_class}")
+    return ",".join(parts)
+
+
+def record_path(root: Path, *, stream: str, strategy: str, backbone: str, seed: int,
+                variant: str) -> Path:
+    suffix = f"-{hashlib.sha256(variant.encode()).hexdigest()[:8]}" if variant else ""
+    return root / stream / strategy / backbone / f"seed{seed}{suffix}.json"
+
+
+def package_versions(extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    versions = {"python": platform.python_version()}
+    for name in _VERSIONED:
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            versions[name] = "not installed"
+    versions.update(extra or {})
+    return versions
+
+
+def utc_now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def write_record(path: Path, record: Mapping[str, Any]) -> None:
+    text = json.dumps(record, indent=2, sort_keys=True, allow_nan=False) + "\n"
+    write_atomically(path, lambda tmp: tmp.write_text(text))
+
+
+def read_record(path: Path) -> dict[str, Any]:
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as error:
+        raise RecordError(f"run record {path} is unreadable ({error}); delete it and rerun") from error
+    missing = [k for k in ("format", "stream", "strategy", "backbone", "seed", "metrics")
+               if k not in record]
+    if missing or record.get("format") != RECORD_FORMAT:
+        raise RecordError(
+            f"run record {path} is not a clbench format-{RECORD_FORMAT} record "
+            f"(missing {missing or 'nothing'}, format {record.get('format')!r}); delete it and rerun"
+        )
+    return record
+
+
+def iter_records(root: Path) -> Iterator[tuple[Path, dict[str, Any]]]:
+    """Every record under ``root``, in a stable order."""
+    for path in sorted(root.rglob("*.json")):
+        yield path, read_record(path)
