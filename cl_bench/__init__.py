@@ -7,8 +7,8 @@ Plugin authors need only what is exported here: the ``hookimpl`` marker, the
 from cl_bench.backbones.base import Backbone, BackboneOptions, BackboneSpec
 from cl_bench.experience import Experience, StreamInfo
 from cl_bench.hookspecs import hookimpl
-from cl_bench.stream_spec import StreamSpec
 from cl_bench.strategy import Runtime, Strategy, StrategySpec
+from cl_bench.stream_spec import StreamSpec
 
 __version__ = "0.1.0"
 

@@ -61,21 +61,52 @@ def list_command(kind: str) -> None:
 @click.option("--strategy", required=True, help="Strategy name (see `clbench list strategies`).")
 @click.option("--stream", default=DEFAULT_STREAM, show_default=True, help="Stream name.")
 @click.option("--backbone", default=DEFAULT_BACKBONE, show_default=True, help="Backbone name.")
-@click.option("--seed", default=DEFAULT_SEED, show_default=True, type=int,
-              help="Draws the class order and seeds training, as PyCIL/PILOT do.")
-@click.option("--set", "assignments", multiple=True, metavar="KEY=VALUE",
-              help="Override a strategy hyper-parameter; repeatable.")
-@click.option("--limit-per-class", type=int, default=None,
-              help="Use at most N training images per class (quick runs).")
-@click.option("--weights", type=click.Path(path_type=Path), default=None,
-              help="Local checkpoint file for the backbone instead of a download.")
+@click.option(
+    "--seed",
+    default=DEFAULT_SEED,
+    show_default=True,
+    type=int,
+    help="Draws the class order and seeds training, as PyCIL/PILOT do.",
+)
+@click.option(
+    "--set",
+    "assignments",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Override a strategy hyper-parameter; repeatable.",
+)
+@click.option(
+    "--limit-per-class",
+    type=int,
+    default=None,
+    help="Use at most N training images per class (quick runs).",
+)
+@click.option(
+    "--weights",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Local checkpoint file for the backbone instead of a download.",
+)
 @click.option("--device", default="auto", show_default=True, help="cpu, cuda, cuda:1, or auto.")
-@click.option("--output", type=click.Path(path_type=Path), default=Path("runs"), show_default=True,
-              help="Folder of run records.")
+@click.option(
+    "--output",
+    type=click.Path(path_type=Path),
+    default=Path("runs"),
+    show_default=True,
+    help="Folder of run records.",
+)
 @click.option("--no-cache", is_flag=True, help="Neither read nor write clbench's on-disk caches.")
 def evaluate(
-    strategy: str, stream: str, backbone: str, seed: int, assignments: tuple[str, ...],
-    limit_per_class: int | None, weights: Path | None, device: str, output: Path, no_cache: bool,
+    strategy: str,
+    stream: str,
+    backbone: str,
+    seed: int,
+    assignments: tuple[str, ...],
+    limit_per_class: int | None,
+    weights: Path | None,
+    device: str,
+    output: Path,
+    no_cache: bool,
 ) -> None:
     """Run one strategy over a class-incremental stream and write its run record."""
     registry = _registry()
@@ -87,13 +118,20 @@ def evaluate(
     torch_device = _device(device)
     started, clock = utc_now(), time.perf_counter()
     with progress_tracker() as track:
-        built = build_stream(stream_spec, seed=seed, limit_per_class=limit_per_class,
-                             use_cache=not no_cache, track=track)
-        options = BackboneOptions(device=torch_device, weights=weights,
-                                  image_size=stream_spec.resolution)
+        built = build_stream(
+            stream_spec,
+            seed=seed,
+            limit_per_class=limit_per_class,
+            use_cache=not no_cache,
+            track=track,
+        )
+        options = BackboneOptions(
+            device=torch_device, weights=weights, image_size=stream_spec.resolution
+        )
         model = backbone_spec.load(options)
-        result = run(strategy_spec, stream=built, backbone=model, config=config, seed=seed,
-                     track=track)
+        result = run(
+            strategy_spec, stream=built, backbone=model, config=config, seed=seed, track=track
+        )
     metrics = summarise(result.correct, result.test_counts)
     variant = variant_of(overrides, limit_per_class)
     provider = registry.provider("strategy", strategy)
@@ -133,18 +171,29 @@ def evaluate(
             "total_parameters": result.total_parameters,
         },
     }
-    path = record_path(output, stream=stream, strategy=strategy, backbone=backbone, seed=seed,
-                       variant=variant)
+    path = record_path(
+        output, stream=stream, strategy=strategy, backbone=backbone, seed=seed, variant=variant
+    )
     write_record(path, record)
     _print_summary(record)
     console.print(f"record written to {path}")
 
 
 @cli.command()
-@click.option("--runs", type=click.Path(path_type=Path), default=Path("runs"), show_default=True,
-              help="Folder of run records to read.")
-@click.option("--out", type=click.Path(path_type=Path), default=Path("leaderboards"),
-              show_default=True, help="Folder to write the leaderboards into.")
+@click.option(
+    "--runs",
+    type=click.Path(path_type=Path),
+    default=Path("runs"),
+    show_default=True,
+    help="Folder of run records to read.",
+)
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    default=Path("leaderboards"),
+    show_default=True,
+    help="Folder to write the leaderboards into.",
+)
 def leaderboard(runs: Path, out: Path) -> None:
     """Regenerate CSV and Markdown leaderboards (and accuracy plots) from run records."""
     for path in write_leaderboards(runs, out):
@@ -157,7 +206,9 @@ def _device(name: str) -> torch.device:
     try:
         device = torch.device(name)
     except RuntimeError as error:
-        raise ClbenchError(f"--device {name!r} is not a device; use cpu, cuda, cuda:N or auto") from error
+        raise ClbenchError(
+            f"--device {name!r} is not a device; use cpu, cuda, cuda:N or auto"
+        ) from error
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ClbenchError(f"--device {name}: no CUDA device is available; use --device cpu")
     return device
@@ -171,14 +222,21 @@ def _print_summary(record: dict[str, Any]) -> None:
     metrics, resources = record["metrics"], record["resources"]
     steps = len(metrics["accuracy_curve"])
     matrix_rows = [
-        [str(t), *(_pct(v, 1) for v in row[: t + 1]), *([""] * (steps - t - 1)),
-         _pct(metrics["accuracy_curve"][t], 1)]
+        [
+            str(t),
+            *(_pct(v, 1) for v in row[: t + 1]),
+            *([""] * (steps - t - 1)),
+            _pct(metrics["accuracy_curve"][t], 1),
+        ]
         for t, row in enumerate(metrics["accuracy_matrix"])
     ]
-    stdout.print(table(
-        "accuracy a[t][j] (%) after training t (rows) on the test set of j (columns)",
-        ["t", *(str(j) for j in range(steps)), "A_t"], matrix_rows,
-    ))
+    stdout.print(
+        table(
+            "accuracy a[t][j] (%) after training t (rows) on the test set of j (columns)",
+            ["t", *(str(j) for j in range(steps)), "A_t"],
+            matrix_rows,
+        )
+    )
     summary = [
         ("last accuracy A_T (%)", _pct(metrics["last_accuracy"])),
         ("average incremental accuracy (%)", _pct(metrics["average_incremental_accuracy"])),
@@ -187,11 +245,15 @@ def _print_summary(record: dict[str, Any]) -> None:
         ("backward transfer BWT (%)", _pct(metrics["bwt"])),
         ("wall time (s)", f"{resources['wall_seconds']:.1f}"),
         ("peak memory (RSS, MiB)", f"{resources['peak_rss_mib']:.0f}"),
-        ("trainable / total parameters",
-         f"{resources['trainable_parameters']:,} / {resources['total_parameters']:,}"),
+        (
+            "trainable / total parameters",
+            f"{resources['trainable_parameters']:,} / {resources['total_parameters']:,}",
+        ),
     ]
-    title = (f"{record['strategy']} on {record['stream']} with {record['backbone']}, "
-             f"seed {record['seed']}" + (f" [{record['variant']}]" if record["variant"] else ""))
+    title = (
+        f"{record['strategy']} on {record['stream']} with {record['backbone']}, "
+        f"seed {record['seed']}" + (f" [{record['variant']}]" if record["variant"] else "")
+    )
     stdout.print(table(title, ["metric", "value"], summary))
 
 

@@ -40,7 +40,9 @@ def progress_tracker() -> Iterator[Callable[..., Iterator[Any]]]:
         transient=True,
     )
 
-    def track(iterable: Iterable[T], total: int | None = None, description: str = "") -> Iterator[T]:
+    def track(
+        iterable: Iterable[T], total: int | None = None, description: str = ""
+    ) -> Iterator[T]:
         task = progress.add_task(description, total=total)
         try:
             for item in iterable:

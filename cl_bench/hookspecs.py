@@ -18,8 +18,8 @@ import pluggy
 
 if TYPE_CHECKING:
     from cl_bench.backbones.base import BackboneSpec
-    from cl_bench.stream_spec import StreamSpec
     from cl_bench.strategy import StrategySpec
+    from cl_bench.stream_spec import StreamSpec
 
 PROJECT_NAME = "cl_bench"
 

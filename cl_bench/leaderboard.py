@@ -40,25 +40,28 @@ def load_runs(records_dir: Path) -> pd.DataFrame:
     rows = []
     for path, record in iter_records(records_dir):
         metrics = record["metrics"]
-        rows.append({
-            "stream": record["stream"],
-            "strategy": record["strategy"],
-            "backbone": record["backbone"],
-            "variant": record.get("variant", ""),
-            "seed": record["seed"],
-            "curve": metrics["accuracy_curve"],
-            "trainable_parameters": record["resources"]["trainable_parameters"],
-            "path": str(path),
-            **{key: metrics.get(key, record["resources"].get(key)) for key in METRICS},
-        })
+        rows.append(
+            {
+                "stream": record["stream"],
+                "strategy": record["strategy"],
+                "backbone": record["backbone"],
+                "variant": record.get("variant", ""),
+                "seed": record["seed"],
+                "curve": metrics["accuracy_curve"],
+                "trainable_parameters": record["resources"]["trainable_parameters"],
+                "path": str(path),
+                **{key: metrics.get(key, record["resources"].get(key)) for key in METRICS},
+            }
+        )
     frame = pd.DataFrame(rows)
     if frame.empty:
         return frame
-    dupes = frame[frame.duplicated(GROUP + ["seed"], keep=False)]
+    dupes = frame[frame.duplicated([*GROUP, "seed"], keep=False)]
     if not dupes.empty:
         raise RecordError(
             "several records for the same run (stream, strategy, backbone, variant, seed): "
-            + ", ".join(dupes["path"]) + "; keep one of each"
+            + ", ".join(dupes["path"])
+            + "; keep one of each"
         )
     return frame
 
@@ -94,8 +97,12 @@ def write_leaderboards(records_dir: Path, out_dir: Path) -> list[Path]:
     for stream, rows in table.groupby("stream", sort=True):
         rows = rows.drop(columns="stream")
         csv_path = out_dir / f"{stream}.csv"
-        write_atomically(csv_path, lambda tmp, rows=rows: rows.to_csv(
-            tmp, index=False, float_format="%.4f", lineterminator="\n"))
+        write_atomically(
+            csv_path,
+            lambda tmp, rows=rows: rows.to_csv(
+                tmp, index=False, float_format="%.4f", lineterminator="\n"
+            ),
+        )
         plot_path = out_dir / f"{stream}-curves.png"
         write_atomically(plot_path, lambda tmp, s=stream: _plot_curves(runs[runs.stream == s], tmp))
         md_path = out_dir / f"{stream}.md"

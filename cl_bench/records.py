@@ -26,8 +26,9 @@ def variant_of(overrides: Mapping[str, Any], limit_per_class: int | None) -> str
     return ",".join(parts)
 
 
-def record_path(root: Path, *, stream: str, strategy: str, backbone: str, seed: int,
-                variant: str) -> Path:
+def record_path(
+    root: Path, *, stream: str, strategy: str, backbone: str, seed: int, variant: str
+) -> Path:
     suffix = f"-{hashlib.sha256(variant.encode()).hexdigest()[:8]}" if variant else ""
     return root / stream / strategy / backbone / f"seed{seed}{suffix}.json"
 
@@ -56,13 +57,19 @@ def read_record(path: Path) -> dict[str, Any]:
     try:
         record = json.loads(path.read_text())
     except (OSError, json.JSONDecodeError) as error:
-        raise RecordError(f"run record {path} is unreadable ({error}); delete it and rerun") from error
-    missing = [k for k in ("format", "stream", "strategy", "backbone", "seed", "metrics")
-               if k not in record]
+        raise RecordError(
+            f"run record {path} is unreadable ({error}); delete it and rerun"
+        ) from error
+    missing = [
+        k
+        for k in ("format", "stream", "strategy", "backbone", "seed", "metrics")
+        if k not in record
+    ]
     if missing or record.get("format") != RECORD_FORMAT:
         raise RecordError(
             f"run record {path} is not a clbench format-{RECORD_FORMAT} record "
-            f"(missing {missing or 'nothing'}, format {record.get('format')!r}); delete it and rerun"
+            f"(missing {missing or 'nothing'}, format {record.get('format')!r}); "
+            "delete it and rerun"
         )
     return record
 

@@ -21,8 +21,8 @@ import pluggy
 from cl_bench import hookspecs
 from cl_bench.backbones.base import BackboneSpec
 from cl_bench.errors import DuplicateNameError, UnknownNameError, plural
-from cl_bench.stream_spec import StreamSpec
 from cl_bench.strategy import StrategySpec
+from cl_bench.stream_spec import StreamSpec
 
 ENTRY_POINT_GROUP = "cl_bench"
 
@@ -110,9 +110,13 @@ class Registry:
                 specs = list(impl.function())
                 bad = [s for s in specs if not isinstance(s, kind.spec_type)]
                 if bad:
-                    raise TypeError(f"{kind.hook} returned {bad[0]!r}, not a {kind.spec_type.__name__}")
+                    raise TypeError(
+                        f"{kind.hook} returned {bad[0]!r}, not a {kind.spec_type.__name__}"
+                    )
             except Exception as error:
-                self._warn(f"{label} failed to register its {plural(kind.name)} and is skipped: {error!r}")
+                self._warn(
+                    f"{label} failed to register its {plural(kind.name)} and is skipped: {error!r}"
+                )
                 continue
             table = self._table(kind.name)
             for spec in specs:

@@ -7,6 +7,7 @@ import resource
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -53,18 +54,25 @@ def run(
     runtime = Runtime(device=backbone.device, seed=seed)
     if track is not None:
         runtime.track = track
-    strategy = _call(spec, "set-up", lambda: spec.strategy(
-        backbone=backbone, stream=stream.info, config=config, runtime=runtime
-    ))
+    strategy = _call(
+        spec,
+        "set-up",
+        lambda: spec.strategy(
+            backbone=backbone, stream=stream.info, config=config, runtime=runtime
+        ),
+    )
     result = RunResult()
     tests: list[Experience] = []
     if backbone.device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(backbone.device)
-    for train, test in stream.experiences():
+    experiences = runtime.track(
+        stream.experiences(), total=stream.info.num_experiences, description="experiences"
+    )
+    for train, test in experiences:
         tests.append(test)
         result.test_counts.append(len(test))
         start = time.perf_counter()
-        _call(spec, f"training on experience {train.index}", lambda: strategy.train(train))
+        _call(spec, f"training on experience {train.index}", partial(strategy.train, train))
         result.train_seconds.append(time.perf_counter() - start)
         start = time.perf_counter()
         result.correct.append([_count_correct(spec, strategy, seen, runtime) for seen in tests])
@@ -78,13 +86,17 @@ def run(
     return result
 
 
-def _count_correct(spec: StrategySpec, strategy: Strategy, test: Experience, runtime: Runtime) -> int:
+def _count_correct(
+    spec: StrategySpec, strategy: Strategy, test: Experience, runtime: Runtime
+) -> int:
     correct = 0
     batches = test.batches(EVAL_BATCH_SIZE)
     for images, labels in runtime.track(
         batches, total=test.num_batches(EVAL_BATCH_SIZE), description=f"testing on {test.index}"
     ):
-        predicted = _call(spec, f"predicting on experience {test.index}", lambda: strategy.predict(images))
+        predicted = _call(
+            spec, f"predicting on experience {test.index}", partial(strategy.predict, images)
+        )
         if predicted.shape != labels.shape:
             raise PluginError(
                 f"strategy {spec.name!r}: predict returned shape {tuple(predicted.shape)} "

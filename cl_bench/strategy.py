@@ -32,7 +32,9 @@ class NoConfig:
     """For strategies without hyper-parameters."""
 
 
-def _no_progress(iterable: Iterable[T], total: int | None = None, description: str = "") -> Iterator[T]:
+def _no_progress(
+    iterable: Iterable[T], total: int | None = None, description: str = ""
+) -> Iterator[T]:
     return iter(iterable)
 
 

@@ -71,7 +71,9 @@ class StreamSpec:
         allowed = {f.name for f in fields(cls)} - {"path"}
         unknown = set(raw) - allowed
         if unknown:
-            raise ConfigError(f"{where}: unknown keys {sorted(unknown)}; allowed: {sorted(allowed)}")
+            raise ConfigError(
+                f"{where}: unknown keys {sorted(unknown)}; allowed: {sorted(allowed)}"
+            )
         try:
             sources = tuple(
                 SourceEntry(

@@ -4,6 +4,7 @@ Avalanche class-incremental benchmark that the runner and any Avalanche user con
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import math
 import warnings
@@ -62,8 +63,9 @@ def prepare(
         try:
             return PreparedData(**torch.load(path, weights_only=True))
         except Exception as error:  # truncated or foreign file: rebuild it
-            warnings.warn(f"prepared stream cache {path} is unreadable ({error}); rebuilding it",
-                          stacklevel=2)
+            warnings.warn(
+                f"prepared stream cache {path} is unreadable ({error}); rebuilding it", stacklevel=2
+            )
     pools = [pool for source in sources for pool in source.pools]
     names = [pool.name for pool in pools]
     if len(set(names)) != len(names):
@@ -89,7 +91,9 @@ def prepare(
 
 def _source_kind(spec: StreamSpec, kind: str) -> str:
     if kind not in SOURCES:
-        raise ConfigError(f"stream {spec.name!r}: unknown source kind {kind!r}; known: {sorted(SOURCES)}")
+        raise ConfigError(
+            f"stream {spec.name!r}: unknown source kind {kind!r}; known: {sorted(SOURCES)}"
+        )
     return kind
 
 
@@ -121,7 +125,9 @@ def _select_split(pool: ClassPool, spec: StreamSpec) -> tuple[list[np.ndarray], 
 class Stream:
     """A built stream: its static facts, the Avalanche benchmark, and experiences as tensors."""
 
-    def __init__(self, spec: StreamSpec, data: PreparedData, seed: int, limit_per_class: int | None):
+    def __init__(
+        self, spec: StreamSpec, data: PreparedData, seed: int, limit_per_class: int | None
+    ):
         self.spec = spec
         self.seed = seed
         self.limit_per_class = limit_per_class
@@ -147,7 +153,9 @@ class Stream:
 
     def experiences(self) -> Iterator[tuple[Experience, Experience]]:
         """(train, test) experience pairs, in order, read from the Avalanche benchmark."""
-        for train, test in zip(self.benchmark.train_stream, self.benchmark.test_stream, strict=True):
+        for train, test in zip(
+            self.benchmark.train_stream, self.benchmark.test_stream, strict=True
+        ):
             yield _from_avalanche(train), _from_avalanche(test)
 
 
@@ -185,11 +193,14 @@ def _experience_sizes(num_classes: int, spec: StreamSpec) -> list[int]:
 
 def _chunks(items: range, sizes: list[int]) -> tuple[tuple[int, ...], ...]:
     bounds = np.cumsum([0, *sizes])
-    return tuple(tuple(items[a:b]) for a, b in zip(bounds[:-1], bounds[1:], strict=True))
+    return tuple(tuple(items[a:b]) for a, b in itertools.pairwise(bounds))
 
 
-def _avalanche_benchmark(train: tuple[torch.Tensor, torch.Tensor],
-                         test: tuple[torch.Tensor, torch.Tensor], sizes: list[int]) -> Any:
+def _avalanche_benchmark(
+    train: tuple[torch.Tensor, torch.Tensor],
+    test: tuple[torch.Tensor, torch.Tensor],
+    sizes: list[int],
+) -> Any:
     # Imported here: avalanche takes seconds to import and only runs need it.
     from avalanche.benchmarks.scenarios import class_incremental_benchmark
     from avalanche.benchmarks.utils import DataAttribute
@@ -197,7 +208,7 @@ def _avalanche_benchmark(train: tuple[torch.Tensor, torch.Tensor],
     from torch.utils.data import TensorDataset
 
     def dataset(images: torch.Tensor, labels: torch.Tensor) -> ClassificationDataset:
-        # Task labels (all 0: class-incremental) make items (x, y, t) as Avalanche strategies expect.
+        # Task labels (all 0: class-incremental) make items (x, y, t), as Avalanche expects.
         return ClassificationDataset(
             [TensorDataset(images, labels)],
             data_attributes=[

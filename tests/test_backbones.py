@@ -94,12 +94,14 @@ def test_every_checkpoint_tensor_is_mapped(lite0):
 
 def test_position_mapping_fails_loudly_on_mismatch():
     target = {"a.weight": torch.zeros(3, 2), "a.bias": torch.zeros(3)}
-    with pytest.raises(WeightsMismatchError, match="x.weight .* does not match .* a.weight"):
-        map_state_dict_by_position({"x.weight": torch.zeros(2, 3), "x.bias": torch.zeros(3)},
-                                   target, "test")
-    with pytest.raises(WeightsMismatchError, match="x.running_mean"):  # same shape, wrong role
-        map_state_dict_by_position({"x.weight": torch.zeros(3, 2), "x.running_mean": torch.zeros(3)},
-                                   target, "test")
+    with pytest.raises(WeightsMismatchError, match=r"x\.weight .* does not match .* a\.weight"):
+        map_state_dict_by_position(
+            {"x.weight": torch.zeros(2, 3), "x.bias": torch.zeros(3)}, target, "test"
+        )
+    with pytest.raises(WeightsMismatchError, match=r"x\.running_mean"):  # same shape, wrong role
+        map_state_dict_by_position(
+            {"x.weight": torch.zeros(3, 2), "x.running_mean": torch.zeros(3)}, target, "test"
+        )
     with pytest.raises(WeightsMismatchError, match="1 tensors, the model 2"):
         map_state_dict_by_position({"x.weight": torch.zeros(3, 2)}, target, "test")
 
@@ -117,7 +119,9 @@ def nearest_mean_accuracy(backbone, data) -> float:
     labels = data.labels
     classes = labels[train].unique()
     means = torch.stack([features[train][labels[train] == c].mean(0) for c in classes])
-    predicted = classes[(F.normalize(features[test], dim=1) @ F.normalize(means, dim=1).T).argmax(1)]
+    predicted = classes[
+        (F.normalize(features[test], dim=1) @ F.normalize(means, dim=1).T).argmax(1)
+    ]
     return (predicted == labels[test]).float().mean().item()
 
 

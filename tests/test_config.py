@@ -24,20 +24,32 @@ class Example:
 
 def test_defaults_and_typed_overrides():
     assert build_config(Example, {}) == Example()
-    config = build_config(Example, parse_assignments(
-        ["lr=0.01", "epochs=5", "nesterov=true", "optimiser=adam", "blocks=[1, 2]", "threshold=2"]
-    ))
+    config = build_config(
+        Example,
+        parse_assignments(
+            [
+                "lr=0.01",
+                "epochs=5",
+                "nesterov=true",
+                "optimiser=adam",
+                "blocks=[1, 2]",
+                "threshold=2",
+            ]
+        ),
+    )
     assert config == Example(0.01, 5, True, "adam", (1, 2), 2.0)
 
 
 def test_int_is_accepted_for_float_but_not_the_reverse():
     assert build_config(Example, {"lr": "1"}).lr == 1.0
-    with pytest.raises(ConfigError, match="'epochs'.*expected int"):
+    with pytest.raises(ConfigError, match=r"'epochs'.*expected int"):
         build_config(Example, {"epochs": "2.5"})
 
 
 def test_unknown_key_lists_valid_keys():
-    with pytest.raises(ConfigError, match="unknown config key 'learning_rate'.*valid keys: blocks"):
+    with pytest.raises(
+        ConfigError, match=r"unknown config key 'learning_rate'.*valid keys: blocks"
+    ):
         build_config(Example, {"learning_rate": "0.1"})
 
 

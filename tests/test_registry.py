@@ -11,11 +11,11 @@ import types
 from pathlib import Path
 
 import pytest
+from clbench_baselines.simplecil import SimpleCIL
 
 from cl_bench import StrategySpec, hookimpl
 from cl_bench.errors import DuplicateNameError, UnknownNameError
 from cl_bench.registry import PluginWarning, Registry
-from clbench_baselines.simplecil import SimpleCIL
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -45,7 +45,7 @@ def test_builtins_are_found_through_entry_points():
 
 def test_duplicate_names_name_both_distributions():
     plugins = [("dist-one", "p1", good), ("dist-two", "p2", good)]
-    with pytest.raises(DuplicateNameError, match="'alpha'.*'dist-one'.*'dist-two'"):
+    with pytest.raises(DuplicateNameError, match=r"'alpha'.*'dist-one'.*'dist-two'"):
         Registry.from_plugins(plugins)
 
 
@@ -92,7 +92,9 @@ def test_plugin_with_a_misspelled_hook_is_rejected():
 
 def test_unknown_name_lists_what_exists():
     registry = Registry.from_plugins([("dist", "p", good)])
-    with pytest.raises(UnknownNameError, match="unknown strategy 'sema'; available strategies: alpha"):
+    with pytest.raises(
+        UnknownNameError, match="unknown strategy 'sema'; available strategies: alpha"
+    ):
         registry.strategy("sema")
 
 
@@ -101,19 +103,35 @@ def template_install(tmp_path_factory) -> Path:
     """The template plugin pip-installed (really built and installed) into a private folder."""
     target = tmp_path_factory.mktemp("site")
     subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
-         "--target", str(target), str(ROOT / "plugins" / "template")],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-deps",
+            "--no-build-isolation",
+            "--target",
+            str(target),
+            str(ROOT / "plugins" / "template"),
+        ],
         check=True,
     )
     return target
 
 
 def _clbench(args, site: Path, **kwargs) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")]),
-           "COLUMNS": "200"}
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")]),
+        "COLUMNS": "200",
+    }
     return subprocess.run(
         [sys.executable, "-c", "from cl_bench.cli import main; main()", *args],
-        env=env, capture_output=True, text=True, **kwargs,
+        env=env,
+        capture_output=True,
+        text=True,
+        **kwargs,
     )
 
 
@@ -127,8 +145,16 @@ def test_template_plugin_is_listed(template_install):
 
 def test_template_plugin_runs_end_to_end(template_install, tmp_path):
     result = _clbench(
-        ["evaluate", "--strategy", "template-ncm", "--limit-per-class", "4",
-         "--output", str(tmp_path)], template_install,
+        [
+            "evaluate",
+            "--strategy",
+            "template-ncm",
+            "--limit-per-class",
+            "4",
+            "--output",
+            str(tmp_path),
+        ],
+        template_install,
     )
     assert result.returncode == 0, result.stderr
     [path] = tmp_path.rglob("*.json")

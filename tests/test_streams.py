@@ -45,7 +45,7 @@ def test_streams_are_avalanche_benchmarks(stream):
 
     assert isinstance(stream.benchmark, CLScenario)
     first = stream.benchmark.train_stream[0]
-    x, y, task = first.dataset[0]
+    x, _, task = first.dataset[0]
     assert x.shape == (3, 64, 64) and task == 0
     assert sorted(first.classes_in_this_experience) == [0, 1, 2, 3, 4]
 
@@ -57,13 +57,17 @@ def test_split_is_fixed_and_disjoint(offline_spec):
     for label in range(len(data.class_names)):
         rows = data.images[data.labels == label].flatten(1)
         flags = data.is_test[data.labels == label]
-        train, test = {r.numpy().tobytes() for r in rows[~flags]}, {r.numpy().tobytes() for r in rows[flags]}
+        train, test = (
+            {r.numpy().tobytes() for r in rows[~flags]},
+            {r.numpy().tobytes() for r in rows[flags]},
+        )
         assert not (train & test), data.class_names[label]
 
 
 def test_split_rule():
-    spec = StreamSpec(name="s", description="", resolution=32, increment=1, sources=(
-        datasources_entry(),))
+    spec = StreamSpec(
+        name="s", description="", resolution=32, increment=1, sources=(datasources_entry(),)
+    )
     assert split_sizes(500, spec) == (80, 20)
     assert split_sizes(33, spec) == (24, 9)
     assert split_sizes(2, spec) == (1, 1)
@@ -99,8 +103,13 @@ def test_missing_data_package_names_the_install_command(offline_spec, monkeypatc
 
 
 def test_corrupt_prepared_cache_is_rebuilt(offline_spec):
-    small = dataclasses.replace(offline_spec, name="tiny-mnist", sources=offline_spec.sources[:1],
-                                max_train_per_class=4, max_test_per_class=2)
+    small = dataclasses.replace(
+        offline_spec,
+        name="tiny-mnist",
+        sources=offline_spec.sources[:1],
+        max_train_per_class=4,
+        max_test_per_class=2,
+    )
     first = prepare(small)
     [path] = (cache_dir() / "streams").glob("tiny-mnist-*.pt")
     path.write_bytes(path.read_bytes()[:100])
@@ -111,8 +120,11 @@ def test_corrupt_prepared_cache_is_rebuilt(offline_spec):
 
 @pytest.mark.parametrize(
     ("change", "message"),
-    [({"increment": 0}, "increment"), ({"resolution": 2}, "resolution"),
-     ({"test_fraction": 1.5}, "test_fraction")],
+    [
+        ({"increment": 0}, "increment"),
+        ({"resolution": 2}, "resolution"),
+        ({"test_fraction": 1.5}, "test_fraction"),
+    ],
 )
 def test_invalid_spec_values_name_the_key(offline_spec, change, message):
     with pytest.raises(ConfigError, match=message):
@@ -121,6 +133,8 @@ def test_invalid_spec_values_name_the_key(offline_spec, change, message):
 
 def test_spec_file_with_unknown_key(tmp_path):
     path = tmp_path / "bad.yaml"
-    path.write_text("name: x\ndescription: y\nresolution: 32\nincrement: 2\nsources: []\ncolour: red\n")
+    path.write_text(
+        "name: x\ndescription: y\nresolution: 32\nincrement: 2\nsources: []\ncolour: red\n"
+    )
     with pytest.raises(ConfigError, match=r"bad.yaml: unknown keys \['colour'\]"):
         StreamSpec.from_yaml(path)

@@ -20,7 +20,7 @@ class BackboneOptions:
     stream's resolution, for architectures built to a given input size.
     """
 
-    device: torch.device = torch.device("cpu")
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
     weights: Path | None = None
     image_size: int | None = None
 

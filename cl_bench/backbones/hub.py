@@ -18,7 +18,9 @@ from cl_bench.errors import BackboneUnavailableError, WeightsMismatchError
 
 HUB_VITS = {
     "vit_base_patch16_224.augreg_in21k": "ViT-B/16, ImageNet-21k (AugReg); MOS/APER/EASE backbone",
-    "vit_base_patch16_224.augreg2_in21k_ft_in1k": "ViT-B/16, IN-21k fine-tuned on IN-1k; SEMA backbone",
+    "vit_base_patch16_224.augreg2_in21k_ft_in1k": (
+        "ViT-B/16, IN-21k fine-tuned on IN-1k; SEMA backbone"
+    ),
 }
 
 
@@ -79,8 +81,13 @@ def tiny_vit(options: BackboneOptions) -> Backbone:
     with torch.random.fork_rng():
         torch.manual_seed(0)
         model = VisionTransformer(
-            img_size=image_size, patch_size=patch, embed_dim=48, depth=4, num_heads=3,
-            mlp_ratio=2.0, num_classes=0,
+            img_size=image_size,
+            patch_size=patch,
+            embed_dim=48,
+            depth=4,
+            num_heads=3,
+            mlp_ratio=2.0,
+            num_classes=0,
         )
     if options.weights is not None:
         model.load_state_dict(torch.load(options.weights, map_location="cpu", weights_only=True))
@@ -90,7 +97,8 @@ def tiny_vit(options: BackboneOptions) -> Backbone:
         mean=(0.5, 0.5, 0.5),
         std=(0.5, 0.5, 0.5),
         input_size=image_size,
-        weights={"source": "random init, seed 0"} if options.weights is None
+        weights={"source": "random init, seed 0"}
+        if options.weights is None
         else {"file": options.weights.name, "sha256": _sha256(options.weights)},
         device=options.device,
     )

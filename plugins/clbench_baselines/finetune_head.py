@@ -46,7 +46,9 @@ class FinetuneHead(Strategy):
         features = self.backbone.features_of(experience.images)
         labels = experience.labels.to(features.device)
         optimiser = torch.optim.SGD(
-            head.parameters(), lr=config.lr, momentum=config.momentum,
+            head.parameters(),
+            lr=config.lr,
+            momentum=config.momentum,
             weight_decay=config.weight_decay,
         )
         epochs = self.runtime.track(
@@ -68,7 +70,6 @@ class FinetuneHead(Strategy):
 
     def embed(self, images: torch.Tensor) -> torch.Tensor:
         return self.backbone.features(images)
-
 
     def _grown_head(self, num_classes: int) -> nn.Linear:
         """A head with ``num_classes`` outputs that keeps the old rows."""

@@ -1,0 +1,210 @@
+"""The CLI end to end on the real offline default (subsampled), and its error messages."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from cl_bench.cli import main
+from cl_bench.leaderboard import write_leaderboards
+
+
+def clbench(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
+    monkeypatch.setattr(sys, "argv", ["clbench", *args])
+    monkeypatch.setenv("COLUMNS", "200")
+    try:
+        main()
+        code = 0
+    except SystemExit as exit_:
+        code = exit_.code or 0
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture(scope="module")
+def quick_runs(tmp_path_factory) -> Path:
+    """Both baselines, two seeds, 6 training images per class, through the real CLI."""
+    root = tmp_path_factory.mktemp("runs")
+    with pytest.MonkeyPatch.context() as patch:
+        for strategy in ("simplecil", "finetune-head"):
+            for seed in ("1993", "1994"):
+                patch.setattr(
+                    sys,
+                    "argv",
+                    [
+                        "clbench",
+                        "evaluate",
+                        "--strategy",
+                        strategy,
+                        "--seed",
+                        seed,
+                        "--limit-per-class",
+                        "6",
+                        "--output",
+                        str(root),
+                    ],
+                )
+                main()
+    return root
+
+
+def records(root: Path) -> dict[tuple[str, int], dict]:
+    found = {}
+    for path in root.rglob("*.json"):
+        record = json.loads(path.read_text())
+        found[record["strategy"], record["seed"]] = record
+    return found
+
+
+def test_evaluate_writes_complete_records(quick_runs):
+    found = records(quick_runs)
+    assert set(found) == {
+        (s, seed) for s in ("simplecil", "finetune-head") for seed in (1993, 1994)
+    }
+    record = found["simplecil", 1993]
+    assert record["variant"] == "limit-per-class=6"
+    assert record["stream_info"]["train_images"] == 50 * 6
+    matrix = record["metrics"]["accuracy_matrix"]
+    assert len(matrix) == 10 and all(len(row) == 10 for row in matrix)
+    assert matrix[0][1] is None and matrix[9][9] is not None
+    for key in (
+        "last_accuracy",
+        "average_incremental_accuracy",
+        "forgetting_max",
+        "forgetting_initial",
+        "bwt",
+    ):
+        assert isinstance(record["metrics"][key], float)
+    resources = record["resources"]
+    assert len(resources["train_seconds"]) == 10 and resources["peak_rss_mib"] > 0
+    assert resources["trainable_parameters"] == 0
+    assert resources["total_parameters"] > 3_000_000
+    assert record["versions"]["torch"] and record["backbone_weights"]["sha256"]
+    assert record["config"] == {"batch_size": 256}
+
+
+def test_baselines_behave_as_expected(quick_runs):
+    found = records(quick_runs)
+    simple, finetune = found["simplecil", 1993]["metrics"], found["finetune-head", 1993]["metrics"]
+    assert simple["last_accuracy"] > 25  # 50 classes from 6 images each; chance is 2%
+    # No memory: the head overwrites old classes; prototypes barely forget.
+    assert finetune["forgetting_max"] > 50 > simple["forgetting_max"]
+    assert finetune["last_accuracy"] < simple["last_accuracy"]
+    assert found["finetune-head", 1993]["resources"]["trainable_parameters"] == 1280 * 50 + 50
+
+
+def test_same_seed_same_numbers(quick_runs, monkeypatch, capsys, tmp_path):
+    code, _, _ = clbench(
+        monkeypatch,
+        capsys,
+        "evaluate",
+        "--strategy",
+        "finetune-head",
+        "--seed",
+        "1993",
+        "--limit-per-class",
+        "6",
+        "--output",
+        str(tmp_path),
+    )
+    assert code == 0
+    again = records(tmp_path)["finetune-head", 1993]["metrics"]
+    assert again == records(quick_runs)["finetune-head", 1993]["metrics"]
+
+
+def test_leaderboard_from_records_is_reproducible(quick_runs, tmp_path, monkeypatch, capsys):
+    code, _, _ = clbench(
+        monkeypatch, capsys, "leaderboard", "--runs", str(quick_runs), "--out", str(tmp_path / "a")
+    )
+    assert code == 0
+    write_leaderboards(quick_runs, tmp_path / "b")
+    names = sorted(p.name for p in (tmp_path / "a").iterdir())
+    assert names == ["offline-mix-curves.png", "offline-mix.csv", "offline-mix.md"]
+    for name in names:
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
+    csv = (tmp_path / "a" / "offline-mix.csv").read_text().splitlines()
+    assert csv[0].startswith("strategy,backbone,variant,seeds,n_seeds")
+    assert csv[1].startswith("simplecil,efficientnet_lite0,limit-per-class=6,1993 1994,2")
+
+
+def test_summary_is_printed(monkeypatch, capsys, tmp_path):
+    code, out, err = clbench(
+        monkeypatch,
+        capsys,
+        "evaluate",
+        "--strategy",
+        "simplecil",
+        "--limit-per-class",
+        "2",
+        "--output",
+        str(tmp_path),
+    )
+    assert code == 0, err
+    assert "last accuracy A_T (%)" in out and "forgetting, max-based" in out
+    assert "record written to" in err
+
+
+def test_list_prints_a_table(monkeypatch, capsys):
+    code, out, _ = clbench(monkeypatch, capsys, "list", "backbones")
+    assert code == 0
+    assert "efficientnet_lite0" in out and "distribution" in out
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--strategy", "nope"], "unknown strategy 'nope'; available strategies: .*simplecil"),
+        (["--strategy", "simplecil", "--stream", "cifar"], "unknown stream 'cifar'; .*offline-mix"),
+        (["--strategy", "simplecil", "--backbone", "resnet"], "unknown backbone 'resnet'; .*lite0"),
+        (
+            ["--strategy", "finetune-head", "--set", "learning_rate=1"],
+            "unknown config key 'learning_rate'",
+        ),
+        (["--strategy", "finetune-head", "--set", "epochs=many"], "'epochs': expected int"),
+        (["--strategy", "finetune-head", "--set", "lr=-1"], "'lr': must be positive"),
+        (
+            ["--strategy", "simplecil", "--limit-per-class", "0"],
+            "limit-per-class must be at least 1",
+        ),
+        (["--strategy", "simplecil", "--device", "cuda:7"], "no CUDA device|not a device"),
+    ],
+)
+def test_bad_input_is_a_clear_error_and_writes_nothing(
+    monkeypatch, capsys, tmp_path, args, message
+):
+    import re
+
+    code, _, err = clbench(monkeypatch, capsys, "evaluate", *args, "--output", str(tmp_path))
+    assert code == 2
+    assert re.search(message, " ".join(err.split())), err
+    assert not list(tmp_path.rglob("*"))
+
+
+def test_crashing_strategy_leaves_no_record(monkeypatch, capsys, tmp_path):
+    from clbench_baselines.simplecil import SimpleCIL
+
+    def explode(self, experience):
+        if experience.index == 2:
+            raise RuntimeError("out of ideas")
+        return original(self, experience)
+
+    original = SimpleCIL.train
+    monkeypatch.setattr(SimpleCIL, "train", explode)
+    code, _, err = clbench(
+        monkeypatch,
+        capsys,
+        "evaluate",
+        "--strategy",
+        "simplecil",
+        "--limit-per-class",
+        "2",
+        "--output",
+        str(tmp_path),
+    )
+    assert code == 2
+    assert "strategy 'simplecil' failed during training on experience 2" in err
+    assert "out of ideas" in err
+    assert not list(tmp_path.rglob("*.json"))

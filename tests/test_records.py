@@ -1,0 +1,111 @@
+"""Run records are written atomically and read strictly; leaderboards aggregate them."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+from cl_bench.errors import RecordError
+from cl_bench.leaderboard import aggregate, load_runs, write_leaderboards
+from cl_bench.paths import write_atomically
+from cl_bench.records import RECORD_FORMAT, read_record, record_path, write_record
+
+
+def fake_record(strategy: str, seed: int, last: float, curve_head: float = 90.0) -> dict:
+    return {
+        "format": RECORD_FORMAT,
+        "stream": "toy",
+        "strategy": strategy,
+        "backbone": "bb",
+        "seed": seed,
+        "variant": "",
+        "metrics": {
+            "accuracy_curve": [curve_head, last],
+            "last_accuracy": last,
+            "average_incremental_accuracy": (curve_head + last) / 2,
+            "forgetting_max": 100 - last,
+            "forgetting_initial": 90 - last,
+            "bwt": last - 90,
+        },
+        "resources": {"wall_seconds": 1.0 + seed, "trainable_parameters": 10},
+    }
+
+
+def write_all(root, specs):
+    for strategy, seed, last in specs:
+        path = record_path(
+            root, stream="toy", strategy=strategy, backbone="bb", seed=seed, variant=""
+        )
+        write_record(path, fake_record(strategy, seed, last))
+
+
+def test_interrupted_write_leaves_no_file(tmp_path):
+    target = tmp_path / "runs" / "record.json"
+
+    def half_then_crash(tmp):
+        tmp.write_text('{"format": 1, "str')
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        write_atomically(target, half_then_crash)
+    assert list(target.parent.iterdir()) == []
+
+
+def test_write_replaces_old_record_whole(tmp_path):
+    path = tmp_path / "r.json"
+    write_record(path, fake_record("a", 1, 50.0))
+    write_record(path, fake_record("a", 1, 60.0))
+    assert read_record(path)["metrics"]["last_accuracy"] == 60.0
+
+
+def test_record_rejects_nan(tmp_path):
+    record = fake_record("a", 1, float("nan"))
+    with pytest.raises(ValueError):
+        write_record(tmp_path / "r.json", record)
+    assert not (tmp_path / "r.json").exists()
+
+
+@pytest.mark.parametrize("content", ["{not json", json.dumps({"format": 99, "stream": "x"})])
+def test_corrupt_or_foreign_records_are_named(tmp_path, content):
+    path = tmp_path / "bad.json"
+    path.write_text(content)
+    with pytest.raises(RecordError, match=r"bad\.json"):
+        read_record(path)
+
+
+def test_aggregate_mean_std_and_order(tmp_path):
+    write_all(tmp_path, [("a", 1, 50.0), ("a", 2, 60.0), ("a", 3, 70.0), ("b", 1, 80.0)])
+    table = aggregate(load_runs(tmp_path))
+    assert table["strategy"].tolist() == ["b", "a"]  # sorted by mean last accuracy
+    a = table.iloc[1]
+    assert a["n_seeds"] == 3 and a["seeds"] == "1 2 3"
+    assert a["last_accuracy_mean"] == pytest.approx(60.0)
+    assert a["last_accuracy_std"] == pytest.approx(10.0)  # sample std of 50, 60, 70
+    assert a["wall_seconds_mean"] == pytest.approx(3.0)
+    assert math.isnan(table.iloc[0]["last_accuracy_std"])  # one seed: no std
+
+
+def test_duplicate_runs_are_refused(tmp_path):
+    write_all(tmp_path / "x", [("a", 1, 50.0)])
+    write_all(tmp_path / "y", [("a", 1, 55.0)])
+    with pytest.raises(RecordError, match="several records for the same run"):
+        load_runs(tmp_path)
+
+
+def test_leaderboard_markdown_and_byte_identity(tmp_path):
+    write_all(tmp_path / "runs", [("a", 1, 50.0), ("a", 2, 60.0), ("b", 1, 80.0)])
+    first = {p.name: p.read_bytes() for p in write_leaderboards(tmp_path / "runs", tmp_path / "lb")}
+    second = {
+        p.name: p.read_bytes() for p in write_leaderboards(tmp_path / "runs", tmp_path / "lb")
+    }
+    assert first == second
+    markdown = first["toy.md"].decode()
+    assert "| a | bb | default | 2 | 55.00 ± 7.07 |" in markdown
+    assert "| b | bb | default | 1 | 80.00 |" in markdown
+
+
+def test_empty_records_folder(tmp_path):
+    with pytest.raises(RecordError, match="no run records"):
+        write_leaderboards(tmp_path, tmp_path / "out")
