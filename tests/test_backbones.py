@@ -129,10 +129,9 @@ def test_pretrained_features_separate_real_classes_far_better_than_random(lite0,
     from cl_bench.streams import prepare
 
     data = prepare(offline_spec)
-    keep = torch.zeros_like(data.is_test)
-    for c in range(0, len(data.class_names), 2):  # 25 classes, all three domains
-        index = (data.labels == c).nonzero().squeeze(1)
-        keep[index[:40]] = True
+    keep = data.is_test.clone()  # every test image, 30 training images per class
+    for c in range(len(data.class_names)):
+        keep[((data.labels == c) & ~data.is_test).nonzero().squeeze(1)[:30]] = True
     subset = type(data)(data.images[keep], data.labels[keep], data.is_test[keep], data.class_names)
     pretrained = nearest_mean_accuracy(lite0, subset)
     random_copy = efficientnet_lite0(BackboneOptions())
@@ -141,7 +140,8 @@ def test_pretrained_features_separate_real_classes_far_better_than_random(lite0,
         if hasattr(module, "reset_parameters"):
             module.reset_parameters()
     random = nearest_mean_accuracy(random_copy, subset)
-    assert pretrained > random + 0.15, (pretrained, random)
+    # measured: 0.59 against 0.41 (nearest class mean, 50 classes, chance 0.02)
+    assert pretrained > random + 0.12, (pretrained, random)
 
 
 def test_hub_weights_offline_tell_the_user_about_weights(monkeypatch):

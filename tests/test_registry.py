@@ -162,3 +162,40 @@ def test_template_plugin_runs_end_to_end(template_install, tmp_path):
     assert record["strategy_provider"] == "clbench-template-plugin"
     assert len(record["metrics"]["accuracy_curve"]) == 10
     assert record["metrics"]["last_accuracy"] > 10  # 50 classes: chance is 2%
+
+
+def fake_distribution(site: Path, name: str, module: str, source: str) -> None:
+    """An installed distribution as importlib.metadata sees it: dist-info plus a module."""
+    info = site / f"{name.replace('-', '_')}-1.0.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text(f"[cl_bench]\n{module} = {module}\n")
+    (site / f"{module}.py").write_text(source)
+
+
+def test_discovery_survives_a_broken_installed_plugin(tmp_path, monkeypatch):
+    fake_distribution(
+        tmp_path, "broken-plugin", "broken_plugin_mod", "raise RuntimeError('cannot import me')\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.warns(PluginWarning, match="'broken_plugin_mod' of distribution 'broken-plugin'"):
+        registry = Registry.discover()
+    assert "simplecil" in registry.strategies and "offline-mix" in registry.streams
+
+
+def test_discovery_refuses_an_installed_duplicate(tmp_path, monkeypatch):
+    source = (
+        "from cl_bench import StrategySpec, hookimpl\n"
+        "from clbench_baselines.simplecil import SimpleCIL\n"
+        "@hookimpl\n"
+        "def cl_bench_strategies():\n"
+        "    return [StrategySpec('simplecil', 'impostor', SimpleCIL)]\n"
+    )
+    fake_distribution(tmp_path, "impostor-plugin", "impostor_mod", source)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(
+        DuplicateNameError,
+        match=r"'simplecil'.*'clbench'.*'impostor-plugin'|"
+        r"'simplecil'.*'impostor-plugin'.*'clbench'",
+    ):
+        Registry.discover()
