@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -11,23 +10,13 @@ import click
 import torch
 
 from cl_bench import __version__
-from cl_bench.backbones.base import BackboneOptions
-from cl_bench.config import build_config, config_to_dict, parse_assignments
+from cl_bench.config import parse_assignments
 from cl_bench.console import console, progress_tracker, stdout, table
 from cl_bench.errors import ClbenchError
+from cl_bench.evaluation import evaluate as run_evaluation
 from cl_bench.leaderboard import write_leaderboards
-from cl_bench.metrics import summarise
-from cl_bench.records import (
-    RECORD_FORMAT,
-    package_versions,
-    record_path,
-    utc_now,
-    variant_of,
-    write_record,
-)
+from cl_bench.records import record_path, write_record
 from cl_bench.registry import Registry
-from cl_bench.runner import run
-from cl_bench.streams import build_stream
 
 DEFAULT_STREAM = "offline-mix"
 DEFAULT_BACKBONE = "efficientnet_lite0"
@@ -110,73 +99,32 @@ def evaluate(
 ) -> None:
     """Run one strategy over a class-incremental stream and write its run record."""
     registry = _registry()
-    strategy_spec = registry.strategy(strategy)
-    stream_spec = registry.stream(stream)
-    backbone_spec = registry.backbone(backbone)
     overrides = parse_assignments(assignments)
-    config = build_config(strategy_spec.strategy.Config, overrides)
-    torch_device = _device(device)
-    started, clock = utc_now(), time.perf_counter()
     with progress_tracker() as track:
-        built = build_stream(
-            stream_spec,
+        record = run_evaluation(
+            registry,
+            strategy=strategy,
+            stream=stream,
+            backbone=backbone,
             seed=seed,
+            overrides=overrides,
             limit_per_class=limit_per_class,
+            weights=weights,
+            device=_device(device),
             use_cache=not no_cache,
             track=track,
         )
-        options = BackboneOptions(
-            device=torch_device, weights=weights, image_size=stream_spec.resolution
-        )
-        model = backbone_spec.load(options)
-        result = run(
-            strategy_spec, stream=built, backbone=model, config=config, seed=seed, track=track
-        )
-    metrics = summarise(result.correct, result.test_counts)
-    variant = variant_of(overrides, limit_per_class)
-    provider = registry.provider("strategy", strategy)
-    record: dict[str, Any] = {
-        "format": RECORD_FORMAT,
-        "stream": stream,
-        "strategy": strategy,
-        "backbone": backbone,
-        "seed": seed,
-        "variant": variant,
-        "config": config_to_dict(config),
-        "overrides": overrides,
-        "limit_per_class": limit_per_class,
-        "stream_info": {
-            "spec": str(stream_spec.path) if stream_spec.path else stream,
-            "class_order": built.class_order,
-            "class_names": list(built.info.class_names),
-            "classes_per_experience": [list(c) for c in built.info.classes_per_experience],
-            "resolution": built.info.resolution,
-            "train_images": sum(len(e.dataset) for e in built.benchmark.train_stream),
-            "test_images": sum(result.test_counts),
-        },
-        "backbone_weights": model.weights,
-        "strategy_provider": provider.distribution,
-        "versions": package_versions(),
-        "device": str(torch_device),
-        "started": started,
-        "finished": utc_now(),
-        "metrics": {**metrics, "correct": result.correct, "test_counts": result.test_counts},
-        "resources": {
-            "wall_seconds": time.perf_counter() - clock,
-            "train_seconds": result.train_seconds,
-            "eval_seconds": result.eval_seconds,
-            "peak_rss_mib": result.peak_rss_mib,
-            "peak_accelerator_mib": result.peak_accelerator_mib,
-            "trainable_parameters": result.trainable_parameters,
-            "total_parameters": result.total_parameters,
-        },
-    }
     path = record_path(
-        output, stream=stream, strategy=strategy, backbone=backbone, seed=seed, variant=variant
+        output,
+        stream=stream,
+        strategy=strategy,
+        backbone=backbone,
+        seed=seed,
+        variant=record["variant"],
     )
     write_record(path, record)
     _print_summary(record)
-    console.print(f"record written to {path}")
+    console.print(f"record written to {path}", soft_wrap=True, highlight=False)
 
 
 @cli.command()
@@ -197,7 +145,7 @@ def evaluate(
 def leaderboard(runs: Path, out: Path) -> None:
     """Regenerate CSV and Markdown leaderboards (and accuracy plots) from run records."""
     for path in write_leaderboards(runs, out):
-        console.print(f"wrote {path}")
+        console.print(f"wrote {path}", soft_wrap=True, highlight=False)
 
 
 def _device(name: str) -> torch.device:

@@ -3,6 +3,7 @@ features that separate real classes far better than a random copy."""
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
 import numpy as np
@@ -144,14 +145,22 @@ def test_pretrained_features_separate_real_classes_far_better_than_random(lite0,
     assert pretrained > random + 0.12, (pretrained, random)
 
 
-def test_hub_weights_offline_tell_the_user_about_weights(monkeypatch):
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    with pytest.raises(BackboneUnavailableError, match="--weights PATH"):
-        load_hub_vit("vit_base_patch16_224.augreg_in21k", BackboneOptions())
+def unresolvable(*args, **kwargs):
+    raise socket.gaierror(-2, "Name or service not known")
 
 
-def test_hub_vit_loads_a_local_checkpoint(tmp_path: Path):
-    """--weights goes through timm's own loader: a saved checkpoint comes back bit-identical."""
+def test_hub_weights_offline_tell_the_user_about_weights(monkeypatch, tmp_path):
+    monkeypatch.setattr(socket, "getaddrinfo", unresolvable)  # no network, whatever the machine
+    with pytest.raises(BackboneUnavailableError, match="--weights PATH") as error:
+        load_hub_vit("vit_base_patch16_224.augreg_in21k", BackboneOptions(), hub_cache=tmp_path)
+    assert "cannot resolve huggingface.co" in str(error.value)
+
+
+def test_hub_vit_loads_a_local_checkpoint(tmp_path: Path, monkeypatch):
+    """--weights goes through timm's own loader: a saved checkpoint comes back bit-identical.
+
+    Offline, the same file found in the Hugging Face cache layout is used without --weights.
+    """
     import timm
     from safetensors.torch import save_file
 
@@ -167,6 +176,17 @@ def test_hub_vit_loads_a_local_checkpoint(tmp_path: Path):
     assert backbone.mean == (0.5, 0.5, 0.5)
     features = backbone.features(torch.zeros(1, 3, 32, 32, dtype=torch.uint8))  # resized to 224
     assert features.shape == (1, 768)
+
+    cache = tmp_path / "hub"
+    repo = cache / f"models--timm--{tag}"
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text("0" * 40)
+    (repo / "snapshots" / ("0" * 40)).mkdir(parents=True)
+    path.rename(repo / "snapshots" / ("0" * 40) / "model.safetensors")
+    monkeypatch.setattr(socket, "getaddrinfo", unresolvable)
+    cached = load_hub_vit(tag, BackboneOptions(), hub_cache=cache)
+    assert cached.weights["source"] == "hub cache"
+    assert cached.weights["sha256"] == backbone.weights["sha256"]
 
 
 def test_missing_local_checkpoint(tmp_path):

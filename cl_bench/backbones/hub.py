@@ -9,7 +9,10 @@ timm's own loader, so key filtering (and ``.npz`` conversion) is exactly timm's.
 from __future__ import annotations
 
 import hashlib
+import os
+import socket
 from pathlib import Path
+from urllib.parse import urlparse
 
 import torch
 
@@ -24,24 +27,41 @@ HUB_VITS = {
 }
 
 
-def load_hub_vit(tag: str, options: BackboneOptions) -> Backbone:
+def load_hub_vit(tag: str, options: BackboneOptions, hub_cache: Path | None = None) -> Backbone:
+    """Hub weights, else the local hub cache when the hub is unreachable, else a clear error.
+
+    Without a network the Hugging Face client retries for about 50 s before failing;
+    probing the hub's host name first makes the offline answer immediate.
+    """
     import timm  # deferred: importing timm costs seconds that `clbench list` need not pay
     from timm.data import resolve_data_config
 
-    if options.weights is not None:
-        model = _from_local_file(tag, options.weights)
-        weights = {"tag": tag, "file": options.weights.name, "sha256": _sha256(options.weights)}
+    weights: dict[str, str] = {"tag": tag}
+    path = options.weights
+    if path is None and (reason := _hub_unreachable()) is not None:
+        path = _cached_hub_file(tag, hub_cache)
+        if path is None:
+            raise BackboneUnavailableError(
+                f"the pretrained weights of {tag!r} are not cached and the hub is unreachable "
+                f"({reason}). Download the checkpoint where there is a network (e.g. "
+                f"https://huggingface.co/timm/{tag}) and pass it with --weights PATH "
+                "(.safetensors, .pth or .npz)."
+            )
+        weights["source"] = "hub cache"
+    if path is not None:
+        model = _from_local_file(tag, path)
+        weights.update(file=path.name, sha256=_sha256(path))
     else:
         try:
             model = timm.create_model(tag, pretrained=True, num_classes=0)
         except Exception as error:
             raise BackboneUnavailableError(
                 f"could not download the pretrained weights of {tag!r} ({type(error).__name__}: "
-                f"{error}). Without network access, download the checkpoint elsewhere (e.g. "
-                f"from https://huggingface.co/timm/{tag}) and pass it with --weights PATH "
-                f"(.safetensors, .pth or .npz)."
+                f"{error}). Download the checkpoint elsewhere (e.g. from "
+                f"https://huggingface.co/timm/{tag}) and pass it with --weights PATH "
+                "(.safetensors, .pth or .npz)."
             ) from error
-        weights = {"tag": tag, "source": "timm hub"}
+        weights["source"] = "timm hub"
     config = resolve_data_config({}, model=model)
     return Backbone(
         name=tag,
@@ -52,6 +72,33 @@ def load_hub_vit(tag: str, options: BackboneOptions) -> Backbone:
         weights=weights,
         device=options.device,
     )
+
+
+def _hub_unreachable() -> str | None:
+    """Why the hub cannot be reached, or None when it may be (a proxy decides for itself)."""
+    from huggingface_hub import constants
+
+    if constants.HF_HUB_OFFLINE:
+        return "HF_HUB_OFFLINE is set"
+    if any(os.environ.get(v) for v in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")):
+        return None
+    host = urlparse(constants.ENDPOINT).hostname or "huggingface.co"
+    try:
+        socket.getaddrinfo(host, 443)
+    except OSError as error:
+        return f"cannot resolve {host}: {error}"
+    return None
+
+
+def _cached_hub_file(tag: str, hub_cache: Path | None) -> Path | None:
+    """A checkpoint of ``tag`` already in the local Hugging Face cache, if any."""
+    from huggingface_hub import try_to_load_from_cache
+
+    for filename in ("model.safetensors", "pytorch_model.bin"):
+        found = try_to_load_from_cache(f"timm/{tag}", filename, cache_dir=hub_cache)
+        if isinstance(found, str):
+            return Path(found)
+    return None
 
 
 def _from_local_file(tag: str, path: Path) -> torch.nn.Module:

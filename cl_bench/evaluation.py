@@ -1,0 +1,95 @@
+"""One evaluation from names to a run record: resolve plugins, build, run, measure.
+
+The CLI (and any other front end, such as a sweep executor) calls :func:`evaluate` and
+writes the record it returns; nothing here prints.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from cl_bench.backbones.base import BackboneOptions
+from cl_bench.config import build_config, config_to_dict
+from cl_bench.metrics import summarise
+from cl_bench.records import RECORD_FORMAT, package_versions, utc_now, variant_of
+from cl_bench.registry import Registry
+from cl_bench.runner import run
+from cl_bench.streams import build_stream
+
+
+def evaluate(
+    registry: Registry,
+    *,
+    strategy: str,
+    stream: str,
+    backbone: str,
+    seed: int,
+    overrides: Mapping[str, str],
+    limit_per_class: int | None = None,
+    weights: Path | None = None,
+    device: torch.device,
+    use_cache: bool = True,
+    track: Callable[..., Iterator[Any]] | None = None,
+) -> dict[str, Any]:
+    """Run ``strategy`` on ``stream`` with ``backbone`` and return the complete run record.
+
+    Names and config are validated before any data is loaded or model built.
+    """
+    strategy_spec = registry.strategy(strategy)
+    stream_spec = registry.stream(stream)
+    backbone_spec = registry.backbone(backbone)
+    config = build_config(strategy_spec.strategy.Config, overrides)
+    started, clock = utc_now(), time.perf_counter()
+    # The backbone first: a missing checkpoint should fail before images are prepared.
+    model = backbone_spec.load(
+        BackboneOptions(device=device, weights=weights, image_size=stream_spec.resolution)
+    )
+    built = build_stream(
+        stream_spec, seed=seed, limit_per_class=limit_per_class, use_cache=use_cache, track=track
+    )
+    result = run(strategy_spec, stream=built, backbone=model, config=config, seed=seed, track=track)
+    return {
+        "format": RECORD_FORMAT,
+        "stream": stream,
+        "strategy": strategy,
+        "backbone": backbone,
+        "seed": seed,
+        "variant": variant_of(overrides, limit_per_class),
+        "config": config_to_dict(config),
+        "overrides": dict(overrides),
+        "limit_per_class": limit_per_class,
+        "stream_info": {
+            "spec_file": stream_spec.path.name if stream_spec.path else None,
+            "class_order": built.class_order,
+            "class_names": list(built.info.class_names),
+            "classes_per_experience": [list(c) for c in built.info.classes_per_experience],
+            "resolution": built.info.resolution,
+            "train_images": sum(len(e.dataset) for e in built.benchmark.train_stream),
+            "test_images": sum(result.test_counts),
+        },
+        "backbone_weights": model.weights,
+        "strategy_provider": registry.provider("strategy", strategy).distribution,
+        "versions": package_versions(),
+        "device": str(device),
+        "started": started,
+        "finished": utc_now(),
+        "metrics": {
+            **summarise(result.correct, result.test_counts),
+            "correct": result.correct,
+            "test_counts": result.test_counts,
+        },
+        "resources": {
+            "wall_seconds": time.perf_counter() - clock,
+            "train_seconds": result.train_seconds,
+            "eval_seconds": result.eval_seconds,
+            "peak_rss_mib": result.peak_rss_mib,
+            "peak_accelerator_mib": result.peak_accelerator_mib,
+            "trainable_parameters": result.trainable_parameters,
+            "total_parameters": result.total_parameters,
+        },
+    }
