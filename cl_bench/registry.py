@@ -79,17 +79,15 @@ class Registry:
         manager.add_hookspecs(hookspecs)
         for distribution, name, load in plugins:
             label = f"plugin {name!r} of distribution {distribution!r}"
+            module = None
             try:
                 module = load()
                 manager.register(module, name=f"{distribution}:{name}")
-            except Exception as error:  # a broken plugin must not take the others down
-                registry._warn(f"{label} failed to load and is skipped: {error!r}")
-                continue
-            try:
                 manager.check_pending()  # a hook name with a typo would otherwise never run
-            except pluggy.PluginValidationError as error:
-                manager.unregister(module)
-                registry._warn(f"{label} failed to load and is skipped: {error}")
+            except Exception as error:  # a broken plugin must not take the others down
+                if module is not None and manager.is_registered(module):
+                    manager.unregister(module)
+                registry._warn(f"{label} failed to load and is skipped: {error!r}")
                 continue
             for kind in _KINDS:
                 registry._collect(manager, module, kind, distribution, name)

