@@ -1,0 +1,25 @@
+"""The committed leaderboard is exactly what the committed records regenerate."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from cl_bench.leaderboard import write_leaderboards
+
+LEADERBOARDS = Path(__file__).resolve().parents[1] / "leaderboards"
+
+
+@pytest.mark.parametrize("name", ["offline-mix.csv", "offline-mix.md"])
+def test_committed_leaderboard_matches_its_records(tmp_path, name):
+    write_leaderboards(LEADERBOARDS / "runs", tmp_path)
+    assert (tmp_path / name).read_bytes() == (LEADERBOARDS / name).read_bytes()
+
+
+def test_committed_leaderboard_has_both_baselines_over_three_seeds():
+    rows = (LEADERBOARDS / "offline-mix.csv").read_text().splitlines()[1:]
+    by_strategy = {row.split(",")[0]: row.split(",") for row in rows}
+    assert set(by_strategy) >= {"simplecil", "finetune-head"}
+    for row in by_strategy.values():
+        assert row[2] == "" and row[4] == "3"  # default variant, three seeds
