@@ -14,7 +14,9 @@ from typing import Any
 import torch
 
 from cl_bench.backbones.base import BackboneOptions
+from cl_bench.backend import shared_backend
 from cl_bench.config import build_config, config_to_dict
+from cl_bench.feature_store import FeatureStore
 from cl_bench.metrics import summarise
 from cl_bench.records import RECORD_FORMAT, package_versions, utc_now, variant_of
 from cl_bench.registry import Registry
@@ -46,13 +48,18 @@ def evaluate(
     config = build_config(strategy_spec.strategy.Config, overrides)
     started, clock = utc_now(), time.perf_counter()
     # The backbone first: a missing checkpoint should fail before images are prepared.
-    model = backbone_spec.load(
-        BackboneOptions(device=device, weights=weights, image_size=stream_spec.resolution)
+    backend = shared_backend(
+        backbone_spec,
+        BackboneOptions(device=device, weights=weights, image_size=stream_spec.resolution),
     )
+    backend.store = FeatureStore(enabled=use_cache)
+    backend.stats.reset()
     built = build_stream(
         stream_spec, seed=seed, limit_per_class=limit_per_class, use_cache=use_cache, track=track
     )
-    result = run(strategy_spec, stream=built, backbone=model, config=config, seed=seed, track=track)
+    result = run(
+        strategy_spec, stream=built, backbone=backend, config=config, seed=seed, track=track
+    )
     return {
         "format": RECORD_FORMAT,
         "stream": stream,
@@ -72,7 +79,7 @@ def evaluate(
             "train_images": sum(len(e.dataset) for e in built.benchmark.train_stream),
             "test_images": sum(result.test_counts),
         },
-        "backbone_weights": model.weights,
+        "backbone_weights": backend.weights,
         "strategy_provider": registry.provider("strategy", strategy).distribution,
         "versions": package_versions(),
         "device": str(device),
@@ -91,5 +98,9 @@ def evaluate(
             "peak_accelerator_mib": result.peak_accelerator_mib,
             "trainable_parameters": result.trainable_parameters,
             "total_parameters": result.total_parameters,
+            # Frozen work actually done (cache hits excluded): what the feature cache saves.
+            "frozen_images_forwarded": backend.stats.images_forwarded,
+            "frozen_block_evaluations": backend.stats.block_evaluations,
+            "images_from_cache": backend.stats.images_from_cache,
         },
     }

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from cl_bench.backbones.base import Backbone
+from cl_bench.backend import Backend
 from cl_bench.errors import PluginError
 from cl_bench.experience import Experience
 from cl_bench.strategy import Runtime, Strategy, StrategySpec
@@ -44,13 +44,14 @@ def run(
     spec: StrategySpec,
     *,
     stream: Stream,
-    backbone: Backbone,
+    backbone: Backend,
     config: Any,
     seed: int,
     track: Callable[..., Iterator[Any]] | None = None,
 ) -> RunResult:
     """Train and evaluate ``spec``'s strategy; exceptions it raises become a PluginError."""
     seed_everything(seed)
+    backbone.register(stream.data.images)
     runtime = Runtime(device=backbone.device, seed=seed)
     if track is not None:
         runtime.track = track

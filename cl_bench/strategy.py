@@ -16,13 +16,15 @@ from __future__ import annotations
 import abc
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 import torch
 from torch import nn
 
-from cl_bench.backbones.base import Backbone
 from cl_bench.experience import Experience, StreamInfo
+
+if TYPE_CHECKING:
+    from cl_bench.backend import Backend
 
 T = TypeVar("T")
 
@@ -56,7 +58,7 @@ class Strategy(abc.ABC):
 
     Config: ClassVar[type] = NoConfig
 
-    def __init__(self, *, backbone: Backbone, stream: StreamInfo, config: Any, runtime: Runtime):
+    def __init__(self, *, backbone: Backend, stream: StreamInfo, config: Any, runtime: Runtime):
         self.backbone = backbone
         self.stream = stream
         self.config = config

@@ -129,6 +129,7 @@ class Stream:
         self, spec: StreamSpec, data: PreparedData, seed: int, limit_per_class: int | None
     ):
         self.spec = spec
+        self.data = data  # every image of the stream, for the backend's feature cache
         self.seed = seed
         self.limit_per_class = limit_per_class
         self.class_order = class_order(len(data.class_names), seed)

@@ -20,6 +20,7 @@ from cl_bench.backbones.packaged import (
     MOBILENETV2_100,
     map_state_dict_by_position,
 )
+from cl_bench.backend import Backend
 from cl_bench.errors import BackboneUnavailableError, WeightsMismatchError
 
 skimage_data = pytest.importorskip("skimage.data")
@@ -116,7 +117,7 @@ def test_corrupt_weights_file_is_a_clear_error(tmp_path):
 
 def nearest_mean_accuracy(backbone, data) -> float:
     train, test = ~data.is_test, data.is_test
-    features = backbone.features_of(data.images)
+    features = Backend(backbone).features_of(data.images)
     labels = data.labels
     classes = labels[train].unique()
     means = torch.stack([features[train][labels[train] == c].mean(0) for c in classes])

@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from cl_bench import metrics
+from cl_bench.backend import Backend
 from cl_bench.registry import Registry
 from cl_bench.runner import run
 from cl_bench.strategy import Runtime
@@ -24,10 +25,11 @@ def both_runs(offline_spec, lite0):
     spec = Registry.discover().strategy("simplecil")
     config = spec.strategy.Config()
     stream = build_stream(offline_spec, seed=1993, limit_per_class=4)
-    ours = run(spec, stream=stream, backbone=lite0, config=config, seed=1993)
+    backend = Backend(lite0)
+    ours = run(spec, stream=stream, backbone=backend, config=config, seed=1993)
 
     strategy = spec.strategy(
-        backbone=lite0,
+        backbone=backend,
         stream=stream.info,
         config=config,
         runtime=Runtime(device=torch.device("cpu"), seed=1993),

@@ -74,14 +74,6 @@ class Backbone:
         x = self.model.forward_features(self.preprocess(images))
         return self.model.forward_head(x, pre_logits=True)
 
-    def features_of(self, images: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
-        """Features of many images, batched; returned on the backbone's device."""
-        if len(images) == 0:
-            return torch.empty(0, self.num_features, device=self.device)
-        return torch.cat(
-            [self.features(images[i : i + batch_size]) for i in range(0, len(images), batch_size)]
-        )
-
 
 @dataclass(frozen=True)
 class BackboneSpec:
