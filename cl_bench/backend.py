@@ -58,10 +58,21 @@ class Backend:
 
     def __init__(self, backbone: Backbone, store: FeatureStore | None = None):
         self.backbone = backbone
+        self._dataset: _Dataset | None = None
         self.store = store or FeatureStore(enabled=False)
         self.view = ModelView(backbone.model, probe_size=backbone.input_size or 64)
         self.stats = BackendStats()
-        self._dataset: _Dataset | None = None
+
+    @property
+    def store(self) -> FeatureStore:
+        return self._store
+
+    @store.setter
+    def store(self, store: FeatureStore) -> None:
+        """A new store (another root, or caching off) forgets what was read from the old one."""
+        self._store = store
+        if self._dataset is not None:
+            self._dataset.layers.clear()
 
     # The surface strategies used on the bare backbone.
     name = property(lambda self: self.backbone.name)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,9 @@ from cl_bench.config import parse_assignments
 from cl_bench.console import console, progress_tracker, stdout, table
 from cl_bench.errors import ClbenchError
 from cl_bench.evaluation import evaluate as run_evaluation
+from cl_bench.feature_store import FeatureStore
 from cl_bench.leaderboard import write_leaderboards
+from cl_bench.paths import CACHE_ENV, cache_dir
 from cl_bench.records import record_path, write_record
 from cl_bench.registry import Registry
 
@@ -32,8 +35,17 @@ def _registry() -> Registry:
 
 @click.group()
 @click.version_option(__version__, prog_name="clbench")
-def cli() -> None:
+@click.option(
+    "--cache-dir",
+    type=click.Path(path_type=Path),
+    default=None,
+    help=f"Where prepared streams and frozen features are cached (default: ${CACHE_ENV} "
+    "or the user cache directory).",
+)
+def cli(cache_dir: Path | None) -> None:
     """Class-incremental continual-learning benchmarks on frozen pretrained models."""
+    if cache_dir is not None:
+        os.environ[CACHE_ENV] = str(cache_dir)
 
 
 @cli.command("list")
@@ -84,7 +96,11 @@ def list_command(kind: str) -> None:
     show_default=True,
     help="Folder of run records.",
 )
-@click.option("--no-cache", is_flag=True, help="Neither read nor write clbench's on-disk caches.")
+@click.option(
+    "--no-cache",
+    is_flag=True,
+    help="Neither read nor write clbench's caches (prepared streams, frozen features).",
+)
 def evaluate(
     strategy: str,
     stream: str,
@@ -146,6 +162,42 @@ def leaderboard(runs: Path, out: Path) -> None:
     """Regenerate CSV and Markdown leaderboards (and accuracy plots) from run records."""
     for path in write_leaderboards(runs, out):
         console.print(f"wrote {path}", soft_wrap=True, highlight=False)
+
+
+@cli.group()
+def cache() -> None:
+    """Show or free the on-disk cache of prepared streams and frozen features."""
+
+
+@cache.command("info")
+def cache_info() -> None:
+    """Where the cache is, how many entries it holds and their size."""
+    streams = _stream_cache_files()
+    features = FeatureStore().info()
+    rows = [
+        ("frozen features", str(features.root), features.entries, _mib(features.bytes)),
+        ("prepared streams", str(cache_dir() / "streams"), len(streams),
+         _mib(sum(p.stat().st_size for p in streams))),
+    ]  # fmt: skip
+    stdout.print(table("clbench cache", ["part", "location", "entries", "size"], rows))
+
+
+@cache.command("clear")
+def cache_clear() -> None:
+    """Delete every cache entry; the next runs recompute what they need."""
+    removed = FeatureStore().clear()
+    streams = _stream_cache_files()
+    for path in streams:
+        path.unlink(missing_ok=True)
+    console.print(f"removed {removed} feature entries and {len(streams)} prepared streams")
+
+
+def _stream_cache_files() -> list[Path]:
+    return sorted((cache_dir() / "streams").glob("*.pt"))
+
+
+def _mib(size: int) -> str:
+    return f"{size / 2**20:.1f} MiB"
 
 
 def _device(name: str) -> torch.device:

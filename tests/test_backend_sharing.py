@@ -1,0 +1,78 @@
+"""The backend across runs: one backbone per process, each image through it once per sweep."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+
+import pytest
+import torch
+
+from cl_bench.backbones.base import BackboneOptions
+from cl_bench.backend import shared_backend
+from cl_bench.cli import main
+from cl_bench.evaluation import evaluate
+from cl_bench.feature_store import FeatureStore
+from cl_bench.paths import CACHE_ENV
+from cl_bench.registry import Registry
+
+
+@pytest.fixture
+def fresh_feature_cache(tmp_path, monkeypatch, isolated_cache, offline_spec):
+    """An empty feature cache that reuses the session's prepared stream (no re-decoding)."""
+    from cl_bench.streams import prepare
+
+    prepare(offline_spec)  # make sure the session cache holds the prepared stream
+    shutil.copytree(isolated_cache / "streams", tmp_path / "streams")
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path))
+    return tmp_path
+
+
+def test_one_backbone_instance_per_process():
+    spec = Registry.discover().backbone("efficientnet_lite0")
+    first = shared_backend(spec, BackboneOptions(image_size=64))
+    second = shared_backend(spec, BackboneOptions(image_size=64))
+    assert first is second
+    other = shared_backend(spec, BackboneOptions(image_size=32))
+    assert other is not first
+
+
+def test_sweep_of_frozen_feature_strategies_forwards_each_image_once(fresh_feature_cache):
+    registry = Registry.discover()
+    runs = [("simplecil", 1993), ("finetune-head", 1993), ("simplecil", 1994)]
+    records = [
+        evaluate(registry, strategy=name, stream="offline-mix", backbone="efficientnet_lite0",
+                 seed=seed, overrides={}, limit_per_class=3, device=torch.device("cpu"))
+        for name, seed in runs
+    ]  # fmt: skip
+    forwarded = [r["resources"]["frozen_images_forwarded"] for r in records]
+    total = records[0]["stream_info"]["train_images"] + records[0]["stream_info"]["test_images"]
+    assert forwarded[0] >= total  # every image of the stream, once (the cached dataset)
+    assert forwarded[1:] == [0, 0]
+    assert all(r["resources"]["images_from_cache"] > 0 for r in records)
+    # The cache changes nothing but the time.
+    uncached = evaluate(registry, strategy="simplecil", stream="offline-mix",
+                        backbone="efficientnet_lite0", seed=1993, overrides={},
+                        limit_per_class=3, device=torch.device("cpu"), use_cache=False)  # fmt: skip
+    assert uncached["metrics"] == records[0]["metrics"]
+    assert uncached["resources"]["images_from_cache"] == 0
+
+
+def test_cache_cli_shows_and_frees_entries(fresh_feature_cache, monkeypatch, capsys):
+    def clbench(*args):
+        monkeypatch.setattr(
+            sys, "argv", ["clbench", "--cache-dir", str(fresh_feature_cache), *args]
+        )
+        monkeypatch.setenv("COLUMNS", "200")
+        main()
+        return capsys.readouterr()
+
+    clbench("evaluate", "--strategy", "simplecil", "--limit-per-class", "2",
+            "--output", str(fresh_feature_cache / "runs"))  # fmt: skip
+    entries = FeatureStore(fresh_feature_cache / "features").info().entries
+    assert entries >= 1
+    out = clbench("cache", "info").out
+    assert "frozen features" in out and str(fresh_feature_cache / "features") in out
+    err = clbench("cache", "clear").err
+    assert f"removed {entries} feature entries and 1 prepared streams" in err
+    assert FeatureStore(fresh_feature_cache / "features").info().entries == 0
