@@ -175,18 +175,27 @@ class Backend:
             return self.features(images)
         return self.forward_from(self.block_input(images, start), start, adapters)
 
-    def forward_many(self, images: torch.Tensor, sets: Sequence[AdapterSet]) -> list[torch.Tensor]:
-        """Pooled features under each of ``sets``, in one batched call.
+    def forward_many(
+        self, images: torch.Tensor, sets: Sequence[AdapterSet], stack: bool | None = None
+    ) -> list[torch.Tensor]:
+        """Pooled features under each of ``sets``, in one call.
 
         The frozen part before the first adapted block is computed (or read from the
-        cache) once and shared; the remaining blocks run once on the K copies stacked
-        along the batch, each copy with its own set's adapters.
+        cache) once and shared. The remaining blocks then run either on the K copies
+        stacked along the batch, each copy with its own adapters (``stack=True``: one
+        large batch, which suits accelerators), or set by set on the shared input
+        (``stack=False``: on CPUs, measured faster; see benchmarks/README.md). By
+        default: stacked on CUDA, set by set elsewhere.
         """
         starts = [s.first_block() for s in sets]
         if not sets or all(start is None for start in starts):
             return [self.features(images)] * len(sets)
         start = min(s for s in starts if s is not None)
         x = self.block_input(images, start)
+        if stack is None:
+            stack = self.device.type == "cuda"
+        if not stack:
+            return [self.forward_from(x, start, adapters) for adapters in sets]
         stacked = x.repeat(len(sets), *([1] * (x.dim() - 1)))
         self.stats.block_evaluations += len(stacked) * (len(self.view) - start)
         for index in range(start, len(self.view)):

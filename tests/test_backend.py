@@ -92,9 +92,11 @@ def test_batched_multi_adapter_equals_separate_passes(backend, k):
     sets = [randomised(AdapterSet.build(backend.view, layouts[i], AdapterConfig()), seed=i)
             for i in range(k)]  # fmt: skip
     x = images()
-    batched = backend.forward_many(x, sets)
-    for adapters, result in zip(sets, batched, strict=True):
-        torch.testing.assert_close(result, backend.forward(x, adapters), rtol=1e-5, atol=1e-5)
+    for stack in (False, True):
+        batched = backend.forward_many(x, sets, stack=stack)
+        for adapters, result in zip(sets, batched, strict=True):
+            expected = backend.forward(x, adapters)
+            torch.testing.assert_close(result, expected, rtol=1e-5, atol=1e-5)
 
 
 def test_mixture_weights_sum_to_one_and_reduce_to_a_single_adapter(backend):

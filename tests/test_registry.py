@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import types
@@ -102,6 +103,8 @@ def test_unknown_name_lists_what_exists():
 def template_install(tmp_path_factory) -> Path:
     """The template plugin pip-installed (really built and installed) into a private folder."""
     target = tmp_path_factory.mktemp("site")
+    source = tmp_path_factory.mktemp("source") / "template"
+    shutil.copytree(ROOT / "plugins" / "template", source)  # the build leaves the repo clean
     subprocess.run(
         [
             sys.executable,
@@ -113,7 +116,7 @@ def template_install(tmp_path_factory) -> Path:
             "--no-build-isolation",
             "--target",
             str(target),
-            str(ROOT / "plugins" / "template"),
+            str(source),
         ],
         check=True,
     )

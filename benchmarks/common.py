@@ -1,0 +1,47 @@
+"""Shared set-up for the backend benchmarks: the offline default stream and its backbone."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import torch
+
+from cl_bench.backbones.base import BackboneOptions
+from cl_bench.backend import Backend
+from cl_bench.registry import Registry
+from cl_bench.streams import build_stream
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def offline_stream(seed: int = 1993):
+    registry = Registry.discover()
+    return build_stream(registry.stream("offline-mix"), seed=seed)
+
+
+def backend(name: str = "efficientnet_lite0", image_size: int = 64) -> Backend:
+    spec = Registry.discover().backbone(name)
+    return Backend(spec.load(BackboneOptions(image_size=image_size)))
+
+
+def install_template_plugin() -> Path:
+    """pip-install plugins/template into a temporary folder and put it on sys.path."""
+    target = Path(tempfile.mkdtemp(prefix="clbench-template-"))
+    source = Path(tempfile.mkdtemp(prefix="clbench-template-src-"))
+    subprocess.run(["cp", "-r", str(ROOT / "plugins" / "template"), str(source)], check=True)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
+         "--target", str(target), str(source / "template")],
+        check=True,
+    )  # fmt: skip
+    sys.path.insert(0, str(target))
+    os.environ["PYTHONPATH"] = os.pathsep.join([str(target), os.environ.get("PYTHONPATH", "")])
+    return target
+
+
+def machine() -> str:
+    return f"{os.cpu_count()} CPUs, torch {torch.__version__}, {torch.get_num_threads()} threads"
