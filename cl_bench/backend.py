@@ -121,9 +121,10 @@ class Backend:
         self.stats.images_from_cache += len(rows)
         return dataset.layers[layer][rows].to(self.device)
 
-    def _batched(self, compute, images: torch.Tensor) -> torch.Tensor:
-        return torch.cat([compute(images[i : i + BATCH_SIZE])
-                          for i in range(0, len(images), BATCH_SIZE)])  # fmt: skip
+    @staticmethod
+    def _batched(compute, images: torch.Tensor, batch_size: int = BATCH_SIZE) -> torch.Tensor:
+        return torch.cat([compute(images[i : i + batch_size])
+                          for i in range(0, len(images), batch_size)])  # fmt: skip
 
     # --- frozen computation ----------------------------------------------------------
     @torch.no_grad()
@@ -148,8 +149,7 @@ class Backend:
         """:meth:`features` of many images, batched."""
         if len(images) == 0:
             return torch.empty(0, self.num_features, device=self.device)
-        return torch.cat([self.features(images[i : i + batch_size])
-                          for i in range(0, len(images), batch_size)])  # fmt: skip
+        return self._batched(self.features, images, batch_size)
 
     def block_input(self, images: torch.Tensor, block: int) -> torch.Tensor:
         """The frozen input of ``block`` (the output of the block before), cached."""

@@ -78,23 +78,18 @@ class ModelView:
     ) -> torch.Tensor:
         """Block ``index`` on ``x``, with ``adapter`` (input -> residual delta) added if given.
 
-        ViT (AdaptFormer): the adapter reads the residual stream after attention and runs
-        parallel to the MLP. CNN: the adapter reads the block's input and adds to its
-        output. With a zero delta the result equals the plain block exactly.
+        With a zero delta the result equals the plain block exactly.
         """
-        block = self.blocks[index]
-        if adapter is None:
-            return block(x)
-        if self.kind == "vit":
-            x = x + block.drop_path1(block.ls1(block.attn(block.norm1(x))))
-            out = x + block.drop_path2(block.ls2(block.mlp(block.norm2(x))))
-            return out + adapter(x)
-        return block(x) + adapter(x)
+        return self.run_block_many(index, x, [adapter])
 
     def run_block_many(
         self, index: int, x: torch.Tensor, adapters: Sequence[nn.Module | None]
     ) -> torch.Tensor:
-        """:meth:`run_block` on K stacked copies of a batch, copy k with ``adapters[k]``."""
+        """:meth:`run_block` on K stacked copies of a batch, copy k with ``adapters[k]``.
+
+        ViT (AdaptFormer): an adapter reads the residual stream after attention and runs
+        parallel to the MLP. CNN: it reads the block's input and adds to its output.
+        """
         if all(adapter is None for adapter in adapters):
             return self.blocks[index](x)
         block = self.blocks[index]
@@ -108,7 +103,7 @@ class ModelView:
             for adapter, part, o in zip(adapters, x.chunk(len(adapters)), out.chunk(len(adapters)),
                                         strict=True)
         ]  # fmt: skip
-        return out + torch.cat(deltas)
+        return out + (deltas[0] if len(deltas) == 1 else torch.cat(deltas))
 
     def summary(self, x: torch.Tensor) -> torch.Tensor:
         """One vector per sample of a block input: token mean (ViT) or spatial mean (CNN)."""

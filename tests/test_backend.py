@@ -188,3 +188,13 @@ def test_unregistered_images_are_computed_fresh_and_never_stored(backend, tmp_pa
     augmented = images(4, seed=7)
     assert torch.equal(served.features(augmented), backend.backbone.features(augmented))
     assert store.info().entries == 0
+
+
+def test_mobilenetv2_is_served_through_the_same_view():
+    from cl_bench.backbones.packaged import MOBILENETV2_100
+
+    served = Backend(MOBILENETV2_100.load(BackboneOptions()))
+    assert served.view.kind == "cnn" and len(served.view) == 17
+    adapters = AdapterSet.build(served.view, range(len(served.view)), AdapterConfig())
+    x = images()
+    assert torch.equal(served.forward(x, adapters), served.backbone.features(x))
