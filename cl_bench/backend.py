@@ -157,16 +157,19 @@ class Backend:
 
     # --- adapted computation ---------------------------------------------------------
     def forward_from(
-        self, x: torch.Tensor, start: int, adapters: AdapterSet | None
+        self, x: torch.Tensor, start: int, adapters: AdapterSet | None, stop: int | None = None
     ) -> torch.Tensor:
         """Blocks ``start ..`` on ``x`` with ``adapters``, then the head: pooled features.
 
+        With ``stop``, run blocks ``start .. stop-1`` only and return the input of block
+        ``stop`` (for strategies that read or cache intermediate adapted features).
         Gradients flow to the adapters; the frozen blocks have none of their own.
         """
-        self.stats.block_evaluations += len(x) * (len(self.view) - start)
-        for index in range(start, len(self.view)):
+        end = len(self.view) if stop is None else stop
+        self.stats.block_evaluations += len(x) * (end - start)
+        for index in range(start, end):
             x = self.view.run_block(index, x, adapters.at(index) if adapters else None)
-        return self.view.head(x)
+        return self.view.head(x) if stop is None else x
 
     def forward(self, images: torch.Tensor, adapters: AdapterSet | None = None) -> torch.Tensor:
         """Pooled features of uint8 images through the backbone with ``adapters`` attached."""

@@ -81,6 +81,7 @@ def evaluate(
         },
         "backbone_weights": backend.weights,
         "strategy_provider": registry.provider("strategy", strategy).distribution,
+        "strategy_report": result.strategy_report,
         "versions": package_versions(),
         "device": str(device),
         "started": started,

@@ -32,6 +32,7 @@ class RunResult:
     peak_accelerator_mib: float | None = None
     trainable_parameters: int = 0
     total_parameters: int = 0
+    strategy_report: dict[str, Any] = field(default_factory=dict)
 
 
 def seed_everything(seed: int) -> None:
@@ -81,8 +82,9 @@ def run(
     result.peak_rss_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     if backbone.device.type == "cuda":
         result.peak_accelerator_mib = torch.cuda.max_memory_allocated(backbone.device) / 2**20
+    result.strategy_report = _call(spec, "reporting", strategy.report)
     learned = _parameters(strategy.learned_modules())
-    result.trainable_parameters = sum(p.numel() for p in learned if p.requires_grad)
+    result.trainable_parameters = sum(p.numel() for p in learned)  # what the strategy learned
     result.total_parameters = backbone.num_parameters() + sum(p.numel() for p in learned)
     return result
 

@@ -76,6 +76,10 @@ class Strategy(abc.ABC):
     def embed(self, images: torch.Tensor) -> torch.Tensor:
         """The representation (N x D float) this strategy would use for retrieval."""
 
+    def report(self) -> dict[str, Any]:
+        """Strategy-specific facts for the run record (JSON-able); empty by default."""
+        return {}
+
     def learned_modules(self) -> list[nn.Module]:
         """Modules this strategy owns, for parameter counts; by default its nn.Module attributes."""
         return [

@@ -1,0 +1,18 @@
+"""SEMA (Wang et al., CVPR 2025): self-expansion of a pretrained model with a mixture of
+modular adapters. Registered through the ``cl_bench`` entry point like any plugin."""
+
+from __future__ import annotations
+
+from cl_bench import StrategySpec, hookimpl
+from clbench_sema.strategy import Sema
+
+
+@hookimpl
+def cl_bench_strategies() -> list[StrategySpec]:
+    return [
+        StrategySpec(
+            "sema",
+            "self-expanding mixture of adapters with shift detection (Wang et al., CVPR 2025)",
+            Sema,
+        )
+    ]

@@ -1,0 +1,113 @@
+"""SEMA's mechanics on the backend: shift detection, where and how often it expands,
+frozen parts staying frozen, router weights."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from clbench_sema.strategy import Sema, SemaConfig
+
+from cl_bench.backend import Backend
+from cl_bench.experience import Experience, StreamInfo
+from cl_bench.strategy import Runtime
+
+
+@pytest.fixture(scope="module")
+def domains(offline_spec):
+    """Five classes of each domain of the offline default, relabelled 0..14, 24 images each."""
+    from cl_bench.streams import prepare
+
+    data = prepare(offline_spec)
+    picked = {"mnist": [], "fashion": [], "clipart": []}
+    for label, name in enumerate(data.class_names):
+        domain = name.split()[0]
+        if len(picked[domain]) < 5:
+            picked[domain].append(label)
+    experiences, held_out = [], {}
+    for index, domain in enumerate(("mnist", "fashion", "clipart")):
+        images, labels, spare = [], [], []
+        for offset, label in enumerate(picked[domain]):
+            rows = (data.labels == label).nonzero().squeeze(1)
+            images.append(data.images[rows[:24]])
+            labels += [5 * index + offset] * 24
+            spare.append(data.images[rows[24:40]])
+        classes = tuple(range(5 * index, 5 * index + 5))
+        experiences.append(Experience(index, classes, torch.cat(images), torch.tensor(labels)))
+        held_out[domain] = torch.cat(spare)
+    return experiences, held_out
+
+
+def make_sema(lite0, **overrides) -> Sema:
+    info = StreamInfo("three-domains", tuple(f"c{i}" for i in range(15)),
+                      ((0, 1, 2, 3, 4), (5, 6, 7, 8, 9), (10, 11, 12, 13, 14)), 64)  # fmt: skip
+    config = SemaConfig(**{"func_epochs": 2, "rd_epochs": 10, **overrides})
+    return Sema(backbone=Backend(lite0), stream=info, config=config,
+                runtime=Runtime(device=torch.device("cpu"), seed=0))  # fmt: skip
+
+
+def test_a_new_domain_is_novel_and_the_same_domain_is_not(lite0, domains):
+    experiences, held_out = domains
+    sema = make_sema(lite0)
+    sema.train(experiences[0])  # digits
+    same = sema._first_novel_layer(sema._tail_input(held_out["mnist"]), set())
+    shifted = sema._first_novel_layer(sema._tail_input(held_out["clipart"]), set())
+    assert same is None
+    assert shifted in {layer.block for layer in sema._layers()}
+
+
+def test_expansion_only_in_expandable_blocks_and_once_per_layer_per_task(lite0, domains):
+    experiences, _ = domains
+    sema = make_sema(lite0, threshold=1e-6)  # everything is novel: expand wherever allowed
+    for experience in experiences:
+        sema.train(experience)
+    report = sema.report()
+    allowed = set(report["expandable_blocks"])
+    assert len(allowed) == 3 and report["expandable_blocks"] == sema.backbone.view.names[-3:]
+    for index in (1, 2):
+        blocks = [e["block"] for e in report["expansions"] if e["experience"] == index]
+        assert set(blocks) <= allowed and len(blocks) == len(set(blocks)) == 3
+    assert report["adapters_per_layer_after_experience"] == [[1, 1, 1], [2, 2, 2], [3, 3, 3]]
+    for block in range(sema.first_expandable_):  # never more than task 1's single adapter
+        assert not hasattr(sema.adapters_.at(block), "adapters")
+
+
+def test_frozen_parts_stay_bit_identical_across_later_tasks(lite0, domains):
+    experiences, _ = domains
+    sema = make_sema(lite0, threshold=1e-6)
+    sema.train(experiences[0])
+    before = {k: v.clone() for k, v in sema.adapters_.state_dict().items()}
+    backbone = {k: v.clone() for k, v in sema.backbone.model.state_dict().items()}
+    for experience in experiences[1:]:
+        sema.train(experience)
+    after = sema.adapters_.state_dict()
+    assert len(after) > len(before)  # new adapters were added...
+    for key, value in before.items():  # ...and nothing learned before moved
+        assert torch.equal(after[key], value), key
+    assert all(torch.equal(v, sema.backbone.model.state_dict()[k]) for k, v in backbone.items())
+
+
+def test_no_expansion_trains_only_the_head(lite0, domains):
+    experiences, _ = domains
+    sema = make_sema(lite0, threshold=1e9)  # nothing is novel
+    sema.train(experiences[0])
+    before = {k: v.clone() for k, v in sema.adapters_.state_dict().items()}
+    head = sema.head_.weight.clone()
+    sema.train(experiences[1])
+    assert sema.report()["expansions"] == []
+    assert all(torch.equal(v, sema.adapters_.state_dict()[k]) for k, v in before.items())
+    assert not torch.equal(head, sema.head_.weight)
+
+
+def test_router_weights_sum_to_one(lite0, domains):
+    experiences, held_out = domains
+    sema = make_sema(lite0, threshold=1e-6)
+    for experience in experiences[:2]:
+        sema.train(experience)
+    x = sema._tail_input(held_out["fashion"])
+    for layer in sema._layers():
+        weights = layer.weights(x)
+        assert weights.shape == (len(x), len(layer.adapters)) == (len(x), 2)
+        torch.testing.assert_close(weights.sum(-1), torch.ones(len(x)))
+        x = sema.backbone.view.run_block(layer.block, x, layer)
+    predictions = sema.predict(held_out["fashion"])
+    assert predictions.max() < 10  # only classes seen so far
