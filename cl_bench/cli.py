@@ -83,6 +83,14 @@ def list_command(kind: str) -> None:
     help="Use at most N training images per class (quick runs).",
 )
 @click.option(
+    "--split",
+    type=click.Choice(["test", "validation"]),
+    default="test",
+    show_default=True,
+    help="Evaluate on the test split, or on 20% of each class's training images held out "
+    "(for choosing hyper-parameters without touching the test split).",
+)
+@click.option(
     "--weights",
     type=click.Path(path_type=Path),
     default=None,
@@ -108,6 +116,7 @@ def evaluate(
     seed: int,
     assignments: tuple[str, ...],
     limit_per_class: int | None,
+    split: str,
     weights: Path | None,
     device: str,
     output: Path,
@@ -125,6 +134,7 @@ def evaluate(
             seed=seed,
             overrides=overrides,
             limit_per_class=limit_per_class,
+            split=split,
             weights=weights,
             device=_device(device),
             use_cache=not no_cache,

@@ -33,6 +33,7 @@ def evaluate(
     seed: int,
     overrides: Mapping[str, str],
     limit_per_class: int | None = None,
+    split: str = "test",
     weights: Path | None = None,
     device: torch.device,
     use_cache: bool = True,
@@ -55,7 +56,12 @@ def evaluate(
     backend.store = FeatureStore(enabled=use_cache)
     backend.stats.reset()
     built = build_stream(
-        stream_spec, seed=seed, limit_per_class=limit_per_class, use_cache=use_cache, track=track
+        stream_spec,
+        seed=seed,
+        limit_per_class=limit_per_class,
+        use_cache=use_cache,
+        track=track,
+        split=split,
     )
     result = run(
         strategy_spec, stream=built, backbone=backend, config=config, seed=seed, track=track
@@ -66,7 +72,8 @@ def evaluate(
         "strategy": strategy,
         "backbone": backbone,
         "seed": seed,
-        "variant": variant_of(overrides, limit_per_class),
+        "variant": variant_of(overrides, limit_per_class, split),
+        "split": split,
         "config": config_to_dict(config),
         "overrides": dict(overrides),
         "limit_per_class": limit_per_class,

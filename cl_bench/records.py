@@ -18,11 +18,15 @@ RECORD_FORMAT = 1
 _VERSIONED = ("clbench", "torch", "torchvision", "timm", "avalanche-lib", "numpy", "pluggy")
 
 
-def variant_of(overrides: Mapping[str, Any], limit_per_class: int | None) -> str:
+def variant_of(
+    overrides: Mapping[str, Any], limit_per_class: int | None, split: str = "test"
+) -> str:
     """A readable label for a non-default run ("" for defaults): rows never mix variants."""
     parts = [f"{key}={overrides[key]}" for key in sorted(overrides)]
     if limit_per_class is not None:
         parts.append(f"limit-per-class={limit_per_class}")
+    if split != "test":
+        parts.append(f"split={split}")
     return ",".join(parts)
 
 

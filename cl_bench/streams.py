@@ -23,6 +23,9 @@ from cl_bench.stream_spec import StreamSpec
 
 PREPARED_FORMAT = 2
 BLANK_STD = 3.0  # pixel standard deviation (of 255) below which an image is blank
+SPLITS = ("test", "validation")
+VALIDATION_FRACTION = 0.2  # of each class's training images, held out by --split validation
+VALIDATION_SEED = 0  # the same held-out images for every class order
 
 
 @dataclass(frozen=True)
@@ -126,19 +129,29 @@ class Stream:
     """A built stream: its static facts, the Avalanche benchmark, and experiences as tensors."""
 
     def __init__(
-        self, spec: StreamSpec, data: PreparedData, seed: int, limit_per_class: int | None
+        self,
+        spec: StreamSpec,
+        data: PreparedData,
+        seed: int,
+        limit_per_class: int | None,
+        split: str = "test",
     ):
         self.spec = spec
         self.data = data  # every image of the stream, for the backend's feature cache
         self.seed = seed
         self.limit_per_class = limit_per_class
+        self.split = split
         self.class_order = class_order(len(data.class_names), seed)
         # Relabel so that labels are positions in the class order (PyCIL convention).
         position = torch.empty(len(self.class_order), dtype=torch.int64)
         position[torch.tensor(self.class_order)] = torch.arange(len(self.class_order))
         labels = position[data.labels]
-        train_index = _limit(labels, ~data.is_test, limit_per_class)
-        test_index = data.is_test.nonzero().squeeze(1)
+        if split == "validation":
+            train_mask, test_mask = _hold_out(data.labels, ~data.is_test)
+        else:
+            train_mask, test_mask = ~data.is_test, data.is_test
+        train_index = _limit(labels, train_mask, limit_per_class)
+        test_index = test_mask.nonzero().squeeze(1)
         sizes = _experience_sizes(len(self.class_order), spec)
         self.info = StreamInfo(
             name=spec.name,
@@ -167,10 +180,30 @@ def build_stream(
     limit_per_class: int | None = None,
     use_cache: bool = True,
     track: Callable[..., Iterator[Any]] | None = None,
+    split: str = "test",
 ) -> Stream:
+    """``split="validation"`` evaluates on held-out training images, for choosing defaults
+    without looking at the test split."""
     if limit_per_class is not None and limit_per_class < 1:
         raise ConfigError(f"--limit-per-class must be at least 1, got {limit_per_class}")
-    return Stream(spec, prepare(spec, use_cache=use_cache, track=track), seed, limit_per_class)
+    if split not in SPLITS:
+        raise ConfigError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}")
+    prepared = prepare(spec, use_cache=use_cache, track=track)
+    return Stream(spec, prepared, seed, limit_per_class, split)
+
+
+def _hold_out(labels: torch.Tensor, train: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Split the training images of each class into (train, validation) masks, seeded.
+
+    ``labels`` are spec-order labels, so the held-out images do not depend on the class order.
+    """
+    held = torch.zeros_like(train)
+    generator = torch.Generator().manual_seed(VALIDATION_SEED)
+    for label in labels[train].unique().tolist():
+        index = (train & (labels == label)).nonzero().squeeze(1)
+        count = max(1, round(VALIDATION_FRACTION * len(index)))
+        held[index[torch.randperm(len(index), generator=generator)[:count]]] = True
+    return train & ~held, held
 
 
 def _limit(labels: torch.Tensor, mask: torch.Tensor, limit: int | None) -> torch.Tensor:

@@ -147,6 +147,19 @@ def test_summary_is_printed(monkeypatch, capsys, tmp_path):
     assert "record written to" in err
 
 
+def test_validation_split_is_its_own_variant(quick_runs, monkeypatch, capsys, tmp_path):
+    args = ["evaluate", "--strategy", "simplecil", "--limit-per-class", "6"]
+    code, _, err = clbench(monkeypatch, capsys, *args, "--split", "validation",
+                           "--output", str(tmp_path))  # fmt: skip
+    assert code == 0, err
+    record = records(tmp_path)["simplecil", 1993]
+    assert record["split"] == "validation"
+    assert record["variant"] == "limit-per-class=6,split=validation"
+    tested = record["stream_info"]["test_images"]
+    assert tested != records(quick_runs)["simplecil", 1993]["stream_info"]["test_images"]
+    assert 0.18 < tested / 3021 < 0.22  # a fifth of the full training split
+
+
 def test_list_prints_a_table(monkeypatch, capsys):
     code, out, _ = clbench(monkeypatch, capsys, "list", "backbones")
     assert code == 0

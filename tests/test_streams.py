@@ -92,6 +92,37 @@ def test_limit_per_class(offline_spec):
     assert len(test) > 15  # test sets are never subsampled
 
 
+def test_validation_split_holds_out_training_images_only(offline_spec, stream):
+    """--split validation: 20% of each class's training images, same for every class order;
+    the test split is never read."""
+    held = build_stream(offline_spec, seed=1993, split="validation")
+    other_order = build_stream(offline_spec, seed=7, split="validation")
+
+    def rows(experiences, side):
+        # (label, pixels): images are unique within a class, not across classes
+        return {
+            (label, image.numpy().tobytes())
+            for pair in experiences
+            for image, label in zip(pair[side].images, pair[side].labels.tolist(), strict=True)
+        }
+
+    train, test = rows(stream.experiences(), 0), rows(stream.experiences(), 1)
+    val_train, val_eval = rows(held.experiences(), 0), rows(held.experiences(), 1)
+    assert val_train | val_eval == train and not (val_train & val_eval)
+    assert not (val_eval & test)
+    assert 0.18 < len(val_eval) / len(train) < 0.22
+    by_name = {(held.info.class_names[label], pixels) for label, pixels in val_eval}
+    other = rows(other_order.experiences(), 1)
+    assert {(other_order.info.class_names[label], pixels) for label, pixels in other} == by_name
+    first_train, first_eval = next(held.experiences())
+    assert set(first_eval.labels.tolist()) == set(first_train.classes)
+
+
+def test_unknown_split_is_refused(offline_spec):
+    with pytest.raises(ConfigError, match=r"unknown split 'val'.*test, validation"):
+        build_stream(offline_spec, split="val")
+
+
 def test_missing_data_package_names_the_install_command(offline_spec, monkeypatch, tmp_path):
     monkeypatch.setattr(datasources, "FASHION_MNIST_DIR", tmp_path / "nowhere")
     with pytest.raises(MissingDataError, match="apt-get install -y dataset-fashion-mnist"):
