@@ -144,11 +144,19 @@ class AdapterSet(nn.Module):
 
         MOS's adapter merging after every optimiser step; ``others`` are not modified.
         """
-        if not others:
-            return
-        mean = average(others).state_dict()
+        if others:
+            self.move_toward(average(others), momentum)
+
+    @torch.no_grad()
+    def move_toward(self, target: AdapterSet, momentum: float) -> None:
+        """``theta <- (1 - momentum) theta + momentum * target's theta``, in place.
+
+        For a merge target that stays fixed over many steps (computed once with
+        :func:`average`); ``target`` is not modified.
+        """
+        goal = target.state_dict()
         for name, value in self.state_dict(keep_vars=True).items():
-            value.mul_(1 - momentum).add_(mean[name].to(value.device), alpha=momentum)
+            value.mul_(1 - momentum).add_(goal[name].to(value.device), alpha=momentum)
 
 
 def average(sets: Sequence[AdapterSet]) -> AdapterSet:

@@ -1,11 +1,31 @@
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from cl_bench.experience import StreamInfo
+
 ROOT = Path(__file__).resolve().parents[1]
+
+
+@dataclass
+class Domains:
+    """Three experiences (digits, clothes, clip art: 5 classes each) and spare images."""
+
+    experiences: list
+    held_out: dict
+
+    @property
+    def info(self) -> StreamInfo:
+        return StreamInfo(
+            "three-domains",
+            tuple(f"c{i}" for i in range(15)),
+            ((0, 1, 2, 3, 4), (5, 6, 7, 8, 9), (10, 11, 12, 13, 14)),
+            64,
+        )
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -21,6 +41,34 @@ def offline_spec():
     from cl_bench.registry import Registry
 
     return Registry.discover().stream("offline-mix")
+
+
+@pytest.fixture(scope="session")
+def domains(offline_spec):
+    """Five classes of each domain of the offline default, relabelled 0..14, 24 images each."""
+    import torch
+
+    from cl_bench.experience import Experience
+    from cl_bench.streams import prepare
+
+    data = prepare(offline_spec)
+    picked = {"mnist": [], "fashion": [], "clipart": []}
+    for label, name in enumerate(data.class_names):
+        domain = name.split()[0]
+        if len(picked[domain]) < 5:
+            picked[domain].append(label)
+    experiences, held_out = [], {}
+    for index, domain in enumerate(("mnist", "fashion", "clipart")):
+        images, labels, spare = [], [], []
+        for offset, label in enumerate(picked[domain]):
+            rows = (data.labels == label).nonzero().squeeze(1)
+            images.append(data.images[rows[:24]])
+            labels += [5 * index + offset] * 24
+            spare.append(data.images[rows[24:40]])
+        classes = tuple(range(5 * index, 5 * index + 5))
+        experiences.append(Experience(index, classes, torch.cat(images), torch.tensor(labels)))
+        held_out[domain] = torch.cat(spare)
+    return Domains(experiences, held_out)
 
 
 @pytest.fixture(scope="session")

@@ -3,51 +3,22 @@ frozen parts staying frozen, router weights."""
 
 from __future__ import annotations
 
-import pytest
 import torch
 from clbench_sema.strategy import Sema, SemaConfig
 
 from cl_bench.backend import Backend
-from cl_bench.experience import Experience, StreamInfo
 from cl_bench.strategy import Runtime
 
 
-@pytest.fixture(scope="module")
-def domains(offline_spec):
-    """Five classes of each domain of the offline default, relabelled 0..14, 24 images each."""
-    from cl_bench.streams import prepare
-
-    data = prepare(offline_spec)
-    picked = {"mnist": [], "fashion": [], "clipart": []}
-    for label, name in enumerate(data.class_names):
-        domain = name.split()[0]
-        if len(picked[domain]) < 5:
-            picked[domain].append(label)
-    experiences, held_out = [], {}
-    for index, domain in enumerate(("mnist", "fashion", "clipart")):
-        images, labels, spare = [], [], []
-        for offset, label in enumerate(picked[domain]):
-            rows = (data.labels == label).nonzero().squeeze(1)
-            images.append(data.images[rows[:24]])
-            labels += [5 * index + offset] * 24
-            spare.append(data.images[rows[24:40]])
-        classes = tuple(range(5 * index, 5 * index + 5))
-        experiences.append(Experience(index, classes, torch.cat(images), torch.tensor(labels)))
-        held_out[domain] = torch.cat(spare)
-    return experiences, held_out
-
-
-def make_sema(lite0, **overrides) -> Sema:
-    info = StreamInfo("three-domains", tuple(f"c{i}" for i in range(15)),
-                      ((0, 1, 2, 3, 4), (5, 6, 7, 8, 9), (10, 11, 12, 13, 14)), 64)  # fmt: skip
+def make_sema(lite0, domains, **overrides) -> Sema:
     config = SemaConfig(**{"func_epochs": 2, "rd_epochs": 10, **overrides})
-    return Sema(backbone=Backend(lite0), stream=info, config=config,
+    return Sema(backbone=Backend(lite0), stream=domains.info, config=config,
                 runtime=Runtime(device=torch.device("cpu"), seed=0))  # fmt: skip
 
 
 def test_a_new_domain_is_novel_and_the_same_domain_is_not(lite0, domains):
-    experiences, held_out = domains
-    sema = make_sema(lite0)
+    experiences, held_out = domains.experiences, domains.held_out
+    sema = make_sema(lite0, domains)
     sema.train(experiences[0])  # digits
     same = sema._first_novel_layer(sema._tail_input(held_out["mnist"]), set())
     shifted = sema._first_novel_layer(sema._tail_input(held_out["clipart"]), set())
@@ -56,8 +27,8 @@ def test_a_new_domain_is_novel_and_the_same_domain_is_not(lite0, domains):
 
 
 def test_expansion_only_in_expandable_blocks_and_once_per_layer_per_task(lite0, domains):
-    experiences, _ = domains
-    sema = make_sema(lite0, threshold=1e-6)  # everything is novel: expand wherever allowed
+    experiences = domains.experiences
+    sema = make_sema(lite0, domains, threshold=1e-6)  # everything is novel: expand wherever allowed
     for experience in experiences:
         sema.train(experience)
     report = sema.report()
@@ -72,8 +43,8 @@ def test_expansion_only_in_expandable_blocks_and_once_per_layer_per_task(lite0, 
 
 
 def test_frozen_parts_stay_bit_identical_across_later_tasks(lite0, domains):
-    experiences, _ = domains
-    sema = make_sema(lite0, threshold=1e-6)
+    experiences = domains.experiences
+    sema = make_sema(lite0, domains, threshold=1e-6)
     sema.train(experiences[0])
     before = {k: v.clone() for k, v in sema.adapters_.state_dict().items()}
     backbone = {k: v.clone() for k, v in sema.backbone.model.state_dict().items()}
@@ -87,8 +58,8 @@ def test_frozen_parts_stay_bit_identical_across_later_tasks(lite0, domains):
 
 
 def test_no_expansion_trains_only_the_head(lite0, domains):
-    experiences, _ = domains
-    sema = make_sema(lite0, threshold=1e9)  # nothing is novel
+    experiences = domains.experiences
+    sema = make_sema(lite0, domains, threshold=1e9)  # nothing is novel
     sema.train(experiences[0])
     before = {k: v.clone() for k, v in sema.adapters_.state_dict().items()}
     head = sema.head_.weight.clone()
@@ -99,8 +70,8 @@ def test_no_expansion_trains_only_the_head(lite0, domains):
 
 
 def test_router_weights_sum_to_one(lite0, domains):
-    experiences, held_out = domains
-    sema = make_sema(lite0, threshold=1e-6)
+    experiences, held_out = domains.experiences, domains.held_out
+    sema = make_sema(lite0, domains, threshold=1e-6)
     for experience in experiences[:2]:
         sema.train(experience)
     x = sema._tail_input(held_out["fashion"])
