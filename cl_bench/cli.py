@@ -265,6 +265,23 @@ def _print_summary(record: dict[str, Any]) -> None:
         f"seed {record['seed']}" + (f" [{record['variant']}]" if record["variant"] else "")
     )
     stdout.print(table(title, ["metric", "value"], summary))
+    if record.get("strategy_report"):
+        rows = [(key.replace("_", " "), _render(value))
+                for key, value in record["strategy_report"].items()]  # fmt: skip
+        stdout.print(table(f"{record['strategy']}: strategy report", ["item", "value"], rows,
+                           numeric=False))  # fmt: skip
+
+
+def _render(value: Any) -> str:
+    """Compact text for a JSON value: lists of rows become ``1 1 1 | 2 2 2``."""
+    if isinstance(value, float):
+        return f"{value:.3g}"
+    if isinstance(value, dict):
+        return ", ".join(f"{key}: {_render(item)}" for key, item in value.items())
+    if isinstance(value, list):
+        nested = any(isinstance(item, list | dict) for item in value)
+        return (" | " if nested else " ").join(_render(item) for item in value) or "none"
+    return str(value)
 
 
 def main() -> None:

@@ -160,6 +160,19 @@ def test_validation_split_is_its_own_variant(quick_runs, monkeypatch, capsys, tm
     assert 0.18 < tested / 3021 < 0.22  # a fifth of the full training split
 
 
+def test_sema_end_to_end_records_and_shows_its_expansions(monkeypatch, capsys, tmp_path):
+    quick = ["--limit-per-class", "3", "--set", "func_epochs=1", "--set", "rd_epochs=2",
+             "--set", "threshold=0.01", "--output", str(tmp_path)]  # fmt: skip
+    code, out, err = clbench(monkeypatch, capsys, "evaluate", "--strategy", "sema", *quick)
+    assert code == 0, err
+    report = records(tmp_path)["sema", 1993]["strategy_report"]
+    layout = report["adapters_per_layer_after_experience"]
+    assert len(layout) == 10 and layout[0] == [1, 1, 1]
+    assert report["expansions"] and layout[-1] > layout[0]
+    assert "sema: strategy report" in out and "adapters per layer after experience" in out
+    assert "1 1 1 | " in out
+
+
 def test_list_prints_a_table(monkeypatch, capsys):
     code, out, _ = clbench(monkeypatch, capsys, "list", "backbones")
     assert code == 0

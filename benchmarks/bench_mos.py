@@ -1,0 +1,79 @@
+"""MOS on the full offline default: training time per experience, and evaluation time of
+self-refined retrieval with the backend's batched multi-adapter forward against the
+naive loop that runs a full forward per round for each sample's current adapter.
+
+After each experience, both paths classify every test image seen so far; their
+predictions must agree. Usage:
+
+    .venv/bin/python benchmarks/bench_mos.py [--seed 1993] [--set key=value ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import torch
+from common import machine
+
+from cl_bench.backbones.base import BackboneOptions
+from cl_bench.backend import Backend
+from cl_bench.config import build_config, parse_assignments
+from cl_bench.feature_store import FeatureStore
+from cl_bench.registry import Registry
+from cl_bench.runner import EVAL_BATCH_SIZE, seed_everything
+from cl_bench.strategy import Runtime
+from cl_bench.streams import build_stream
+
+
+def timed(predict, images: torch.Tensor) -> tuple[float, torch.Tensor]:
+    start = time.perf_counter()
+    labels = torch.cat([predict(batch) for batch in images.split(EVAL_BATCH_SIZE)])
+    return time.perf_counter() - start, labels
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seed", type=int, default=1993)
+    parser.add_argument("--set", dest="assignments", action="append", default=[])
+    args = parser.parse_args()
+    registry = Registry.discover()
+    stream_spec, spec = registry.stream("offline-mix"), registry.strategy("mos")
+    options = BackboneOptions(image_size=stream_spec.resolution)
+    backend = Backend(registry.backbone("efficientnet_lite0").load(options), FeatureStore())
+    stream = build_stream(stream_spec, seed=args.seed)
+    backend.register(stream.data.images)
+    seed_everything(args.seed)
+    config = build_config(spec.strategy.Config, parse_assignments(args.assignments))
+    mos = spec.strategy(backbone=backend, stream=stream.info, config=config,
+                        runtime=Runtime(device=backend.device, seed=args.seed))  # fmt: skip
+    print(machine())
+    print(f"{'task':>4}{'train s':>9}{'test images':>13}{'batched s':>11}{'per-round s':>13}"
+          f"{'ratio':>7}{'same':>6}{'accuracy':>10}")  # fmt: skip
+    seen: list[torch.Tensor] = []
+    labels: list[torch.Tensor] = []
+    totals = [0.0, 0.0, 0.0]
+    for train, test in stream.experiences():
+        start = time.perf_counter()
+        mos.train(train)
+        train_s = time.perf_counter() - start
+        seen.append(test.images)
+        labels.append(test.labels)
+        images, truth = torch.cat(seen), torch.cat(labels)
+        batched_s, batched = timed(mos.predict, images)
+        naive_s, naive = timed(mos.predict_per_round, images)
+        accuracy = 100 * (batched == truth).float().mean().item()
+        for i, value in enumerate((train_s, batched_s, naive_s)):
+            totals[i] += value
+        print(f"{train.index + 1:>4}{train_s:>9.1f}{len(images):>13}{batched_s:>11.2f}"
+              f"{naive_s:>13.2f}{naive_s / batched_s:>7.2f}"
+              f"{torch.equal(batched, naive)!s:>6}{accuracy:>10.2f}")  # fmt: skip
+    print(
+        f"total: train {totals[0]:.1f} s, batched evaluation {totals[1]:.1f} s, "
+        f"per-round evaluation {totals[2]:.1f} s ({totals[2] / totals[1]:.2f}x)"
+    )
+    print("retrieval rounds (share of predictions):", mos.report()["retrieval_rounds_share"])
+
+
+if __name__ == "__main__":
+    main()
