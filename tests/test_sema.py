@@ -82,3 +82,18 @@ def test_router_weights_sum_to_one(lite0, domains):
         x = sema.backbone.view.run_block(layer.block, x, layer)
     predictions = sema.predict(held_out["fashion"])
     assert predictions.max() < 10  # only classes seen so far
+
+
+def test_sema_runs_on_a_vit_with_the_same_code(domains):
+    from cl_bench.backbones.base import BackboneOptions
+    from cl_bench.backbones.hub import tiny_vit
+
+    sema = make_sema(tiny_vit(BackboneOptions(image_size=64)), domains, threshold=1e-6)
+    for experience in domains.experiences[:2]:
+        sema.train(experience)
+    report = sema.report()
+    assert report["expandable_blocks"] == sema.backbone.view.names[-3:]
+    assert report["adapters_per_layer_after_experience"] == [[1, 1, 1], [2, 2, 2]]
+    images = domains.held_out["fashion"]
+    assert sema.predict(images).max() < 10
+    assert sema.embed(images).shape == (len(images), sema.backbone.num_features)
