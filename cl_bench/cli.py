@@ -16,6 +16,7 @@ from cl_bench.console import console, progress_tracker, stdout, table
 from cl_bench.errors import ClbenchError
 from cl_bench.evaluation import evaluate as run_evaluation
 from cl_bench.feature_store import FeatureStore
+from cl_bench.heatmaps import write_compatibility_heatmap
 from cl_bench.leaderboard import write_leaderboards
 from cl_bench.paths import CACHE_ENV, cache_dir
 from cl_bench.records import record_path, write_record
@@ -148,9 +149,11 @@ def evaluate(
         seed=seed,
         variant=record["variant"],
     )
+    heatmap = write_compatibility_heatmap(record, path.with_name(f"{path.stem}-compatibility.png"))
     write_record(path, record)
     _print_summary(record)
-    console.print(f"record written to {path}", soft_wrap=True, highlight=False)
+    console.print(f"record written to {path}, compatibility heat map to {heatmap.name}",
+                  soft_wrap=True, highlight=False)  # fmt: skip
 
 
 @cli.command()
@@ -253,6 +256,7 @@ def _print_summary(record: dict[str, Any]) -> None:
         ("forgetting, max-based (PILOT/Mammoth) (%)", _pct(metrics["forgetting_max"])),
         ("forgetting vs initial (Avalanche) (%)", _pct(metrics["forgetting_initial"])),
         ("backward transfer BWT (%)", _pct(metrics["bwt"])),
+        *_compatibility_rows(metrics.get("compatibility", {})),
         ("wall time (s)", f"{resources['wall_seconds']:.1f}"),
         ("peak memory (RSS, MiB)", f"{resources['peak_rss_mib']:.0f}"),
         (
@@ -270,6 +274,18 @@ def _print_summary(record: dict[str, Any]) -> None:
                 for key, value in record["strategy_report"].items()]  # fmt: skip
         stdout.print(table(f"{record['strategy']}: strategy report", ["item", "value"], rows,
                            numeric=False))  # fmt: skip
+
+
+def _compatibility_rows(compatibility: dict[str, Any]) -> list[tuple[str, str]]:
+    rows = []
+    for score, name in (("search_top1", "1:N search top-1"), ("map", "instance mAP")):
+        if score in compatibility:
+            summary = compatibility[score]
+            ac = "n/a" if summary["ac"] is None else f"{summary['ac']:.2f}"
+            ecc = "".join("y" if holds else "n" for holds in summary["ecc"]) or "-"
+            rows.append((f"compatibility AC (0-1) / AM (%), {name}", f"{ac} / {summary['am']:.2f}"))
+            rows.append((f"ECC per update, {name}", ecc))
+    return rows
 
 
 def _render(value: Any) -> str:

@@ -97,11 +97,13 @@ def evaluate(
             **summarise(result.correct, result.test_counts),
             "correct": result.correct,
             "test_counts": result.test_counts,
+            "compatibility": result.compatibility,
         },
         "resources": {
             "wall_seconds": time.perf_counter() - clock,
             "train_seconds": result.train_seconds,
             "eval_seconds": result.eval_seconds,
+            "compatibility_seconds": result.compatibility_seconds,
             "peak_rss_mib": result.peak_rss_mib,
             "peak_accelerator_mib": result.peak_accelerator_mib,
             "trainable_parameters": result.trainable_parameters,

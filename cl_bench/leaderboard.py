@@ -24,6 +24,11 @@ METRICS = {
     "forgetting_max": "forgetting, max-based as PILOT/Mammoth (%)",
     "forgetting_initial": "forgetting vs accuracy right after learning, as Avalanche (%)",
     "bwt": "backward transfer (%)",
+    "search_ac": "compatibility AC, 1:N search top-1 against class-mean templates (CL2R), "
+    "share of model pairs (t > k) meeting the strict criterion, 0-1",
+    "search_am": "compatibility AM, 1:N search top-1: mean of C[t][k], k <= t (%)",
+    "map_ac": "compatibility AC, instance mAP (OCA, lambda-orth), 0-1",
+    "map_am": "compatibility AM, instance mAP: mean of C[t][k], k <= t (%)",
     "wall_seconds": "wall time of the run (s)",
 }
 SHORT = {
@@ -32,6 +37,10 @@ SHORT = {
     "forgetting_max": "Forgetting (max)",
     "forgetting_initial": "Forgetting (Avalanche)",
     "bwt": "BWT",
+    "search_ac": "AC (search)",
+    "search_am": "AM (search)",
+    "map_ac": "AC (mAP)",
+    "map_am": "AM (mAP)",
     "wall_seconds": "Time (s)",
 }
 
@@ -51,6 +60,7 @@ def load_runs(records_dir: Path) -> pd.DataFrame:
                 "trainable_parameters": record["resources"]["trainable_parameters"],
                 "path": str(path),
                 **{key: metrics.get(key, record["resources"].get(key)) for key in METRICS},
+                **_compatibility_columns(metrics.get("compatibility", {})),
             }
         )
     frame = pd.DataFrame(rows)
@@ -64,6 +74,16 @@ def load_runs(records_dir: Path) -> pd.DataFrame:
             + "; keep one of each"
         )
     return frame
+
+
+def _compatibility_columns(compatibility: dict[str, Any]) -> dict[str, float | None]:
+    """AC and AM of the search and mAP matrices (None for records without them)."""
+    columns: dict[str, float | None] = {}
+    for prefix, score in (("search", "search_top1"), ("map", "map")):
+        summary = compatibility.get(score, {})
+        columns[f"{prefix}_ac"] = summary.get("ac")
+        columns[f"{prefix}_am"] = summary.get("am")
+    return columns
 
 
 def aggregate(runs: pd.DataFrame) -> pd.DataFrame:

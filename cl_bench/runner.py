@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from cl_bench.backend import Backend
+from cl_bench.compatibility import CompatibilityTracker
 from cl_bench.errors import PluginError
 from cl_bench.experience import Experience
 from cl_bench.strategy import Runtime, Strategy, StrategySpec
@@ -33,6 +34,8 @@ class RunResult:
     trainable_parameters: int = 0
     total_parameters: int = 0
     strategy_report: dict[str, Any] = field(default_factory=dict)
+    compatibility: dict[str, Any] = field(default_factory=dict)
+    compatibility_seconds: list[float] = field(default_factory=list)
 
 
 def seed_everything(seed: int) -> None:
@@ -65,6 +68,7 @@ def run(
     )
     result = RunResult()
     tests: list[Experience] = []
+    tracker = CompatibilityTracker()
     if backbone.device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(backbone.device)
     experiences = runtime.track(
@@ -79,10 +83,15 @@ def run(
         start = time.perf_counter()
         result.correct.append([_count_correct(spec, strategy, seen, runtime) for seen in tests])
         result.eval_seconds.append(time.perf_counter() - start)
+        start = time.perf_counter()
+        into_space = partial(_into_space, spec, strategy, backbone.device)
+        tracker.update(*_embed_seen(spec, strategy, tests, runtime), into_space=into_space)
+        result.compatibility_seconds.append(time.perf_counter() - start)
     result.peak_rss_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     if backbone.device.type == "cuda":
         result.peak_accelerator_mib = torch.cuda.max_memory_allocated(backbone.device) / 2**20
     result.strategy_report = _call(spec, "reporting", strategy.report)
+    result.compatibility = tracker.summary()
     learned = _parameters(strategy.learned_modules())
     result.trainable_parameters = sum(p.numel() for p in learned)  # what the strategy learned
     result.total_parameters = backbone.num_parameters() + sum(p.numel() for p in learned)
@@ -107,6 +116,43 @@ def _count_correct(
             )
         correct += int((predicted.cpu() == labels).sum())
     return correct
+
+
+def _embed_seen(
+    spec: StrategySpec, strategy: Strategy, tests: list[Experience], runtime: Runtime
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The current model's embeddings of every test image seen so far, labels and ids."""
+    features, labels = [], []
+    for test in tests:
+        for images, batch_labels in runtime.track(
+            test.batches(EVAL_BATCH_SIZE),
+            total=test.num_batches(EVAL_BATCH_SIZE),
+            description=f"embedding {test.index}",
+        ):
+            embedded = _call(
+                spec, f"embedding experience {test.index}", partial(strategy.embed, images)
+            )
+            if embedded.dim() != 2 or len(embedded) != len(images):
+                raise PluginError(
+                    f"strategy {spec.name!r}: embed returned shape {tuple(embedded.shape)} "
+                    f"for {len(images)} images; it must return one feature row per image"
+                )
+            features.append(embedded.detach().float().cpu())
+            labels.append(batch_labels)
+    ids = torch.arange(sum(len(test) for test in tests))  # positions in experience order
+    return torch.cat(features), torch.cat(labels), ids
+
+
+@torch.no_grad()
+def _into_space(
+    spec: StrategySpec, strategy: Strategy, device: torch.device, features: torch.Tensor, step: int
+) -> torch.Tensor:
+    mapped = _call(
+        spec,
+        f"mapping features into the space of model {step}",
+        partial(strategy.to_model_space, features.to(device), step),
+    )
+    return mapped.detach().float().cpu()
 
 
 def _call(spec: StrategySpec, what: str, action: Callable[[], Any]) -> Any:

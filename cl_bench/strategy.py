@@ -76,6 +76,14 @@ class Strategy(abc.ABC):
     def embed(self, images: torch.Tensor) -> torch.Tensor:
         """The representation (N x D float) this strategy would use for retrieval."""
 
+    def to_model_space(self, features: torch.Tensor, step: int) -> torch.Tensor:
+        """``embed`` output of the current model, expressed in the space of the model of
+        experience ``step`` (earlier or equal), so that it can be compared with a gallery
+        that model embedded. By default the spaces are taken to be the same (compared on
+        their common leading dimensions); strategies that learn mappings between model
+        spaces (backward transforms) override this."""
+        return features
+
     def report(self) -> dict[str, Any]:
         """Strategy-specific facts for the run record (JSON-able); empty by default."""
         return {}

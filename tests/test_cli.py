@@ -86,6 +86,21 @@ def test_evaluate_writes_complete_records(quick_runs):
     assert record["config"] == {"batch_size": 256}
 
 
+def test_frozen_features_are_compatible_with_themselves_but_not_strictly(quick_runs):
+    """SimpleCIL never changes its features: C[t][k] == C[k][k], so AC = 0 (strict)."""
+    record = records(quick_runs)["simplecil", 1993]
+    compatibility = record["metrics"]["compatibility"]
+    assert set(compatibility) == {"search_top1", "cmc_top1", "cmc_top5", "map"}
+    for summary in compatibility.values():
+        matrix = summary["matrix"]
+        assert [len(row) for row in matrix] == list(range(1, 11))
+        assert all(row[k] == matrix[k][k] for row in matrix for k in range(len(row)))
+        assert summary["ac"] == 0.0 and summary["ecc"] == [False] * 9
+        assert summary["am"] == pytest.approx(sum(map(sum, matrix)) / 55)
+    pngs = sorted(p.name for p in quick_runs.rglob("*-compatibility.png"))
+    assert len(pngs) == 4 and all(p.startswith("seed") for p in pngs)
+
+
 def test_baselines_behave_as_expected(quick_runs):
     found = records(quick_runs)
     simple, finetune = found["simplecil", 1993]["metrics"], found["finetune-head", 1993]["metrics"]

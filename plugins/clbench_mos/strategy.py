@@ -120,9 +120,9 @@ class Mos(Strategy):
 
     @torch.no_grad()
     def embed(self, images: torch.Tensor) -> torch.Tensor:
-        """Features under the adapter that retrieval picks for each image."""
-        retrieval, features = self._retrieve(images)
-        return features[retrieval.task, torch.arange(len(images), device=features.device)]
+        """Features under the first task's adapters: the space of MOS's prototype
+        classifier, fixed once the first task is learned (the stored set never changes)."""
+        return self.backbone.forward(images, self.stored_[0])
 
     def report(self) -> dict[str, Any]:
         total = sum(self.rounds_.values())
