@@ -17,9 +17,16 @@ def test_committed_leaderboard_matches_its_records(tmp_path, name):
     assert (tmp_path / name).read_bytes() == (LEADERBOARDS / name).read_bytes()
 
 
-def test_committed_leaderboard_has_both_baselines_over_three_seeds():
+def test_committed_leaderboard_has_every_strategy_over_three_seeds():
     rows = (LEADERBOARDS / "offline-mix.csv").read_text().splitlines()[1:]
     by_strategy = {row.split(",")[0]: row.split(",") for row in rows}
-    assert set(by_strategy) >= {"simplecil", "finetune-head"}
+    assert set(by_strategy) >= {"simplecil", "finetune-head", "sema", "oca", "lambda-orth",
+                                "independent-head"}  # fmt: skip
     for row in by_strategy.values():
         assert row[2] == "" and row[4] == "3"  # default variant, three seeds
+
+
+def test_committed_leaderboard_has_compatibility_columns():
+    header = (LEADERBOARDS / "offline-mix.csv").read_text().splitlines()[0].split(",")
+    for column in ("search_ac", "search_am", "map_ac", "map_am"):
+        assert f"{column}_mean" in header and f"{column}_std" in header
