@@ -14,16 +14,9 @@ import argparse
 import time
 
 import torch
-from common import machine
+from common import machine, strategy_on_offline_default
 
-from cl_bench.backbones.base import BackboneOptions
-from cl_bench.backend import Backend
-from cl_bench.config import build_config, parse_assignments
-from cl_bench.feature_store import FeatureStore
-from cl_bench.registry import Registry
-from cl_bench.runner import EVAL_BATCH_SIZE, seed_everything
-from cl_bench.strategy import Runtime
-from cl_bench.streams import build_stream
+from cl_bench.runner import EVAL_BATCH_SIZE
 
 
 def timed(predict, images: torch.Tensor) -> tuple[float, torch.Tensor]:
@@ -37,16 +30,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1993)
     parser.add_argument("--set", dest="assignments", action="append", default=[])
     args = parser.parse_args()
-    registry = Registry.discover()
-    stream_spec, spec = registry.stream("offline-mix"), registry.strategy("mos")
-    options = BackboneOptions(image_size=stream_spec.resolution)
-    backend = Backend(registry.backbone("efficientnet_lite0").load(options), FeatureStore())
-    stream = build_stream(stream_spec, seed=args.seed)
-    backend.register(stream.data.images)
-    seed_everything(args.seed)
-    config = build_config(spec.strategy.Config, parse_assignments(args.assignments))
-    mos = spec.strategy(backbone=backend, stream=stream.info, config=config,
-                        runtime=Runtime(device=backend.device, seed=args.seed))  # fmt: skip
+    mos, stream, _ = strategy_on_offline_default("mos", args.seed, args.assignments)
     print(machine())
     print(f"{'task':>4}{'train s':>9}{'test images':>13}{'batched s':>11}{'per-round s':>13}"
           f"{'ratio':>7}{'same':>6}{'accuracy':>10}")  # fmt: skip

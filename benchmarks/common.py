@@ -28,6 +28,27 @@ def backend(name: str = "efficientnet_lite0", image_size: int = 64) -> Backend:
     return Backend(spec.load(BackboneOptions(image_size=image_size)))
 
 
+def strategy_on_offline_default(name: str, seed: int, assignments: list[str]):
+    """``(strategy, stream, backend)``: ``name`` with ``--set``-style overrides, on the
+    offline default and Lite0 with the feature cache, seeded as the runner seeds."""
+    from cl_bench.config import build_config, parse_assignments
+    from cl_bench.feature_store import FeatureStore
+    from cl_bench.runner import seed_everything
+    from cl_bench.strategy import Runtime
+
+    registry = Registry.discover()
+    stream_spec, spec = registry.stream("offline-mix"), registry.strategy(name)
+    options = BackboneOptions(image_size=stream_spec.resolution)
+    backend = Backend(registry.backbone("efficientnet_lite0").load(options), FeatureStore())
+    stream = build_stream(stream_spec, seed=seed)
+    backend.register(stream.data.images)
+    seed_everything(seed)
+    config = build_config(spec.strategy.Config, parse_assignments(assignments))
+    strategy = spec.strategy(backbone=backend, stream=stream.info, config=config,
+                             runtime=Runtime(device=backend.device, seed=seed))  # fmt: skip
+    return strategy, stream, backend
+
+
 def install_template_plugin() -> Path:
     """pip-install plugins/template into a temporary folder and put it on sys.path."""
     target = Path(tempfile.mkdtemp(prefix="clbench-template-"))

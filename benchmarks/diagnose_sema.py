@@ -23,16 +23,7 @@ import argparse
 
 import torch
 import torch.nn.functional as F
-from common import machine
-
-from cl_bench.backbones.base import BackboneOptions
-from cl_bench.backend import Backend
-from cl_bench.config import build_config, parse_assignments
-from cl_bench.feature_store import FeatureStore
-from cl_bench.registry import Registry
-from cl_bench.runner import seed_everything
-from cl_bench.strategy import Runtime
-from cl_bench.streams import build_stream
+from common import machine, strategy_on_offline_default
 
 
 def nearest_mean(features: torch.Tensor, means: torch.Tensor) -> torch.Tensor:
@@ -48,17 +39,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1993)
     parser.add_argument("--set", dest="assignments", action="append", default=[])
     args = parser.parse_args()
-    registry = Registry.discover()
-    stream_spec, spec = registry.stream("offline-mix"), registry.strategy("sema")
-    options = BackboneOptions(image_size=stream_spec.resolution)
-    backend = Backend(registry.backbone("efficientnet_lite0").load(options), FeatureStore())
-    stream = build_stream(stream_spec, seed=args.seed)
-    backend.register(stream.data.images)
-    seed_everything(args.seed)
-    config = build_config(spec.strategy.Config, parse_assignments(args.assignments))
-    sema = spec.strategy(backbone=backend, stream=stream.info, config=config,
-                         runtime=Runtime(device=backend.device, seed=args.seed))  # fmt: skip
-    print(machine(), "| SEMA config:", config)
+    sema, stream, backend = strategy_on_offline_default("sema", args.seed, args.assignments)
+    print(machine(), "| SEMA config:", sema.config)
     columns = ["linear head", "prototypes when learned", "prototypes, current model",
                "SimpleCIL"]  # fmt: skip
     print(f"{'task':>4}" + "".join(f"{c:>28}" for c in columns) + f"{'old -> newest task':>20}")

@@ -32,14 +32,21 @@ def common_width(a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.
     return a[:, :width], b[:, :width]
 
 
+def _class_sums(
+    unit: torch.Tensor, labels: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Per class: the sum of its unit features, the classes, and membership (C x N)."""
+    classes = labels.unique()
+    member = labels[None, :] == classes[:, None]
+    return member.float() @ unit, classes, member
+
+
 def class_templates(
     features: torch.Tensor, labels: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """One L2-normalised mean per class (of L2-normalised features), and the classes."""
-    classes = labels.unique()
-    unit = F.normalize(features.float(), dim=1)
-    means = torch.stack([unit[labels == c].mean(0) for c in classes])
-    return F.normalize(means, dim=1), classes
+    sums, classes, _ = _class_sums(F.normalize(features.float(), dim=1), labels)
+    return F.normalize(sums, dim=1), classes
 
 
 def search_top1(
@@ -57,9 +64,7 @@ def search_top1(
     """
     queries, gallery = common_width(F.normalize(queries.float(), dim=1), gallery.float())
     unit = F.normalize(gallery, dim=1)
-    classes = gallery_labels.unique()
-    member = gallery_labels[None, :] == classes[:, None]  # classes x gallery
-    sums = member.float() @ unit
+    sums, classes, member = _class_sums(unit, gallery_labels)
     similarity = queries @ F.normalize(sums, dim=1).T
     if query_ids is not None and gallery_ids is not None:
         own = (query_ids[:, None] == gallery_ids[None, :]).float()  # queries x gallery
