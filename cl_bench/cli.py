@@ -263,6 +263,10 @@ def _print_summary(record: dict[str, Any]) -> None:
             "trainable / total parameters",
             f"{resources['trainable_parameters']:,} / {resources['total_parameters']:,}",
         ),
+        (
+            "rehearsal memory (samples of past experiences)",
+            f"{resources.get('rehearsal_samples', 0):,}",
+        ),
     ]
     title = (
         f"{record['strategy']} on {record['stream']} with {record['backbone']}, "

@@ -108,6 +108,7 @@ def evaluate(
             "peak_accelerator_mib": result.peak_accelerator_mib,
             "trainable_parameters": result.trainable_parameters,
             "total_parameters": result.total_parameters,
+            "rehearsal_samples": result.rehearsal_samples,
             # Frozen work actually done (cache hits excluded): what the feature cache saves.
             "frozen_images_forwarded": backend.stats.images_forwarded,
             "frozen_block_evaluations": backend.stats.block_evaluations,

@@ -58,6 +58,7 @@ def load_runs(records_dir: Path) -> pd.DataFrame:
                 "seed": record["seed"],
                 "curve": metrics["accuracy_curve"],
                 "trainable_parameters": record["resources"]["trainable_parameters"],
+                "rehearsal_samples": record["resources"].get("rehearsal_samples", 0),
                 "path": str(path),
                 **{key: metrics.get(key, record["resources"].get(key)) for key in METRICS},
                 **_compatibility_columns(metrics.get("compatibility", {})),
@@ -94,6 +95,7 @@ def aggregate(runs: pd.DataFrame) -> pd.DataFrame:
         row["seeds"] = " ".join(str(s) for s in sorted(group["seed"]))
         row["n_seeds"] = len(group)
         row["trainable_parameters"] = int(group["trainable_parameters"].max())
+        row["rehearsal_samples"] = int(group["rehearsal_samples"].max())
         for metric in METRICS:
             values = pd.to_numeric(group[metric], errors="coerce").dropna()
             row[f"{metric}_mean"] = values.mean() if len(values) else np.nan
@@ -139,7 +141,7 @@ def _fmt(mean: float, std: float) -> str:
 
 
 def markdown(stream: str, rows: pd.DataFrame, plot_name: str) -> str:
-    header = ["Strategy", "Backbone", "Variant", "Seeds", *SHORT.values()]
+    header = ["Strategy", "Backbone", "Variant", "Seeds", "Rehearsal", *SHORT.values()]
     lines = [
         f"# Leaderboard: {stream}",
         "",
@@ -147,13 +149,16 @@ def markdown(stream: str, rows: pd.DataFrame, plot_name: str) -> str:
         "Mean ± sample std over seeds; accuracies in %.",
         "",
         "| " + " | ".join(header) + " |",
-        "|" + "|".join(["---"] * 4 + ["---:"] * len(SHORT)) + "|",
+        "|" + "|".join(["---"] * 4 + ["---:"] * (1 + len(SHORT))) + "|",
     ]
     for _, row in rows.iterrows():
         cells = [row["strategy"], row["backbone"], row["variant"] or "default", str(row["n_seeds"])]
+        cells.append(f"{row['rehearsal_samples']:,}")
         cells += [_fmt(row[f"{m}_mean"], row[f"{m}_std"]) for m in SHORT]
         lines.append("| " + " | ".join(cells) + " |")
     lines += ["", "Columns:", ""]
+    lines.append("- Rehearsal: samples of past experiences the strategy keeps for training "
+                 "at the end of the stream (0: exemplar-free)")  # fmt: skip
     lines += [f"- {SHORT[m]}: {text}" for m, text in METRICS.items()]
     lines += ["", f"![accuracy curves]({plot_name})", ""]
     return "\n".join(lines)

@@ -33,6 +33,7 @@ class RunResult:
     peak_accelerator_mib: float | None = None
     trainable_parameters: int = 0
     total_parameters: int = 0
+    rehearsal_samples: int = 0
     strategy_report: dict[str, Any] = field(default_factory=dict)
     compatibility: dict[str, Any] = field(default_factory=dict)
     compatibility_seconds: list[float] = field(default_factory=list)
@@ -92,6 +93,7 @@ def run(
         result.peak_accelerator_mib = torch.cuda.max_memory_allocated(backbone.device) / 2**20
     result.strategy_report = _call(spec, "reporting", strategy.report)
     result.compatibility = tracker.summary()
+    result.rehearsal_samples = _call(spec, "reporting", strategy.rehearsal_samples)
     learned = _parameters(strategy.learned_modules())
     result.trainable_parameters = sum(p.numel() for p in learned)  # what the strategy learned
     result.total_parameters = backbone.num_parameters() + sum(p.numel() for p in learned)

@@ -84,6 +84,12 @@ class Strategy(abc.ABC):
         spaces (backward transforms) override this."""
         return features
 
+    def rehearsal_samples(self) -> int:
+        """How many samples of past experiences (images or their features) the strategy
+        keeps for training: 0 for exemplar-free methods. Recorded and shown beside the
+        accuracy, because rehearsal and exemplar-free methods are not compared as equals."""
+        return 0
+
     def report(self) -> dict[str, Any]:
         """Strategy-specific facts for the run record (JSON-able); empty by default."""
         return {}

@@ -81,6 +81,7 @@ def test_evaluate_writes_complete_records(quick_runs):
     resources = record["resources"]
     assert len(resources["train_seconds"]) == 10 and resources["peak_rss_mib"] > 0
     assert resources["trainable_parameters"] == 0
+    assert resources["rehearsal_samples"] == 0  # exemplar-free
     assert resources["total_parameters"] > 3_000_000
     assert record["versions"]["torch"] and record["backbone_weights"]["sha256"]
     assert record["config"] == {"batch_size": 256}
@@ -249,3 +250,18 @@ def test_crashing_strategy_leaves_no_record(monkeypatch, capsys, tmp_path):
     assert "strategy 'simplecil' failed during training on experience 2" in err
     assert "out of ideas" in err
     assert not list(tmp_path.rglob("*.json"))
+
+
+def test_rehearsal_strategy_end_to_end_records_its_memory(monkeypatch, capsys, tmp_path):
+    """OCA keeps a feature memory: the record and the summary say how large."""
+    code, out, _ = clbench(
+        monkeypatch, capsys, "evaluate", "--strategy", "oca", "--limit-per-class", "6",
+        "--set", "epochs=2", "--set", "warmup_epochs=1", "--set", "memory_per_class=3",
+        "--output", str(tmp_path),
+    )  # fmt: skip
+    assert code == 0
+    [path] = tmp_path.rglob("seed1993-*.json")
+    record = json.loads(path.read_text())
+    assert record["resources"]["rehearsal_samples"] == 3 * 50
+    assert "rehearsal memory (samples of past experiences)" in out and "150" in out
+    assert record["metrics"]["compatibility"]["search_top1"]["ac"] is not None

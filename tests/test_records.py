@@ -13,7 +13,12 @@ from cl_bench.paths import write_atomically
 from cl_bench.records import RECORD_FORMAT, read_record, record_path, write_record
 
 
-def fake_record(strategy: str, seed: int, last: float, curve_head: float = 90.0) -> dict:
+def fake_record(
+    strategy: str, seed: int, last: float, curve_head: float = 90.0, rehearsal: int | None = None
+) -> dict:
+    resources = {"wall_seconds": 1.0 + seed, "trainable_parameters": 10}
+    if rehearsal is not None:  # records of before the key existed have none
+        resources["rehearsal_samples"] = rehearsal
     return {
         "format": RECORD_FORMAT,
         "stream": "toy",
@@ -29,16 +34,16 @@ def fake_record(strategy: str, seed: int, last: float, curve_head: float = 90.0)
             "forgetting_initial": 90 - last,
             "bwt": last - 90,
         },
-        "resources": {"wall_seconds": 1.0 + seed, "trainable_parameters": 10},
+        "resources": resources,
     }
 
 
-def write_all(root, specs):
+def write_all(root, specs, rehearsal: int | None = None):
     for strategy, seed, last in specs:
         path = record_path(
             root, stream="toy", strategy=strategy, backbone="bb", seed=seed, variant=""
         )
-        write_record(path, fake_record(strategy, seed, last))
+        write_record(path, fake_record(strategy, seed, last, rehearsal=rehearsal))
 
 
 def test_interrupted_write_leaves_no_file(tmp_path):
@@ -102,8 +107,18 @@ def test_leaderboard_markdown_and_byte_identity(tmp_path):
     }
     assert first == second
     markdown = first["toy.md"].decode()
-    assert "| a | bb | default | 2 | 55.00 ± 7.07 |" in markdown
-    assert "| b | bb | default | 1 | 80.00 |" in markdown
+    assert "| a | bb | default | 2 | 0 | 55.00 ± 7.07 |" in markdown
+    assert "| b | bb | default | 1 | 0 | 80.00 |" in markdown
+
+
+def test_leaderboard_shows_the_rehearsal_memory(tmp_path):
+    write_all(tmp_path / "runs", [("a", 1, 50.0), ("a", 2, 60.0)], rehearsal=1000)
+    write_all(tmp_path / "runs", [("b", 1, 80.0)])
+    markdown = next(
+        p for p in write_leaderboards(tmp_path / "runs", tmp_path / "lb") if p.suffix == ".md"
+    ).read_text()
+    assert "| a | bb | default | 2 | 1,000 | 55.00 ± 7.07 |" in markdown
+    assert "| b | bb | default | 1 | 0 | 80.00 |" in markdown
 
 
 def test_empty_records_folder(tmp_path):

@@ -2,9 +2,11 @@
 the frozen (cached) backbone features, and a nearest-class-mean classifier whose class
 means stay in the space of the model that learned them.
 
-A class's mean is computed once, by the model current when the class was learned (its
-images are gone afterwards), and never re-embedded: classifying with it later is a
-retrieval against an old gallery, so accuracy reflects compatibility too.
+A class's mean is computed once, by the model current when the class was learned, and
+never re-embedded: classifying with it later is a retrieval against an old gallery, so
+accuracy reflects compatibility too. Each update trains on its experience plus a small
+rehearsal memory of old classes' features (:mod:`clbench_compatible.memory`), as the
+papers' updates train on old and new classes together.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from torch import nn
 from cl_bench import Experience, Strategy
 from cl_bench.compatibility import common_width
 from cl_bench.config import require
+from clbench_compatible.memory import FeatureMemory
 from clbench_compatible.training import fit
 
 
@@ -34,6 +37,7 @@ class HeadConfig:
     batch_size: int = 64
     warmup_epochs: int = 5
     label_smoothing: float = 0.1
+    memory_per_class: int = 20  # rehearsal: frozen features kept per old class; 0 = none
 
     def __post_init__(self) -> None:
         for key in ("width", "hidden", "epochs", "batch_size"):
@@ -42,6 +46,7 @@ class HeadConfig:
         require(self.weight_decay >= 0, "weight_decay", "must be non-negative")
         require(0 <= self.warmup_epochs <= self.epochs, "warmup_epochs", "must be in [0, epochs]")
         require(0 <= self.label_smoothing < 1, "label_smoothing", "must be in [0, 1)")
+        require(self.memory_per_class >= 0, "memory_per_class", "must be non-negative")
 
 
 class RepresentationHead(nn.Module):
@@ -64,21 +69,24 @@ class CompatibleHeads(Strategy):
         super().__init__(**kwargs)
         self.heads_ = nn.ModuleList()
         self.class_means_: list[torch.Tensor] = []  # per update, in that update's space
+        self.memory_ = FeatureMemory(self.config.memory_per_class)
 
     # --- the contract ---------------------------------------------------------------
     def train(self, experience: Experience) -> None:
         features = self.backbone.features_of(experience.images)
-        labels = experience.labels.to(features.device) - min(experience.classes)
+        labels = experience.labels.to(features.device)
+        training_features, training_labels = self.memory_.with_new(features, labels)
+        classes, targets = training_labels.unique(return_inverse=True)
         head = self._new_head(experience.index).to(self.backbone.device)
-        self._learn(head, features, labels, experience)
+        self._learn(head, training_features, targets, len(classes), experience)
         head.requires_grad_(False).eval()
         self.heads_.append(head)
         with torch.no_grad():
             embedded = head(features)
         self.class_means_.append(torch.stack([
-            F.normalize(embedded[labels == c].mean(0), dim=0)
-            for c in range(len(experience.classes))
+            F.normalize(embedded[labels == c].mean(0), dim=0) for c in experience.classes
         ]))  # fmt: skip
+        self.memory_.add(features, labels, self.runtime.generator)
 
     @torch.no_grad()
     def embed(self, images: torch.Tensor) -> torch.Tensor:
@@ -93,6 +101,9 @@ class CompatibleHeads(Strategy):
             scores.append(F.normalize(mapped, dim=1) @ F.normalize(means, dim=1).T)
         return torch.cat(scores, dim=1).argmax(1)
 
+    def rehearsal_samples(self) -> int:
+        return len(self.memory_)
+
     def report(self) -> dict[str, Any]:
         return {"representation_widths": [head.net[-1].out_features for head in self.heads_]}
 
@@ -105,11 +116,12 @@ class CompatibleHeads(Strategy):
         return self.config.width
 
     def _learn(self, head: RepresentationHead, features: torch.Tensor, labels: torch.Tensor,
-               experience: Experience) -> None:  # fmt: skip
-        """Default: cross-entropy through a linear classifier on this update's classes."""
-        classifier = nn.Linear(head.net[-1].out_features, len(experience.classes)).to(
-            features.device
-        )
+               num_classes: int, experience: Experience) -> None:  # fmt: skip
+        """Train this update's modules; ``labels`` index the training set's ``num_classes``.
+
+        Default: cross-entropy through a linear classifier.
+        """
+        classifier = nn.Linear(head.net[-1].out_features, num_classes).to(features.device)
 
         def loss(index: torch.Tensor) -> torch.Tensor:
             logits = classifier(head(features[index]))

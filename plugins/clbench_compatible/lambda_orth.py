@@ -13,8 +13,8 @@ Queries of model t reach a gallery of model k through the chain B_t, ..., B_{k+1
 The paper's text leaves alpha, w1-w3, the SupCon temperature and the number of
 epochs open (its code was not available offline); the defaults here (alpha 1, w 1,
 temperature 0.1, 100 epochs) are this suite's choices and are overridable, and so is
-the start of B: the least-squares (or, strictly orthogonal, Procrustes) fit of the old
-features from the new ones, F the identity.
+the start of B: the orthogonal Procrustes fit of the old features from the new ones,
+F the identity.
 """
 
 from __future__ import annotations
@@ -55,27 +55,27 @@ class LambdaOrthConfig(HeadConfig):
 
 
 def backward_transform(source: torch.Tensor, target: torch.Tensor, orthogonal: bool) -> nn.Module:
-    """B: source space -> target space, started where L_B is smallest.
+    """B: source space -> target space, started at the orthogonal Procrustes fit.
 
-    Affine: the least-squares fit of ``target`` from ``source`` (the minimiser of L_B);
-    strictly orthogonal: the orthogonal Procrustes solution. Training then adds the
-    other terms. With the few hundred images of one experience, Adam at 1e-3 from the
-    identity does not get far in 100 epochs; the paper leaves the start open.
+    The best rotation of ``source`` onto ``target``: L_lambda is zero there, and
+    training moves B away from orthogonality only as far as the other terms pay for.
+    (An unconstrained least-squares start is ill-conditioned on a few hundred
+    normalised features: ||W W^T - I|| in the thousands.) The paper leaves the start
+    open; from the identity, Adam at 1e-3 does not get far in 100 epochs.
     """
     width = source.shape[1]
+    u, _, v = torch.linalg.svd(source.T @ target)
+    rotation = (u @ v).T  # x -> x @ rotation.T = x @ u @ v
     if orthogonal:
         layer = parametrizations.orthogonal(nn.Linear(width, width, bias=False),
                                             orthogonal_map="matrix_exp")  # fmt: skip
-        u, _, v = torch.linalg.svd(source.T @ target)
         with torch.no_grad():
-            layer.weight = (u @ v).T
+            layer.weight = rotation
         return layer
     layer = nn.Linear(width, width)
-    ones = torch.ones(len(source), 1, device=source.device)
-    solution = torch.linalg.lstsq(torch.cat([source, ones], dim=1), target).solution
     with torch.no_grad():
-        layer.weight.copy_(solution[:-1].T)
-        layer.bias.copy_(solution[-1])
+        layer.weight.copy_(rotation)
+        layer.bias.zero_()
     return layer
 
 
@@ -104,8 +104,8 @@ class LambdaOrth(CompatibleHeads):
         return {**super().report(), "backward_orthogonality_gap": gaps}
 
     def _learn(self, head: RepresentationHead, features: torch.Tensor, labels: torch.Tensor,
-               experience: Experience) -> None:  # fmt: skip
-        super()._learn(head, features, labels, experience)
+               num_classes: int, experience: Experience) -> None:  # fmt: skip
+        super()._learn(head, features, labels, num_classes, experience)
         if len(self.heads_):
             head.requires_grad_(False).eval()
             self.backward_.append(self._transforms(self.heads_[-1], head, features, labels))

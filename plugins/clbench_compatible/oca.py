@@ -14,9 +14,9 @@ exponential (OCA's code): both keep the layer exactly orthogonal, and on a CPU t
 Cayley map is about 10x faster at these widths (8 vs 37 ms per step at 128, 66 vs
 843 ms at 416, one thread).
 
-In OCA's own setting the update sees all classes; here an update sees only its
-experience's classes, so the pseudo-classifier covers those (the old model's view of
-the new data is all that is left of it).
+In OCA's setting the update trains on the extended training set (old and new
+classes); here it trains on its experience plus the rehearsal memory of old classes,
+and the pseudo-classifier covers every class of that training set.
 """
 
 from __future__ import annotations
@@ -58,14 +58,14 @@ class Oca(CompatibleHeads):
         return self.config.width + step * self.config.extra_width
 
     def _learn(self, head: RepresentationHead, features: torch.Tensor, labels: torch.Tensor,
-               experience: Experience) -> None:  # fmt: skip
+               num_classes: int, experience: Experience) -> None:  # fmt: skip
         config, width = self.config, self._width(experience.index)
         layer = nn.Linear(width, width)
         orthogonal = parametrizations.orthogonal(layer, orthogonal_map="cayley")
         orthogonal = orthogonal.to(features.device)
-        classifier = nn.Linear(width, len(experience.classes), bias=False).to(features.device)
+        classifier = nn.Linear(width, num_classes, bias=False).to(features.device)
         self.orthogonal_layers_.append(orthogonal)
-        pseudo = self._pseudo_classifier(features, labels, len(experience.classes))
+        pseudo = self._pseudo_classifier(features, labels, num_classes)
         smoothing = config.label_smoothing
 
         def loss(index: torch.Tensor) -> torch.Tensor:
@@ -90,7 +90,7 @@ class Oca(CompatibleHeads):
     @torch.no_grad()
     def _pseudo_classifier(self, features: torch.Tensor, labels: torch.Tensor,
                            classes: int) -> torch.Tensor | None:  # fmt: skip
-        """The previous model's mean (normalised) feature per class of the new data."""
+        """The previous model's mean (normalised) feature per class of the training set."""
         if not len(self.heads_):
             return None
         old = self.heads_[-1](features)
