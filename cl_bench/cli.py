@@ -4,23 +4,35 @@ from __future__ import annotations
 
 import os
 import sys
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
 import click
-import torch
+from rich.markup import escape
 
 from cl_bench import __version__
 from cl_bench.config import parse_assignments
 from cl_bench.console import console, progress_tracker, stdout, table
-from cl_bench.errors import ClbenchError
-from cl_bench.evaluation import evaluate as run_evaluation
+from cl_bench.errors import ClbenchError, RecordError
+from cl_bench.executors import make_executor
 from cl_bench.feature_store import FeatureStore
-from cl_bench.heatmaps import write_compatibility_heatmap
 from cl_bench.leaderboard import write_leaderboards
 from cl_bench.paths import CACHE_ENV, cache_dir
-from cl_bench.records import record_path, write_record
 from cl_bench.registry import Registry
+from cl_bench.report import write_reports
+from cl_bench.sweep import (
+    SPLITS,
+    Outcome,
+    RunSpec,
+    evaluate_run,
+    make_grid,
+    outcome_table,
+    read_grid_file,
+    run_sweep,
+    validate,
+    write_run,
+)
 
 DEFAULT_STREAM = "offline-mix"
 DEFAULT_BACKBONE = "efficientnet_lite0"
@@ -125,35 +137,182 @@ def evaluate(
 ) -> None:
     """Run one strategy over a class-incremental stream and write its run record."""
     registry = _registry()
-    overrides = parse_assignments(assignments)
-    with progress_tracker() as track:
-        record = run_evaluation(
-            registry,
-            strategy=strategy,
-            stream=stream,
-            backbone=backbone,
-            seed=seed,
-            overrides=overrides,
-            limit_per_class=limit_per_class,
-            split=split,
-            weights=weights,
-            device=_device(device),
-            use_cache=not no_cache,
-            track=track,
-        )
-    path = record_path(
-        output,
-        stream=stream,
+    spec = RunSpec(
         strategy=strategy,
+        stream=stream,
         backbone=backbone,
         seed=seed,
-        variant=record["variant"],
+        overrides=parse_assignments(assignments),
+        limit_per_class=limit_per_class,
+        split=split,
+        weights=weights,
+        device=device,
+        use_cache=not no_cache,
     )
-    heatmap = write_compatibility_heatmap(record, path.with_name(f"{path.stem}-compatibility.png"))
-    write_record(path, record)
+    with progress_tracker() as track:
+        record = evaluate_run(spec, registry, track)
+    path, heatmap = write_run(output, record)
     _print_summary(record)
     console.print(f"record written to {path}, compatibility heat map to {heatmap.name}",
                   soft_wrap=True, highlight=False)  # fmt: skip
+
+
+@cli.command()
+@click.option(
+    "--grid",
+    "grid_file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="YAML file with the keys strategy, stream, backbone, seed (each a name or a list), "
+    "set, limit-per-class, split, device, output, leaderboards; flags given override it.",
+)
+@click.option("--strategy", "strategies", multiple=True, help="Strategy name; repeatable.")
+@click.option(
+    "--stream",
+    "streams",
+    multiple=True,
+    help=f"Stream name; repeatable. [default: {DEFAULT_STREAM}]",
+)
+@click.option(
+    "--backbone",
+    "backbones",
+    multiple=True,
+    help=f"Backbone name; repeatable. [default: {DEFAULT_BACKBONE}]",
+)
+@click.option(
+    "--seed", "seeds", multiple=True, type=int, help=f"Seed; repeatable. [default: {DEFAULT_SEED}]"
+)
+@click.option(
+    "--set",
+    "assignments",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Override a hyper-parameter in every run; repeatable.",
+)
+@click.option(
+    "--limit-per-class",
+    type=int,
+    default=None,
+    help="Use at most N training images per class (quick runs).",
+)
+@click.option(
+    "--split",
+    type=click.Choice(SPLITS),
+    default=None,
+    help="Evaluate on the test split or the validation split. [default: test]",
+)
+@click.option("--device", default=None, help="cpu, cuda, cuda:1, or auto. [default: auto]")
+@click.option(
+    "--output",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Folder of run records. [default: runs]",
+)
+@click.option(
+    "--leaderboards",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Folder the leaderboards are regenerated into at the end. [default: leaderboards]",
+)
+@click.option(
+    "--executor",
+    type=click.Choice(["local", "ray"]),
+    default="local",
+    show_default=True,
+    help="A process pool on this machine, or Ray tasks.",
+)
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Runs at a time (local), or CPUs of a local Ray instance. [default: the number of CPUs]",
+)
+@click.option(
+    "--ray-address",
+    envvar="RAY_ADDRESS",
+    show_envvar=True,
+    default=None,
+    help="Ray cluster to connect to; without it a local Ray instance is started.",
+)
+def sweep(
+    grid_file: Path | None,
+    strategies: tuple[str, ...],
+    streams: tuple[str, ...],
+    backbones: tuple[str, ...],
+    seeds: tuple[int, ...],
+    assignments: tuple[str, ...],
+    limit_per_class: int | None,
+    split: str | None,
+    device: str | None,
+    output: Path | None,
+    leaderboards: Path | None,
+    executor: str,
+    workers: int | None,
+    ray_address: str | None,
+) -> None:
+    """Run every strategy x stream x backbone x seed, then regenerate the leaderboards.
+
+    Runs whose record exists are skipped, so rerunning resumes; failed runs are retried.
+    """
+    registry = _registry()
+    flags = {
+        "strategy": strategies,
+        "stream": streams,
+        "backbone": backbones,
+        "seed": seeds,
+        "set": assignments,
+        "limit-per-class": limit_per_class,
+        "split": split,
+        "device": device,
+        "output": output,
+        "leaderboards": leaderboards,
+    }
+    defaults = {"stream": DEFAULT_STREAM, "backbone": DEFAULT_BACKBONE, "seed": DEFAULT_SEED}
+    grid = make_grid(read_grid_file(grid_file) if grid_file else {}, flags, defaults)
+    runs = grid.runs()
+    validate(runs, registry)
+    pool = make_executor(executor, workers=workers, ray_address=ray_address)
+    outcomes: list[Outcome] = []
+    try:
+        with progress_tracker() as track, closing(run_sweep(runs, grid.output, pool)) as done:
+            for outcome in track(done, total=len(runs), description="runs"):
+                outcomes.append(outcome)
+                console.print(_outcome_line(outcome), soft_wrap=True, highlight=False)
+    except KeyboardInterrupt:
+        console.print(
+            "[red]interrupted[/]: workers stopped; finished runs are recorded and no "
+            "record is half-written. Run the same command again to resume: runs "
+            "with a record are skipped."
+        )
+        raise SystemExit(130) from None
+    outcomes.sort(key=lambda outcome: runs.index(outcome.spec))
+    stdout.print(outcome_table(outcomes))
+    failed = sum(outcome.status == "failed" for outcome in outcomes)
+    try:
+        write_leaderboards(grid.output, grid.leaderboards)
+        console.print(
+            f"leaderboards regenerated in {grid.leaderboards}", soft_wrap=True, highlight=False
+        )
+    except RecordError as error:
+        if not failed:
+            raise
+        console.print(f"leaderboards not regenerated: {error}", soft_wrap=True, markup=False)
+    if failed:
+        console.print(
+            f"[red]{failed} of {len(runs)} runs failed[/]; each left a .failed.json "
+            "note beside its record's path. Run the same command again to retry them."
+        )
+        raise SystemExit(1)
+
+
+def _outcome_line(outcome: Outcome) -> str:
+    label = escape(outcome.spec.label)
+    if outcome.status == "skipped":
+        return f"skipped {label}: its record exists ({escape(str(outcome.path))})"
+    if outcome.status == "ran":
+        return f"ran {label} in {outcome.seconds:.1f} s"
+    error, note = escape(outcome.error or ""), escape(str(outcome.path))
+    return f"[red]failed[/] {label}: {error} (details in {note})"
 
 
 @cli.command()
@@ -174,6 +333,27 @@ def evaluate(
 def leaderboard(runs: Path, out: Path) -> None:
     """Regenerate CSV and Markdown leaderboards (and accuracy plots) from run records."""
     for path in write_leaderboards(runs, out):
+        console.print(f"wrote {path}", soft_wrap=True, highlight=False)
+
+
+@cli.command()
+@click.option(
+    "--runs",
+    type=click.Path(path_type=Path),
+    default=Path("runs"),
+    show_default=True,
+    help="Folder of run records to read.",
+)
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    default=Path("leaderboards"),
+    show_default=True,
+    help="Folder to write the leaderboards and reports into.",
+)
+def report(runs: Path, out: Path) -> None:
+    """Leaderboards, and per stream a report page: table, curves, compatibility heat maps."""
+    for path in write_reports(runs, out):
         console.print(f"wrote {path}", soft_wrap=True, highlight=False)
 
 
@@ -211,20 +391,6 @@ def _stream_cache_files() -> list[Path]:
 
 def _mib(size: int) -> str:
     return f"{size / 2**20:.1f} MiB"
-
-
-def _device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError as error:
-        raise ClbenchError(
-            f"--device {name!r} is not a device; use cpu, cuda, cuda:N or auto"
-        ) from error
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ClbenchError(f"--device {name}: no CUDA device is available; use --device cpu")
-    return device
 
 
 def _pct(value: float | None, digits: int = 2) -> str:
@@ -317,5 +483,5 @@ def main() -> None:
         console.print("[red]interrupted[/]; no record was written")
         sys.exit(130)
     except ClbenchError as error:
-        console.print(f"[red]error:[/] {error}", highlight=False)
+        console.print(f"[red]error:[/] {escape(str(error))}", highlight=False)
         sys.exit(2)

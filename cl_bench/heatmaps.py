@@ -1,7 +1,13 @@
-"""A run's compatibility matrices as one PNG: which model's queries reach which gallery."""
+"""Compatibility matrices as one PNG: which model's queries reach which gallery.
+
+``draw_heatmaps`` draws any set of lower-triangular matrices C[t][k] (rows = query
+model t, columns = gallery k), two panels a row; a run's PNG (``clbench evaluate``)
+and the seed-averaged PNGs of ``clbench report`` are both drawn by it.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -16,23 +22,41 @@ PANELS = {
     "map": "mAP (%)",
 }
 
+Matrix = Sequence[Sequence[float]]
+
 
 def write_compatibility_heatmap(record: dict[str, Any], path: Path) -> Path:
     """C[t][k] for every score of ``record``, rows = query model t, columns = gallery k."""
     compatibility = record["metrics"]["compatibility"]
-    write_atomically(path, lambda tmp: _draw(record, compatibility, tmp))
+    panels = {}
+    for score, name in PANELS.items():
+        summary = compatibility[score]
+        panels[f"{name}: AC {_ac(summary['ac'])}, AM {summary['am']:.1f}"] = summary["matrix"]
+    title = (f"{record['strategy']} on {record['stream']} with {record['backbone']}, "
+             f"seed {record['seed']}: compatibility C[t][k]")  # fmt: skip
+    return draw_heatmaps(panels, title, path)
+
+
+def draw_heatmaps(panels: dict[str, Matrix], title: str, path: Path) -> Path:
+    """One panel per ``{panel title: matrix}``, two a row, written atomically to ``path``."""
+    write_atomically(path, lambda tmp: _draw(panels, title, tmp))
     return path
 
 
-def _draw(record: dict[str, Any], compatibility: dict[str, Any], path: Path) -> None:
+def _ac(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.2f}"
+
+
+def _draw(panels: dict[str, Matrix], title: str, path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(2, 2, figsize=(9.6, 8.4), dpi=100)
-    for ax, (score, title) in zip(axes.flat, PANELS.items(), strict=True):
-        rows = compatibility[score]["matrix"]
+    rows_of_panels = (len(panels) + 1) // 2
+    fig, axes = plt.subplots(rows_of_panels, 2, figsize=(9.6, 4.2 * rows_of_panels), dpi=100,
+                             squeeze=False)  # fmt: skip
+    for ax, (panel_title, rows) in zip(axes.flat, panels.items(), strict=False):
         steps = len(rows)
         matrix = np.full((steps, steps), np.nan)
         for t, row in enumerate(rows):
@@ -44,16 +68,15 @@ def _draw(record: dict[str, Any], compatibility: dict[str, Any], path: Path) -> 
                     colour = "white" if matrix[t, k] < 50 else "black"
                     ax.text(k, t, f"{matrix[t, k]:.0f}", ha="center", va="center",
                             fontsize=7, color=colour)  # fmt: skip
-        summary = compatibility[score]
-        ac = "n/a" if summary["ac"] is None else f"{summary['ac']:.2f}"
-        ax.set_title(f"{title}: AC {ac}, AM {summary['am']:.1f}", fontsize=9)
+        ax.set_title(panel_title, fontsize=9)
         ax.set_xlabel("gallery embedded by model k")
         ax.set_ylabel("queries embedded by model t")
         ax.set_xticks(range(steps))
         ax.set_yticks(range(steps))
         fig.colorbar(image, ax=ax, fraction=0.046)
-    fig.suptitle(f"{record['strategy']} on {record['stream']} with {record['backbone']}, "
-                 f"seed {record['seed']}: compatibility C[t][k]", fontsize=10)  # fmt: skip
+    for ax in axes.flat[len(panels) :]:
+        ax.set_visible(False)
+    fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     fig.savefig(path, format="png", metadata={"Software": None})
     plt.close(fig)

@@ -15,6 +15,7 @@ from cl_bench.errors import RecordError
 from cl_bench.paths import write_atomically
 
 RECORD_FORMAT = 1
+FAILURE_SUFFIX = ".failed.json"
 _VERSIONED = ("clbench", "torch", "torchvision", "timm", "avalanche-lib", "numpy", "pluggy")
 
 
@@ -30,11 +31,24 @@ def variant_of(
     return ",".join(parts)
 
 
+def variant_suffix(variant: str) -> str:
+    """``-<hash>`` naming a non-default variant in file names; empty for the default."""
+    return f"-{hashlib.sha256(variant.encode()).hexdigest()[:8]}" if variant else ""
+
+
 def record_path(
     root: Path, *, stream: str, strategy: str, backbone: str, seed: int, variant: str
 ) -> Path:
-    suffix = f"-{hashlib.sha256(variant.encode()).hexdigest()[:8]}" if variant else ""
-    return root / stream / strategy / backbone / f"seed{seed}{suffix}.json"
+    return root / stream / strategy / backbone / f"seed{seed}{variant_suffix(variant)}.json"
+
+
+def failure_path(record: Path) -> Path:
+    """Where a sweep notes that the run of ``record`` failed: beside it, never read as a record.
+
+    ``seed1993.json`` -> ``seed1993.failed.json``. A later sweep retries the run; writing
+    the record removes the note (:func:`write_record`).
+    """
+    return record.with_name(record.stem + FAILURE_SUFFIX)
 
 
 def package_versions(extra: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -53,8 +67,10 @@ def utc_now() -> str:
 
 
 def write_record(path: Path, record: Mapping[str, Any]) -> None:
+    """Write ``record`` atomically; a failure note left for the same run goes (it succeeded)."""
     text = json.dumps(record, indent=2, sort_keys=True, allow_nan=False) + "\n"
     write_atomically(path, lambda tmp: tmp.write_text(text))
+    failure_path(path).unlink(missing_ok=True)
 
 
 def read_record(path: Path) -> dict[str, Any]:
@@ -79,6 +95,7 @@ def read_record(path: Path) -> dict[str, Any]:
 
 
 def iter_records(root: Path) -> Iterator[tuple[Path, dict[str, Any]]]:
-    """Every record under ``root``, in a stable order."""
+    """Every record under ``root``, in a stable order (failure notes are not records)."""
     for path in sorted(root.rglob("*.json")):
-        yield path, read_record(path)
+        if not path.name.endswith(FAILURE_SUFFIX):
+            yield path, read_record(path)

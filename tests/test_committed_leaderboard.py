@@ -1,4 +1,4 @@
-"""The committed leaderboard is exactly what the committed records regenerate."""
+"""The committed leaderboard and report are exactly what the committed records regenerate."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from cl_bench.leaderboard import write_leaderboards
+from cl_bench.report import write_reports
 
 LEADERBOARDS = Path(__file__).resolve().parents[1] / "leaderboards"
 
@@ -15,6 +16,18 @@ LEADERBOARDS = Path(__file__).resolve().parents[1] / "leaderboards"
 def test_committed_leaderboard_matches_its_records(tmp_path, name):
     write_leaderboards(LEADERBOARDS / "runs", tmp_path)
     assert (tmp_path / name).read_bytes() == (LEADERBOARDS / name).read_bytes()
+
+
+def test_committed_report_matches_its_records(tmp_path):
+    """The report page byte for byte, and exactly the heat maps it names (PNG bytes depend
+    on the matplotlib version tox installs, so they are not compared); none stale."""
+    written = write_reports(LEADERBOARDS / "runs", tmp_path)
+    names = {p.name for p in written if p.name.startswith("offline-mix-compatibility-")}
+    committed = {p.name for p in LEADERBOARDS.glob("offline-mix-compatibility-*.png")}
+    assert names == committed and len(names) == 7
+    page = (LEADERBOARDS / "offline-mix-report.md").read_text()
+    assert (tmp_path / "offline-mix-report.md").read_text() == page
+    assert all(name in page for name in names)
 
 
 def test_committed_leaderboard_has_every_strategy_over_three_seeds():

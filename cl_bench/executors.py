@@ -1,0 +1,202 @@
+"""Where a sweep's runs execute: a local process pool, or a Ray cluster.
+
+Both take a function and a list of items and yield the function's results as runs
+finish, in completion order. The function must be picklable (a module-level function
+or a ``functools.partial`` of one) and must not raise for an ordinary failure: it
+returns what went wrong, so that one failed run never stops the others. Only the
+machinery failing (a worker process killed, a lost node) reaches ``lost``.
+
+Ray is an optional extra: this module imports it only when a Ray executor is made.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from types import FrameType, ModuleType
+from typing import Any, Protocol, TypeVar
+
+from cl_bench.errors import ClbenchError
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+RAY_INSTALL = "pip install 'clbench[ray]'"
+_TERMINATED_EXIT = 128 + signal.SIGTERM
+
+
+class Executor(Protocol):
+    def run(
+        self,
+        fn: Callable[[T], R],
+        items: Sequence[T],
+        lost: Callable[[T, BaseException], R],
+    ) -> Iterator[R]:
+        """Yield ``fn(item)`` for every item as each finishes (``lost(item, error)`` for an
+        item whose worker failed). Closing the iterator early stops every worker."""
+        ...
+
+
+class LocalExecutor:
+    """A pool of ``workers`` processes on this machine.
+
+    Workers are started with ``spawn``, not ``fork``: a forked copy of a process that
+    has run torch inherits its OpenMP and CUDA state, which can deadlock, and spawn
+    behaves the same on every platform. Workers ignore Ctrl-C; the parent handles it
+    and terminates them.
+    """
+
+    def __init__(self, workers: int | None = None):
+        self.workers = max(1, workers or os.cpu_count() or 1)
+
+    def run(
+        self,
+        fn: Callable[[T], R],
+        items: Sequence[T],
+        lost: Callable[[T, BaseException], R],
+    ) -> Iterator[R]:
+        if not items:
+            return
+        pool = ProcessPoolExecutor(
+            max_workers=min(self.workers, len(items)),
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=_init_worker,
+        )
+        finished = False
+        try:
+            futures = {pool.submit(_call_in_worker, fn, item): item for item in items}
+            for future in as_completed(futures):
+                try:
+                    result = future.result()
+                except Exception as error:  # BrokenProcessPool: a worker died
+                    result = lost(futures[future], error)
+                yield result
+            finished = True
+        finally:
+            if finished:
+                pool.shutdown(wait=True)
+            else:
+                _terminate(pool)
+
+
+class _Terminated(BaseException):
+    """Raised in a busy worker by SIGTERM, so that its ``finally`` blocks (which remove
+    temporary files of half-written cache entries) run before it exits."""
+
+
+_busy = False
+
+
+def _init_worker() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, _on_sigterm)
+
+
+def _on_sigterm(signum: int, frame: FrameType | None) -> None:
+    if not _busy:
+        os._exit(_TERMINATED_EXIT)
+    raise _Terminated
+
+
+def _call_in_worker(fn: Callable[[T], R], item: T) -> R:
+    global _busy
+    _busy = True
+    try:
+        return fn(item)
+    except _Terminated:
+        os._exit(_TERMINATED_EXIT)  # cleanups have run; skip the pool's own bookkeeping
+    finally:
+        _busy = False
+
+
+def _terminate(pool: ProcessPoolExecutor, grace: float = 10.0) -> None:
+    """Stop every worker now: running runs are abandoned, queued ones never start."""
+    # Before Python 3.14 (terminate_workers) the pool has no public way to stop work
+    # that is running; its process table (private, present in 3.11-3.14) is the way in.
+    processes = list((getattr(pool, "_processes", None) or {}).values())
+    pool.shutdown(wait=False, cancel_futures=True)
+    for process in processes:
+        if process.is_alive():
+            process.terminate()
+    for process in processes:
+        process.join(grace)
+        if process.is_alive():
+            process.kill()
+            process.join()
+
+
+class RayExecutor:
+    """Each item is a Ray task with ``num_cpus=1``, on an existing cluster or a local one.
+
+    With ``address`` (e.g. ``ray://head:10001`` or ``head:6379``) the driver connects to
+    that cluster; without it, it starts a new local Ray instance with ``workers`` CPUs
+    (``address="local"``: never a stale cluster found in Ray's temp folder). If Ray is
+    already initialised in this process, that connection is used and left open.
+    """
+
+    def __init__(self, address: str | None = None, workers: int | None = None):
+        self.ray = import_ray()
+        self.address = address
+        self.workers = workers or os.cpu_count() or 1
+
+    def run(
+        self,
+        fn: Callable[[T], R],
+        items: Sequence[T],
+        lost: Callable[[T, BaseException], R],
+    ) -> Iterator[R]:
+        if not items:
+            return
+        ray = self.ray
+        started = not ray.is_initialized()
+        if started:
+            if self.address:
+                ray.init(address=self.address)
+            else:
+                ray.init(address="local", num_cpus=self.workers, include_dashboard=False)
+        pending: dict[Any, T] = {}
+        try:
+            task = ray.remote(num_cpus=1, max_retries=0)(_call_in_ray)
+            pending = {task.remote(fn, item): item for item in items}
+            while pending:
+                [ref], _ = ray.wait(list(pending), num_returns=1)
+                item = pending.pop(ref)
+                try:
+                    result = ray.get(ref)
+                except Exception as error:  # the worker died or the node was lost
+                    result = lost(item, error)
+                yield result
+        finally:
+            for ref in pending:  # left when interrupted or closed early
+                ray.cancel(ref, force=True)
+            if started:
+                ray.shutdown()
+
+
+def _call_in_ray(fn: Callable[[T], R], item: T) -> R:
+    return fn(item)
+
+
+def import_ray() -> ModuleType:
+    """Ray, or a message saying how to install it (it is an optional extra)."""
+    try:
+        import ray
+    except ImportError as error:
+        raise ClbenchError(
+            f"--executor ray needs Ray, which is not installed: {RAY_INSTALL}"
+        ) from error
+    return ray
+
+
+def make_executor(
+    kind: str, *, workers: int | None = None, ray_address: str | None = None
+) -> Executor:
+    """``local`` or ``ray``; a Ray executor fails here, before any run, if Ray is missing."""
+    if kind == "local":
+        return LocalExecutor(workers)
+    if kind == "ray":
+        return RayExecutor(ray_address, workers)
+    raise ClbenchError(f"unknown executor {kind!r}; choose local or ray")

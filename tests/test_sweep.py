@@ -1,0 +1,249 @@
+"""`clbench sweep` end to end: local pool and Ray give the same records, reruns resume,
+failures are noted and retried, and bad grids or a missing Ray fail before any run."""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+import sys
+import tempfile
+from contextlib import redirect_stderr, redirect_stdout
+from pathlib import Path
+
+import pytest
+
+from cl_bench.cli import main
+from cl_bench.errors import ConfigError
+from cl_bench.records import FAILURE_SUFFIX, iter_records
+from cl_bench.sweep import make_grid, read_grid_file
+
+GRID = ["--strategy", "simplecil", "--strategy", "finetune-head", "--seed", "1993",
+        "--seed", "1994", "--limit-per-class", "4"]  # fmt: skip
+DEFAULTS = {"stream": "offline-mix", "backbone": "efficientnet_lite0", "seed": 1993}
+# What may differ between two runs of the same cell: clocks, memory, cache use, versions.
+VOLATILE = {"started", "finished", "versions", "resources", "device"}
+STABLE_RESOURCES = ("trainable_parameters", "total_parameters", "rehearsal_samples")
+
+
+def sweep(root: Path, *args: str) -> tuple[int, str, str]:
+    """``clbench sweep ARGS`` writing under ``root``: exit code, stdout, stderr."""
+    argv = ["clbench", "sweep", *args, "--output", str(root / "runs"),
+            "--leaderboards", str(root / "leaderboards")]  # fmt: skip
+    out, err = io.StringIO(), io.StringIO()
+    with pytest.MonkeyPatch.context() as patch, redirect_stdout(out), redirect_stderr(err):
+        patch.setattr(sys, "argv", argv)
+        patch.setenv("COLUMNS", "250")
+        try:
+            main()
+            code = 0
+        except SystemExit as exit_:
+            code = exit_.code or 0
+    return code, out.getvalue(), err.getvalue()
+
+
+def comparable(record: dict) -> dict:
+    """A record without what legitimately varies from one execution to the next."""
+    kept = {key: value for key, value in record.items() if key not in VOLATILE}
+    kept["resources"] = {key: record["resources"][key] for key in STABLE_RESOURCES}
+    return kept
+
+
+def records(runs: Path) -> dict[str, dict]:
+    return {str(path.relative_to(runs)): record for path, record in iter_records(runs)}
+
+
+@pytest.fixture(scope="module")
+def local_sweep(tmp_path_factory, offline_spec) -> tuple[Path, str]:
+    """2 strategies x 2 seeds on 2 local workers, the stream prepared once beforehand."""
+    from cl_bench.streams import prepare
+
+    prepare(offline_spec)  # else both workers would prepare it at once
+    root = tmp_path_factory.mktemp("local")
+    code, _, err = sweep(root, *GRID, "--workers", "2")
+    assert code == 0, err
+    return root, err
+
+
+def test_local_sweep_writes_every_record_and_the_leaderboards(local_sweep):
+    root, err = local_sweep
+    found = records(root / "runs")
+    assert {(r["strategy"], r["seed"]) for r in found.values()} == {
+        (s, seed) for s in ("simplecil", "finetune-head") for seed in (1993, 1994)
+    }
+    assert all(r["variant"] == "limit-per-class=4" for r in found.values())
+    assert len(list((root / "runs").rglob("*-compatibility.png"))) == 4
+    csv = (root / "leaderboards" / "offline-mix.csv").read_text()
+    assert "simplecil,efficientnet_lite0,limit-per-class=4,1993 1994,2" in csv
+    assert err.count("ran ") == 4
+
+
+def test_ray_sweep_gives_identical_records(local_sweep, tmp_path, monkeypatch):
+    """A real local Ray instance, started and shut down by the sweep in its own temp dir."""
+    ray = pytest.importorskip("ray")
+    ray_tmp = tempfile.mkdtemp(prefix="ray", dir="/tmp")  # unix socket paths must be short
+    monkeypatch.setenv("RAY_TMPDIR", ray_tmp)
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    try:
+        code, _, err = sweep(tmp_path, *GRID, "--executor", "ray",
+                             "--workers", "2")  # fmt: skip
+        assert not ray.is_initialized()  # the sweep shut down the instance it started
+    finally:
+        if ray.is_initialized():
+            ray.shutdown()
+        shutil.rmtree(ray_tmp, ignore_errors=True)
+    assert code == 0, err
+    local, remote = records(local_sweep[0] / "runs"), records(tmp_path / "runs")
+    assert sorted(remote) == sorted(local) and len(local) == 4
+    for name, record in local.items():
+        assert comparable(remote[name]) == comparable(record), name
+    # The comparison covers what matters: metrics, matrices, class order, config.
+    some = comparable(next(iter(local.values())))
+    assert {"metrics", "stream_info", "config", "strategy_report"} <= set(some)
+    assert "accuracy_matrix" in some["metrics"] and some["stream_info"]["class_order"]
+
+
+def test_rerun_skips_existing_records(local_sweep):
+    root, _ = local_sweep
+    before = {p: (p.stat().st_mtime_ns, p.read_bytes()) for p in (root / "runs").rglob("*")
+              if p.is_file()}  # fmt: skip
+    code, out, err = sweep(root, *GRID, "--workers", "2")
+    assert code == 0, err
+    assert "0 ran, 4 skipped, 0 failed" in out
+    assert err.count("skipped ") == 4 and "ran " not in err.replace("0 ran", "")
+    after = {p: (p.stat().st_mtime_ns, p.read_bytes()) for p in (root / "runs").rglob("*")
+             if p.is_file()}  # fmt: skip
+    assert after == before
+
+
+CRASHING_PLUGIN = """\
+import os
+
+from cl_bench import StrategySpec, hookimpl
+from clbench_baselines.simplecil import SimpleCIL
+
+
+class Crashing(SimpleCIL):
+    def train(self, experience):
+        if os.environ.get("SWEEP_TEST_CRASH") and experience.index == 1:
+            raise RuntimeError("crashed on purpose")
+        return super().train(experience)
+
+
+@hookimpl
+def cl_bench_strategies():
+    return [StrategySpec("crashing", "SimpleCIL that crashes on request", Crashing)]
+"""
+
+
+def install_crashing_plugin(site: Path, monkeypatch) -> None:
+    """An installed distribution as importlib.metadata sees it, visible to spawned workers."""
+    info = site / "sweep_crash_plugin-1.0.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text(
+        "Metadata-Version: 2.1\nName: sweep-crash-plugin\nVersion: 1.0\n"
+    )
+    (info / "entry_points.txt").write_text("[cl_bench]\nsweep_crash = sweep_crash_plugin\n")
+    (site / "sweep_crash_plugin.py").write_text(CRASHING_PLUGIN)
+    monkeypatch.syspath_prepend(str(site))
+    monkeypatch.setenv("PYTHONPATH", str(site))
+
+
+def test_failed_run_is_noted_others_complete_and_a_rerun_retries_it(
+    local_sweep, tmp_path, monkeypatch
+):
+    install_crashing_plugin(tmp_path / "site", monkeypatch)
+    monkeypatch.setenv("SWEEP_TEST_CRASH", "1")
+    args = ["--strategy", "simplecil", "--strategy", "crashing", "--limit-per-class", "4",
+            "--workers", "2"]  # fmt: skip
+    code, out, err = sweep(tmp_path, *args)
+    assert code == 1, err
+    assert "1 ran, 0 skipped, 1 failed" in out and "crashed on purpose" in err
+    runs = tmp_path / "runs" / "offline-mix"
+    [note] = runs.rglob(f"*{FAILURE_SUFFIX}")
+    assert note.parent.parent.name == "crashing"
+    failure = json.loads(note.read_text())
+    assert failure["strategy"] == "crashing" and failure["seed"] == 1993
+    assert failure["error_type"] == "PluginError" and "crashed on purpose" in failure["error"]
+    assert "Traceback" in failure["traceback"] and failure["variant"] == "limit-per-class=4"
+    # The good run's record is there and the leaderboard, regenerated, holds only it.
+    assert [r["strategy"] for r in records(tmp_path / "runs").values()] == ["simplecil"]
+    csv = (tmp_path / "leaderboards" / "offline-mix.csv").read_text()
+    assert "simplecil" in csv and "crashing" not in csv
+
+    monkeypatch.delenv("SWEEP_TEST_CRASH")
+    code, out, err = sweep(tmp_path, *args)
+    assert code == 0, err
+    assert "1 ran, 1 skipped, 0 failed" in out
+    assert not note.exists()  # the record replaced the failure note
+    assert sorted(r["strategy"] for r in records(tmp_path / "runs").values()) == [
+        "crashing",
+        "simplecil",
+    ]
+
+
+def test_grid_file_with_an_unknown_key_is_a_clear_error(tmp_path):
+    grid = tmp_path / "grid.yaml"
+    grid.write_text("strategy: simplecil\nseeds: [1, 2]\n")
+    code, _, err = sweep(tmp_path, "--grid", str(grid))
+    assert code == 2
+    assert "unknown key 'seeds'; valid keys: strategy, stream, backbone, seed" in " ".join(
+        err.split()
+    )
+    assert not (tmp_path / "runs").exists()
+
+
+def test_grid_file_expands_and_flags_override_it(tmp_path):
+    grid = tmp_path / "grid.yaml"
+    grid.write_text(
+        "strategy: [simplecil, finetune-head]\nseed: [1, 2, 3]\nlimit-per-class: 4\n"
+        "set: {lr: 0.5, orthogonal: true}\noutput: elsewhere\n"
+    )
+    flags = {"seed": (7,), "set": ("lr=0.1",), "strategy": (), "split": None}
+    made = make_grid(read_grid_file(grid), flags, DEFAULTS)
+    assert made.strategies == ("simplecil", "finetune-head") and made.seeds == (7,)
+    assert made.overrides == {"lr": "0.1", "orthogonal": "true"}  # as --set would write them
+    assert made.output == Path("elsewhere") and made.leaderboards == Path("leaderboards")
+    runs = made.runs()
+    assert len(runs) == 2 and runs[0].variant == "lr=0.1,orthogonal=true,limit-per-class=4"
+    with pytest.raises(ConfigError, match="no strategy"):
+        make_grid({}, {}, DEFAULTS)
+
+
+def test_unknown_config_key_names_the_strategy_before_any_run(tmp_path):
+    args = ["--strategy", "finetune-head", "--strategy", "simplecil", "--set", "epochs=1"]
+    code, _, err = sweep(tmp_path, *args)
+    assert code == 2
+    assert "strategy 'simplecil': unknown config key 'epochs'" in " ".join(err.split())
+    assert not (tmp_path / "runs").exists()
+
+
+def test_ray_executor_without_ray_says_how_to_install_it(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` now raises ImportError
+    code, _, err = sweep(tmp_path, "--strategy", "simplecil",
+                         "--executor", "ray")  # fmt: skip
+    assert code == 2
+    assert "pip install 'clbench[ray]'" in " ".join(err.split())
+    assert not (tmp_path / "runs").exists()
+
+
+def test_closing_the_local_executor_early_stops_its_workers():
+    """What Ctrl-C does: runs still going are abandoned and their processes end."""
+    import multiprocessing
+    import time
+
+    from cl_bench.executors import LocalExecutor
+
+    start = time.perf_counter()
+    results = LocalExecutor(2).run(time.sleep, [0.0, 60.0, 60.0], lambda item, error: error)
+    assert next(results) is None  # the short one finished; a long one is running
+    results.close()
+    assert not multiprocessing.active_children()
+    assert time.perf_counter() - start < 45
+
+
+def test_importing_clbench_does_not_import_ray():
+    import subprocess
+
+    code = "import sys, cl_bench.cli, cl_bench.sweep; assert 'ray' not in sys.modules"
+    subprocess.run([sys.executable, "-c", code], check=True)
