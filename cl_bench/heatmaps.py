@@ -36,7 +36,7 @@ def _draw(record: dict[str, Any], compatibility: dict[str, Any], path: Path) -> 
         steps = len(rows)
         matrix = np.full((steps, steps), np.nan)
         for t, row in enumerate(rows):
-            matrix[t, : len(row)] = row
+            matrix[t, : len(row)] = [np.nan if value is None else value for value in row]
         image = ax.imshow(matrix, vmin=0, vmax=100, cmap="viridis")
         if steps <= 12:
             for t in range(steps):
@@ -46,7 +46,8 @@ def _draw(record: dict[str, Any], compatibility: dict[str, Any], path: Path) -> 
                             fontsize=7, color=colour)  # fmt: skip
         summary = compatibility[score]
         ac = "n/a" if summary["ac"] is None else f"{summary['ac']:.2f}"
-        ax.set_title(f"{title}: AC {ac}, AM {summary['am']:.1f}", fontsize=9)
+        am = "n/a" if summary["am"] is None else f"{summary['am']:.1f}"
+        ax.set_title(f"{title}: AC {ac}, AM {am}", fontsize=9)
         ax.set_xlabel("gallery embedded by model k")
         ax.set_ylabel("queries embedded by model t")
         ax.set_xticks(range(steps))
