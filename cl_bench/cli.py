@@ -14,13 +14,16 @@ from rich.markup import escape
 from cl_bench import __version__
 from cl_bench.config import parse_assignments
 from cl_bench.console import console, progress_tracker, stdout, table
+from cl_bench.datasources import DataContext
 from cl_bench.errors import ClbenchError, RecordError
+from cl_bench.evaluation import resolve_stream
 from cl_bench.executors import make_executor
 from cl_bench.feature_store import FeatureStore
 from cl_bench.leaderboard import write_leaderboards
-from cl_bench.paths import CACHE_ENV, cache_dir
+from cl_bench.paths import CACHE_ENV, DATA_ENV, cache_dir, data_root
 from cl_bench.registry import Registry
 from cl_bench.report import write_reports
+from cl_bench.streams import prepare
 from cl_bench.sweep import (
     SPLITS,
     Outcome,
@@ -55,10 +58,19 @@ def _registry() -> Registry:
     help=f"Where prepared streams and frozen features are cached (default: ${CACHE_ENV} "
     "or the user cache directory).",
 )
-def cli(cache_dir: Path | None) -> None:
+@click.option(
+    "--data-root",
+    type=click.Path(path_type=Path),
+    default=None,
+    help=f"Folder of the data sets you obtain yourself (CIFAR-100, ImageNet-R, ...; default: "
+    f"${DATA_ENV} or ./data).",
+)
+def cli(cache_dir: Path | None, data_root: Path | None) -> None:
     """Class-incremental continual-learning benchmarks on frozen pretrained models."""
     if cache_dir is not None:
         os.environ[CACHE_ENV] = str(cache_dir)
+    if data_root is not None:
+        os.environ[DATA_ENV] = str(data_root.absolute())
 
 
 @cli.command("list")
@@ -73,8 +85,26 @@ def list_command(kind: str) -> None:
 
 @cli.command()
 @click.option("--strategy", required=True, help="Strategy name (see `clbench list strategies`).")
-@click.option("--stream", default=DEFAULT_STREAM, show_default=True, help="Stream name.")
+@click.option(
+    "--stream",
+    default=DEFAULT_STREAM,
+    show_default=True,
+    help="Stream name, a stream spec file (.yaml), or an image folder (train/ and test/, one "
+    "folder per class).",
+)
 @click.option("--backbone", default=DEFAULT_BACKBONE, show_default=True, help="Backbone name.")
+@click.option(
+    "--increment",
+    type=int,
+    default=None,
+    help="Classes per experience, for an image folder stream (default 10).",
+)
+@click.option(
+    "--initial-classes",
+    type=int,
+    default=None,
+    help="Classes of the first experience, for an image folder stream (default: increment).",
+)
 @click.option(
     "--seed",
     default=DEFAULT_SEED,
@@ -126,6 +156,8 @@ def evaluate(
     strategy: str,
     stream: str,
     backbone: str,
+    increment: int | None,
+    initial_classes: int | None,
     seed: int,
     assignments: tuple[str, ...],
     limit_per_class: int | None,
@@ -148,6 +180,8 @@ def evaluate(
         weights=weights,
         device=device,
         use_cache=not no_cache,
+        increment=increment,
+        initial_classes=initial_classes,
     )
     with progress_tracker() as track:
         record = evaluate_run(spec, registry, track)
@@ -357,6 +391,27 @@ def report(runs: Path, out: Path) -> None:
         console.print(f"wrote {path}", soft_wrap=True, highlight=False)
 
 
+@cli.command("prepare")
+@click.option("--stream", required=True, help="Stream name, spec file or image folder.")
+@click.option(
+    "--download",
+    is_flag=True,
+    help="Download a missing data set where clbench knows how (CIFAR-100); needs network.",
+)
+def prepare_command(stream: str, download: bool) -> None:
+    """Check a stream's data, decode and cache its images (once, before runs or sweeps)."""
+    spec = resolve_stream(_registry(), stream)
+    with progress_tracker() as track:
+        data = prepare(spec, track=track, context=DataContext(data_root(), download=download))
+    rows = [
+        ("classes", f"{len(data.class_names):,}"),
+        ("training images", f"{int((~data.is_test).sum()):,}"),
+        ("test images", f"{int(data.is_test.sum()):,}"),
+        ("resolution", f"{spec.resolution} px ({spec.fit})"),
+    ]
+    stdout.print(table(f"stream {spec.name}", ["item", "value"], rows))
+
+
 @cli.group()
 def cache() -> None:
     """Show or free the on-disk cache of prepared streams and frozen features."""
@@ -423,6 +478,7 @@ def _print_summary(record: dict[str, Any]) -> None:
         ("forgetting vs initial (Avalanche) (%)", _pct(metrics["forgetting_initial"])),
         ("backward transfer BWT (%)", _pct(metrics["bwt"])),
         *_compatibility_rows(metrics.get("compatibility", {})),
+        *_published_rows(record["stream_info"].get("published", [])),
         ("wall time (s)", f"{resources['wall_seconds']:.1f}"),
         ("peak memory (RSS, MiB)", f"{resources['peak_rss_mib']:.0f}"),
         (
@@ -446,14 +502,26 @@ def _print_summary(record: dict[str, Any]) -> None:
                            numeric=False))  # fmt: skip
 
 
+def _published_rows(published: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    """The papers' figures for this strategy in this stream's setting, to compare against."""
+    return [
+        (
+            f"published: {entry['backbone']} ({entry['source']})",
+            f"{_pct(entry['average'])} avg / {_pct(entry['last'])} last",
+        )
+        for entry in published
+    ]
+
+
 def _compatibility_rows(compatibility: dict[str, Any]) -> list[tuple[str, str]]:
     rows = []
     for score, name in (("search_top1", "1:N search top-1"), ("map", "instance mAP")):
         if score in compatibility:
             summary = compatibility[score]
             ac = "n/a" if summary["ac"] is None else f"{summary['ac']:.2f}"
-            ecc = "".join("y" if holds else "n" for holds in summary["ecc"]) or "-"
-            rows.append((f"compatibility AC (0-1) / AM (%), {name}", f"{ac} / {summary['am']:.2f}"))
+            ecc = "".join({True: "y", False: "n", None: "?"}[h] for h in summary["ecc"]) or "-"
+            am = _pct(summary["am"])
+            rows.append((f"compatibility AC (0-1) / AM (%), {name}", f"{ac} / {am}"))
             rows.append((f"ECC per update, {name}", ecc))
     return rows
 

@@ -92,7 +92,8 @@ def instance_retrieval(
 
     ``*_ids`` identify images: a gallery entry with the query's own id (the same image,
     embedded by this or another model) is left out of that query's ranking. Queries
-    without any relevant gallery entry are skipped.
+    without any relevant gallery entry are skipped; if no query has one (one test image
+    per class), the scores are undefined: None.
     """
     queries, gallery = common_width(queries.float(), gallery.float())
     similarity = F.normalize(queries, dim=1) @ F.normalize(gallery, dim=1).T
@@ -100,6 +101,8 @@ def instance_retrieval(
     relevant = query_labels[:, None] == gallery_labels[None, :]
     relevant &= query_ids[:, None] != gallery_ids[None, :]
     keep = relevant.any(1)
+    if not keep.any():
+        return {"cmc_top1": None, "cmc_top5": None, "map": None}
     similarity, relevant = similarity[keep], relevant[keep]
     order = similarity.argsort(dim=1, descending=True, stable=True)
     hits = relevant.gather(1, order).float()
@@ -113,15 +116,24 @@ def instance_retrieval(
     }
 
 
-def summarise(matrix: Sequence[Sequence[float]]) -> dict[str, object]:
-    """AC, AM and per-update ECC from a lower-triangular C (row t has t + 1 entries)."""
+def summarise(matrix: Sequence[Sequence[float | None]]) -> dict[str, object]:
+    """AC, AM and per-update ECC from a lower-triangular C (row t has t + 1 entries).
+
+    Undefined entries (None) are left out; what rests on them is None.
+    """
     steps = len(matrix)
-    pairs = [(t, k) for t in range(steps) for k in range(t)]
-    values = [value for row in matrix for value in row]
+
+    def holds(t: int, k: int) -> bool | None:
+        new, old = matrix[t][k], matrix[k][k]
+        return None if new is None or old is None else bool(new > old)
+
+    pairs = [holds(t, k) for t in range(steps) for k in range(t)]
+    defined = [p for p in pairs if p is not None]
+    values = [value for row in matrix for value in row if value is not None]
     return {
-        "ac": float(np.mean([matrix[t][k] > matrix[k][k] for t, k in pairs])) if pairs else None,
-        "am": float(np.mean(values)),
-        "ecc": [bool(matrix[t][t - 1] > matrix[t - 1][t - 1]) for t in range(1, steps)],
+        "ac": float(np.mean(defined)) if defined else None,
+        "am": float(np.mean(values)) if values else None,
+        "ecc": [holds(t, t - 1) for t in range(1, steps)],
     }
 
 

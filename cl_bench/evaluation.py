@@ -6,22 +6,78 @@ writes the record it returns; nothing here prints.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable, Iterator, Mapping
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from cl_bench.backbones.base import BackboneOptions
+from cl_bench.backbones.base import BackboneOptions, BackboneSpec
+from cl_bench.backbones.hub import load_hub_model
 from cl_bench.backend import shared_backend
 from cl_bench.config import build_config, config_to_dict
+from cl_bench.errors import ConfigError
 from cl_bench.feature_store import FeatureStore
 from cl_bench.metrics import summarise
 from cl_bench.records import RECORD_FORMAT, package_versions, utc_now, variant_of
 from cl_bench.registry import Registry
 from cl_bench.runner import run
+from cl_bench.stream_spec import StreamSpec
 from cl_bench.streams import build_stream
+
+TIMM_PREFIX = "timm:"
+
+
+def resolve_stream(
+    registry: Registry,
+    stream: str,
+    increment: int | None = None,
+    initial_classes: int | None = None,
+) -> StreamSpec:
+    """A registered stream's name, a stream spec file (``.yaml``), or an image folder.
+
+    ``increment`` and ``initial_classes`` split an image folder (default B0 Inc10); a
+    named stream or spec file fixes its own.
+    """
+    path = Path(stream)
+    if path.is_dir():
+        return StreamSpec.for_folder(
+            path,
+            increment=10 if increment is None else increment,
+            initial_classes=initial_classes or 0,
+        )
+    if increment is not None or initial_classes is not None:
+        raise ConfigError(
+            "--increment and --initial-classes split an image folder given by path; "
+            f"{stream!r} fixes its own (the standard streams come in named variants, "
+            "see `clbench list streams`)"
+        )
+    if path.suffix in (".yaml", ".yml") and path.is_file():
+        return StreamSpec.from_yaml(path)
+    return registry.stream(stream)
+
+
+def stream_name(stream: str) -> str:
+    """The name a stream's records go under: a folder's name, a spec file's ``name``."""
+    path = Path(stream)
+    if path.is_dir():
+        return path.resolve().name
+    if path.suffix in (".yaml", ".yml") and path.is_file():
+        return StreamSpec.from_yaml(path).name
+    return stream
+
+
+def resolve_backbone(registry: Registry, backbone: str) -> BackboneSpec:
+    """A registered backbone, or ``timm:<architecture>`` for any timm model: its hub
+    weights, or a local checkpoint given with --weights."""
+    if backbone.startswith(TIMM_PREFIX):
+        architecture = backbone.removeprefix(TIMM_PREFIX)
+        return BackboneSpec(backbone, f"timm architecture {architecture}",
+                            partial(load_hub_model, architecture))  # fmt: skip
+    return registry.backbone(backbone)
 
 
 def evaluate(
@@ -38,14 +94,16 @@ def evaluate(
     device: torch.device,
     use_cache: bool = True,
     track: Callable[..., Iterator[Any]] | None = None,
+    increment: int | None = None,
+    initial_classes: int | None = None,
 ) -> dict[str, Any]:
     """Run ``strategy`` on ``stream`` with ``backbone`` and return the complete run record.
 
     Names and config are validated before any data is loaded or model built.
     """
     strategy_spec = registry.strategy(strategy)
-    stream_spec = registry.stream(stream)
-    backbone_spec = registry.backbone(backbone)
+    stream_spec = resolve_stream(registry, stream, increment, initial_classes)
+    backbone_spec = resolve_backbone(registry, backbone)
     config = build_config(strategy_spec.strategy.Config, overrides)
     started, clock = utc_now(), time.perf_counter()
     # The backbone first: a missing checkpoint should fail before images are prepared.
@@ -68,7 +126,7 @@ def evaluate(
     )
     return {
         "format": RECORD_FORMAT,
-        "stream": stream,
+        "stream": stream_spec.name,
         "strategy": strategy,
         "backbone": backbone,
         "seed": seed,
@@ -85,6 +143,10 @@ def evaluate(
             "resolution": built.info.resolution,
             "train_images": sum(len(e.dataset) for e in built.benchmark.train_stream),
             "test_images": sum(result.test_counts),
+            # Where this strategy's result should land, in the papers' own setting.
+            "published": [
+                dataclasses.asdict(p) for p in stream_spec.published if p.strategy == strategy
+            ],
         },
         "backbone_weights": backend.weights,
         "strategy_provider": registry.provider("strategy", strategy).distribution,

@@ -31,7 +31,8 @@ def write_compatibility_heatmap(record: dict[str, Any], path: Path) -> Path:
     panels = {}
     for score, name in PANELS.items():
         summary = compatibility[score]
-        panels[f"{name}: AC {_ac(summary['ac'])}, AM {summary['am']:.1f}"] = summary["matrix"]
+        ac, am = _number(summary["ac"], 2), _number(summary["am"], 1)
+        panels[f"{name}: AC {ac}, AM {am}"] = summary["matrix"]
     title = (f"{record['strategy']} on {record['stream']} with {record['backbone']}, "
              f"seed {record['seed']}: compatibility C[t][k]")  # fmt: skip
     return draw_heatmaps(panels, title, path)
@@ -43,8 +44,8 @@ def draw_heatmaps(panels: dict[str, Matrix], title: str, path: Path) -> Path:
     return path
 
 
-def _ac(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:.2f}"
+def _number(value: float | None, digits: int) -> str:
+    return "n/a" if value is None else f"{value:.{digits}f}"
 
 
 def _draw(panels: dict[str, Matrix], title: str, path: Path) -> None:
@@ -60,11 +61,13 @@ def _draw(panels: dict[str, Matrix], title: str, path: Path) -> None:
         steps = len(rows)
         matrix = np.full((steps, steps), np.nan)
         for t, row in enumerate(rows):
-            matrix[t, : len(row)] = row
+            matrix[t, : len(row)] = [np.nan if value is None else value for value in row]
         image = ax.imshow(matrix, vmin=0, vmax=100, cmap="viridis")
         if steps <= 12:
             for t in range(steps):
                 for k in range(t + 1):
+                    if np.isnan(matrix[t, k]):  # undefined score
+                        continue
                     colour = "white" if matrix[t, k] < 50 else "black"
                     ax.text(k, t, f"{matrix[t, k]:.0f}", ha="center", va="center",
                             fontsize=7, color=colour)  # fmt: skip

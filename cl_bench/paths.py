@@ -11,11 +11,18 @@ from pathlib import Path
 import platformdirs
 
 CACHE_ENV = "CLBENCH_CACHE_DIR"
+DATA_ENV = "CLBENCH_DATA_ROOT"
 
 
 def cache_dir() -> Path:
     """``$CLBENCH_CACHE_DIR`` or the user cache directory (``~/.cache/clbench`` on Linux)."""
     return Path(os.environ.get(CACHE_ENV) or platformdirs.user_cache_dir("clbench"))
+
+
+def data_root() -> Path:
+    """Where data sets users obtain themselves live: ``$CLBENCH_DATA_ROOT`` or ``./data``
+    (the folder PyCIL and PILOT read)."""
+    return Path(os.environ.get(DATA_ENV) or "data").absolute()
 
 
 def write_atomically(path: Path, write: Callable[[Path], None]) -> None:

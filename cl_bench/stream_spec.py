@@ -1,8 +1,10 @@
 """Stream specifications: data files in ``streams/`` that say exactly what a stream contains.
 
-A spec names its sources and classes, the resolution, the fixed per-class split and
-the increments, and carries provenance and licences, so that a stream is reproducible
-from the file alone. The class order is not part of it: it is drawn from the run seed.
+A spec names its sources and classes, the resolution, the split (fixed per class, or
+the train/test split a data set ships with) and the increments, and carries provenance,
+licences, where to obtain the data and the published numbers that apply, so that a
+stream is reproducible from the file alone. The class order is not part of it: it is
+drawn from the run seed.
 """
 
 from __future__ import annotations
@@ -13,15 +15,31 @@ from typing import Any
 
 import yaml
 
-from cl_bench.errors import ConfigError
+from cl_bench.errors import ConfigError, MissingDataError
+
+FITS = ("pad", "crop")
 
 
 @dataclass(frozen=True)
 class SourceEntry:
     kind: str
-    classes: tuple[str, ...] | None
-    licence: str
-    provenance: str
+    classes: tuple[str, ...] | None = None
+    licence: str = ""
+    provenance: str = ""
+    path: str | None = None  # under the data root (or absolute), for data users download
+    num_classes: int | None = None  # expected count: fewer found means incomplete data
+    obtain: str = ""  # how to get the data, shown when it is missing
+
+
+@dataclass(frozen=True)
+class PublishedResult:
+    """A published figure this stream reproduces the setting of (accuracies in %)."""
+
+    strategy: str
+    backbone: str
+    average: float | None
+    last: float | None
+    source: str
 
 
 @dataclass(frozen=True)
@@ -34,10 +52,13 @@ class StreamSpec:
     increment: int
     sources: tuple[SourceEntry, ...]
     initial_classes: int = 0
-    test_fraction: float = 0.25
-    max_train_per_class: int = 80
-    max_test_per_class: int = 20
+    test_fraction: float = 0.25  # for sources without a train/test split of their own
+    max_train_per_class: int | None = None  # None: every image
+    max_test_per_class: int | None = None
     split_seed: int = 0
+    fit: str = "pad"  # pad to a square, or resize the short side and centre-crop (photos)
+    crop_pct: float = 0.875  # crop: the short side is resized to resolution / crop_pct
+    published: tuple[PublishedResult, ...] = ()
     path: Path | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
@@ -47,9 +68,12 @@ class StreamSpec:
             "increment": self.increment >= 1,
             "initial_classes": self.initial_classes >= 0,
             "test_fraction": 0 < self.test_fraction < 1,
-            "max_train_per_class": self.max_train_per_class >= 1,
-            "max_test_per_class": self.max_test_per_class >= 1,
+            "max_train_per_class": self.max_train_per_class is None
+            or self.max_train_per_class >= 1,
+            "max_test_per_class": self.max_test_per_class is None or self.max_test_per_class >= 1,
             "sources": len(self.sources) >= 1,
+            "fit": self.fit in FITS,
+            "crop_pct": 0 < self.crop_pct <= 1,
         }
         for key, ok in checks.items():
             if not ok:
@@ -76,23 +100,48 @@ class StreamSpec:
             )
         try:
             sources = tuple(
-                SourceEntry(
-                    kind=entry["kind"],
-                    classes=tuple(entry["classes"]) if entry.get("classes") else None,
-                    licence=entry["licence"],
-                    provenance=entry["provenance"],
-                )
+                SourceEntry(**{**entry, "classes": tuple(entry.get("classes") or ()) or None})
                 for entry in raw.get("sources", ())
             )
-            return cls(**{**raw, "sources": sources, "path": path})
+            published = tuple(PublishedResult(**entry) for entry in raw.get("published", ()))
+            return cls(**{**raw, "sources": sources, "published": published, "path": path})
         except (KeyError, TypeError) as error:
             raise ConfigError(f"{where}: missing or malformed field: {error}") from error
 
+    @classmethod
+    def for_folder(cls, root: Path, *, increment: int, initial_classes: int) -> StreamSpec:
+        """A user's own image folder (``train/`` and ``test/``, one folder per class)."""
+        if not root.is_dir():
+            raise MissingDataError(f"no folder {root}: give an image folder with train/ and test/")
+        return cls(
+            name=root.resolve().name,
+            description=f"image folder {root.resolve()}",
+            resolution=224,
+            increment=increment,
+            initial_classes=initial_classes,
+            fit="crop",
+            sources=(
+                SourceEntry(
+                    "image-folder",
+                    None,
+                    "the user's",
+                    str(root.resolve()),
+                    path=str(root.resolve()),
+                ),
+            ),
+        )
+
     def content(self) -> dict[str, Any]:
         """What determines the prepared images (not the increments), for cache keys."""
-        return {
+        content: dict[str, Any] = {
             "resolution": self.resolution,
             "sources": [[s.kind, list(s.classes or [])] for s in self.sources],
             "split": [self.test_fraction, self.max_train_per_class, self.max_test_per_class,
                       self.split_seed],
         }  # fmt: skip
+        if self.fit != "pad":
+            content["fit"] = [self.fit, self.crop_pct]
+        paths = [s.path for s in self.sources if s.path]
+        if paths:
+            content["paths"] = paths
+        return content

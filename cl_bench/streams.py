@@ -15,10 +15,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from cl_bench.datasources import SOURCES, ClassPool, OversizedImage, to_rgb_square
+from cl_bench.datasources import ClassPool, DataContext, OversizedImage, to_rgb_crop, to_rgb_square
 from cl_bench.errors import ConfigError
 from cl_bench.experience import Experience, StreamInfo
-from cl_bench.paths import cache_dir, write_atomically
+from cl_bench.paths import cache_dir, data_root, write_atomically
+from cl_bench.sources import SOURCES
 from cl_bench.stream_spec import StreamSpec
 
 PREPARED_FORMAT = 2
@@ -45,9 +46,10 @@ def class_order(num_classes: int, seed: int) -> list[int]:
 
 def split_sizes(available: int, spec: StreamSpec) -> tuple[int, int]:
     """(train, test) counts of a class with ``available`` images, under the spec's fixed rule."""
-    n_test = min(spec.max_test_per_class, max(1, math.ceil(spec.test_fraction * available)))
-    n_train = min(spec.max_train_per_class, available - n_test)
-    return n_train, n_test
+    n_test = max(1, math.ceil(spec.test_fraction * available))
+    n_test = min(n_test, spec.max_test_per_class or n_test)
+    n_train = available - n_test
+    return min(n_train, spec.max_train_per_class or n_train), n_test
 
 
 def prepare(
@@ -55,9 +57,11 @@ def prepare(
     *,
     use_cache: bool = True,
     track: Callable[..., Iterator[Any]] | None = None,
+    context: DataContext | None = None,
 ) -> PreparedData:
     """Load, split and resize the spec's images; cached on disk by content."""
-    sources = [SOURCES[_source_kind(spec, s.kind)](s.classes) for s in spec.sources]
+    context = context or DataContext(data_root())
+    sources = [SOURCES[_source_kind(spec, s.kind)](s, context) for s in spec.sources]
     key = hashlib.sha256(
         json.dumps([PREPARED_FORMAT, spec.content(), [s.fingerprint for s in sources]]).encode()
     ).hexdigest()[:20]
@@ -76,7 +80,9 @@ def prepare(
     track = track or (lambda items, **_: iter(items))
     images, labels, is_test = [], [], []
     for label, pool in enumerate(track(pools, total=len(pools), description="preparing images")):
-        train, test = _select_split(pool, spec)
+        train, test = (
+            _given_split(pool, spec) if pool.test_refs is not None else _select_split(pool, spec)
+        )
         for flag, chosen in ((False, train), (True, test)):
             images += chosen
             labels += [label] * len(chosen)
@@ -100,6 +106,23 @@ def _source_kind(spec: StreamSpec, kind: str) -> str:
     return kind
 
 
+def _fit(image: Any, spec: StreamSpec) -> np.ndarray:
+    if spec.fit == "crop":
+        return to_rgb_crop(image, spec.resolution, spec.crop_pct)
+    return to_rgb_square(image, spec.resolution)
+
+
+def _given_split(pool: ClassPool, spec: StreamSpec) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """The data set's own split, every image (up to the spec's caps, in file order), as
+    the papers use it: nothing is filtered."""
+    train_refs = pool.refs[: spec.max_train_per_class]
+    test_refs = pool.test_refs[: spec.max_test_per_class]
+    return (
+        [_fit(pool.load(ref), spec) for ref in train_refs],
+        [_fit(pool.load(ref), spec) for ref in test_refs],
+    )
+
+
 def _select_split(pool: ClassPool, spec: StreamSpec) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """A fixed split: a seeded permutation of the pool, test images first, then train.
 
@@ -114,7 +137,7 @@ def _select_split(pool: ClassPool, spec: StreamSpec) -> tuple[list[np.ndarray], 
         if len(chosen) == n_test + n_train:
             break
         try:
-            image = to_rgb_square(pool.load(pool.refs[index]), spec.resolution)
+            image = _fit(pool.load(pool.refs[index]), spec)
         except OversizedImage:
             continue
         digest = hashlib.sha1(image.tobytes()).digest()
@@ -181,14 +204,15 @@ def build_stream(
     use_cache: bool = True,
     track: Callable[..., Iterator[Any]] | None = None,
     split: str = "test",
+    context: DataContext | None = None,
 ) -> Stream:
     """``split="validation"`` evaluates on held-out training images, for choosing defaults
-    without looking at the test split."""
+    without looking at the test split; ``context`` says where user data lives."""
     if limit_per_class is not None and limit_per_class < 1:
         raise ConfigError(f"--limit-per-class must be at least 1, got {limit_per_class}")
     if split not in SPLITS:
         raise ConfigError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}")
-    prepared = prepare(spec, use_cache=use_cache, track=track)
+    prepared = prepare(spec, use_cache=use_cache, track=track, context=context)
     return Stream(spec, prepared, seed, limit_per_class, split)
 
 

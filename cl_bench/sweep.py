@@ -33,10 +33,10 @@ from rich.table import Table
 from cl_bench.config import build_config, parse_assignments
 from cl_bench.console import table
 from cl_bench.errors import ClbenchError, ConfigError
-from cl_bench.evaluation import evaluate
+from cl_bench.evaluation import evaluate, resolve_backbone, resolve_stream, stream_name
 from cl_bench.executors import Executor
 from cl_bench.heatmaps import write_compatibility_heatmap
-from cl_bench.paths import CACHE_ENV, write_atomically
+from cl_bench.paths import CACHE_ENV, DATA_ENV, data_root, write_atomically
 from cl_bench.records import failure_path, record_path, utc_now, variant_of, write_record
 from cl_bench.registry import PluginWarning, Registry
 
@@ -77,6 +77,8 @@ class RunSpec:
     weights: Path | None = None
     device: str = "auto"
     use_cache: bool = True
+    increment: int | None = None  # for an image folder given by path
+    initial_classes: int | None = None
 
     @property
     def variant(self) -> str:
@@ -90,7 +92,7 @@ class RunSpec:
     def record_path(self, root: Path) -> Path:
         return record_path(
             root,
-            stream=self.stream,
+            stream=stream_name(self.stream),
             strategy=self.strategy,
             backbone=self.backbone,
             seed=self.seed,
@@ -130,6 +132,8 @@ def evaluate_run(
         device=resolve_device(spec.device),
         use_cache=spec.use_cache,
         track=track,
+        increment=spec.increment,
+        initial_classes=spec.initial_classes,
     )
 
 
@@ -284,8 +288,8 @@ def _yaml_text(value: Any) -> str:
 def validate(runs: Sequence[RunSpec], registry: Registry) -> None:
     """Every name and config of the sweep, before any compute: a typo fails at once."""
     for spec in runs:
-        registry.stream(spec.stream)
-        registry.backbone(spec.backbone)
+        resolve_stream(registry, spec.stream, spec.increment, spec.initial_classes)
+        resolve_backbone(registry, spec.backbone)
         try:
             build_config(registry.strategy(spec.strategy).strategy.Config, spec.overrides)
         except ConfigError as error:  # --set applies to every strategy of the grid
@@ -305,10 +309,14 @@ class Attempt:
     traceback: str | None = None
 
 
-def attempt_run(spec: RunSpec, cache_dir: str | None = None) -> Attempt:
+def attempt_run(
+    spec: RunSpec, cache_dir: str | None = None, data_root: str | None = None
+) -> Attempt:
     """Evaluate ``spec`` in a worker with one torch thread; an exception becomes a failure."""
     if cache_dir:
         os.environ[CACHE_ENV] = cache_dir  # the parent's cache, also on Ray workers
+    if data_root:
+        os.environ[DATA_ENV] = data_root
     torch.set_num_threads(1)  # workers share the cores: more threads each would thrash
     clock = time.perf_counter()
     try:
@@ -365,7 +373,11 @@ def run_sweep(runs: Sequence[RunSpec], output: Path, executor: Executor) -> Iter
         else:
             todo.append(spec)
     cache_root = os.environ.get(CACHE_ENV)  # made absolute: a Ray worker's folder is not ours
-    work = partial(attempt_run, cache_dir=str(Path(cache_root).resolve()) if cache_root else None)
+    work = partial(
+        attempt_run,
+        cache_dir=str(Path(cache_root).resolve()) if cache_root else None,
+        data_root=str(data_root()),
+    )
     with closing(executor.run(work, todo, lost_attempt)) as attempts:
         for attempt in attempts:
             yield _settle(attempt, output)

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from cl_bench.backbones.base import BackboneOptions
-from cl_bench.backbones.hub import load_hub_vit, tiny_vit
+from cl_bench.backbones.hub import load_hub_model, tiny_vit
 from cl_bench.backbones.packaged import (
     EFFICIENTNET_LITE0,
     IMAGENET_MEAN,
@@ -153,7 +153,7 @@ def unresolvable(*args, **kwargs):
 def test_hub_weights_offline_tell_the_user_about_weights(monkeypatch, tmp_path):
     monkeypatch.setattr(socket, "getaddrinfo", unresolvable)  # no network, whatever the machine
     with pytest.raises(BackboneUnavailableError, match="--weights PATH") as error:
-        load_hub_vit("vit_base_patch16_224.augreg_in21k", BackboneOptions(), hub_cache=tmp_path)
+        load_hub_model("vit_base_patch16_224.augreg_in21k", BackboneOptions(), hub_cache=tmp_path)
     assert "cannot resolve huggingface.co" in str(error.value)
 
 
@@ -170,7 +170,7 @@ def test_hub_vit_loads_a_local_checkpoint(tmp_path: Path, monkeypatch):
     source = timm.create_model(tag, pretrained=False, num_classes=0)
     path = tmp_path / "model.safetensors"
     save_file(source.state_dict(), str(path))
-    backbone = load_hub_vit(tag, BackboneOptions(weights=path))
+    backbone = load_hub_model(tag, BackboneOptions(weights=path))
     for key, value in source.state_dict().items():
         assert torch.equal(backbone.model.state_dict()[key], value), key
     assert backbone.weights["sha256"] and backbone.input_size == 224
@@ -185,14 +185,14 @@ def test_hub_vit_loads_a_local_checkpoint(tmp_path: Path, monkeypatch):
     (repo / "snapshots" / ("0" * 40)).mkdir(parents=True)
     path.rename(repo / "snapshots" / ("0" * 40) / "model.safetensors")
     monkeypatch.setattr(socket, "getaddrinfo", unresolvable)
-    cached = load_hub_vit(tag, BackboneOptions(), hub_cache=cache)
+    cached = load_hub_model(tag, BackboneOptions(), hub_cache=cache)
     assert cached.weights["source"] == "hub cache"
     assert cached.weights["sha256"] == backbone.weights["sha256"]
 
 
 def test_missing_local_checkpoint(tmp_path):
     with pytest.raises(BackboneUnavailableError, match="no such file"):
-        load_hub_vit("vit_base_patch16_224.augreg_in21k", BackboneOptions(weights=tmp_path / "x"))
+        load_hub_model("vit_base_patch16_224.augreg_in21k", BackboneOptions(weights=tmp_path / "x"))
 
 
 def test_tiny_vit_is_deterministic_and_sized_to_the_stream():

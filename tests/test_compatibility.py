@@ -32,6 +32,21 @@ def test_ac_am_and_ecc_on_a_hand_computed_matrix():
     assert summarise([[42.0]]) == {"ac": None, "am": 42.0, "ecc": []}
 
 
+def test_undefined_scores_are_left_out_not_invented():
+    """One test image per class: no query has a relevant gallery image, so instance
+    scores are None, and AC / AM / ECC rest on the defined entries only."""
+    features = torch.eye(3)
+    labels, ids = torch.arange(3), torch.arange(3)
+    assert instance_retrieval(features, labels, features, labels, ids, ids) == {
+        "cmc_top1": None, "cmc_top5": None, "map": None,
+    }  # fmt: skip
+    partial = summarise([[None], [55.0, 60.0], [50.0, 61.0, 70.0]])
+    assert partial["ac"] == 1.0  # only (2,1) is defined, and it holds
+    assert partial["am"] == pytest.approx((55 + 60 + 50 + 61 + 70) / 5)
+    assert partial["ecc"] == [None, True]
+    assert summarise([[None]]) == {"ac": None, "am": None, "ecc": []}
+
+
 def test_search_uses_normalised_class_templates():
     gallery = torch.tensor([[10.0, 0.0], [0.0, 1.0], [0.0, 3.0], [1.0, 1.0]])
     labels = torch.tensor([0, 1, 1, 2])

@@ -66,7 +66,13 @@ def test_split_is_fixed_and_disjoint(offline_spec):
 
 def test_split_rule():
     spec = StreamSpec(
-        name="s", description="", resolution=32, increment=1, sources=(datasources_entry(),)
+        name="s",
+        description="",
+        resolution=32,
+        increment=1,
+        sources=(datasources_entry(),),
+        max_train_per_class=80,
+        max_test_per_class=20,
     )
     assert split_sizes(500, spec) == (80, 20)
     assert split_sizes(33, spec) == (24, 9)

@@ -27,7 +27,7 @@ HUB_VITS = {
 }
 
 
-def load_hub_vit(tag: str, options: BackboneOptions, hub_cache: Path | None = None) -> Backbone:
+def load_hub_model(tag: str, options: BackboneOptions, hub_cache: Path | None = None) -> Backbone:
     """Hub weights, else the local hub cache when the hub is unreachable, else a clear error.
 
     Without a network the Hugging Face client retries for about 50 s before failing;

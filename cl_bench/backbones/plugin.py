@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import partial
 
 from cl_bench.backbones.base import BackboneSpec
-from cl_bench.backbones.hub import HUB_VITS, load_hub_vit, tiny_vit
+from cl_bench.backbones.hub import HUB_VITS, load_hub_model, tiny_vit
 from cl_bench.backbones.packaged import EFFICIENTNET_LITE0, MOBILENETV2_100
 from cl_bench.hookspecs import hookimpl
 
@@ -26,7 +26,7 @@ def cl_bench_backbones() -> list[BackboneSpec]:
         BackboneSpec("vit_tiny_random", "tiny randomly initialised ViT, for tests", tiny_vit),
     ]
     specs += [
-        BackboneSpec(tag, f"{text} (timm hub, or --weights FILE)", partial(load_hub_vit, tag))
+        BackboneSpec(tag, f"{text} (timm hub, or --weights FILE)", partial(load_hub_model, tag))
         for tag, text in HUB_VITS.items()
     ]
     return specs

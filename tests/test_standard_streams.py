@@ -1,0 +1,239 @@
+"""The literature's streams on files generated here in exactly their on-disk formats
+(CIFAR-100's python pickles, image folders with train/ and test/), run end to end
+through the CLI; missing, incomplete and corrupt data give errors that say what to do;
+a user's own image folder with a custom timm architecture and a local checkpoint."""
+
+from __future__ import annotations
+
+import json
+import pickle
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from cl_bench.cli import main
+from cl_bench.datasources import DataContext
+from cl_bench.errors import ConfigError, MissingDataError
+from cl_bench.evaluation import resolve_stream
+from cl_bench.registry import Registry
+from cl_bench.streams import build_stream, prepare
+
+FOLDER_STREAMS = {  # name -> (folder under the data root, classes)
+    "imagenet-r-b0inc20": ("imagenet-r", 200),
+    "imagenet-a-b0inc20": ("imagenet-a", 200),
+    "cub200-b0inc10": ("cub", 200),
+    "omnibenchmark-b0inc30": ("omnibenchmark", 300),
+    "vtab-b0inc10": ("vtab", 50),
+    "objectnet-b0inc20": ("objectnet", 200),
+}
+
+
+def write_cifar100(root: Path, train_per_class: int = 2, test_per_class: int = 1) -> None:
+    """torchvision's cifar-100-python/ layout: pickled dicts of 3,072-byte rows (the red,
+    green and blue planes), fine labels and the label names in ``meta``."""
+    folder = root / "cifar-100-python"
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    names = [f"class{c:02d}" for c in range(100)]
+    colours = rng.integers(0, 255, (100, 3))  # one per class, so that classes are learnable
+    for part, per_class in (("train", train_per_class), ("test", test_per_class)):
+        labels = [c for c in range(100) for _ in range(per_class)]
+        data = np.stack([
+            np.repeat(colours[label], 1024) + rng.integers(0, 20, 3072) for label in labels
+        ]).clip(0, 255).astype(np.uint8)  # fmt: skip
+        content = {"data": data, "fine_labels": labels, "coarse_labels": [0] * len(labels),
+                   "filenames": [f"{part}_{i}.png" for i in range(len(labels))]}  # fmt: skip
+        (folder / part).write_bytes(pickle.dumps(content))
+    (folder / "meta").write_bytes(
+        pickle.dumps({"fine_label_names": names, "coarse_label_names": ["all"]})
+    )
+
+
+def write_image_folder(root: Path, classes: int, per_split: int = 1) -> list[str]:
+    """``root/train/<class>/*.jpg`` and ``root/test/<class>/*.jpg``, non-square photos."""
+    rng = np.random.default_rng(1)
+    names = [f"n{c:08d}" for c in range(classes)]
+    for split in ("train", "test"):
+        for index, name in enumerate(names):
+            folder = root / split / name
+            folder.mkdir(parents=True)
+            for i in range(per_split):
+                pixels = np.full((30, 40, 3), (index * 37) % 255, dtype=np.uint8)
+                pixels[:, :20] = rng.integers(0, 255, 3)
+                Image.fromarray(pixels).save(folder / f"{split}_{i}.jpg")
+    return names
+
+
+def clbench(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
+    monkeypatch.setattr(sys, "argv", ["clbench", *args])
+    monkeypatch.setenv("COLUMNS", "200")
+    try:
+        main()
+        code = 0
+    except SystemExit as exit_:
+        code = exit_.code or 0
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture(scope="module")
+def registry() -> Registry:
+    return Registry.discover()
+
+
+def test_cifar100_stream_end_to_end(tmp_path, monkeypatch, capsys):
+    write_cifar100(tmp_path / "data")
+    code, out, err = clbench(
+        monkeypatch, capsys, "--data-root", str(tmp_path / "data"), "evaluate",
+        "--strategy", "simplecil", "--stream", "cifar100-b0inc10",
+        "--output", str(tmp_path / "runs"),
+    )  # fmt: skip
+    assert code == 0, err
+    [path] = (tmp_path / "runs").rglob("seed1993*.json")
+    record = json.loads(path.read_text())
+    info = record["stream_info"]
+    assert info["train_images"] == 200 and info["test_images"] == 100
+    assert info["classes_per_experience"][0] == list(range(10))
+    assert len(record["metrics"]["accuracy_matrix"]) == 10
+    # the PyCIL/PILOT class order: np.random.seed(1993); permutation(100)
+    expected = np.random.RandomState(1993).permutation(100).tolist()
+    assert info["class_order"] == expected
+    assert info["class_names"][0] == f"class{expected[0]:02d}"
+    assert record["metrics"]["last_accuracy"] > 20  # one colour per class; chance is 1
+    assert "published: ViT-B/16 IN1K" in out and "82.31 avg / 76.21 last" in out
+
+
+def test_cifar100_images_are_decoded_as_torchvision_does(tmp_path, registry):
+    write_cifar100(tmp_path)
+    spec = registry.stream("cifar100-b0inc5")
+    data = prepare(spec, use_cache=False, context=DataContext(tmp_path))
+    raw = pickle.loads((tmp_path / "cifar-100-python" / "train").read_bytes())
+    first = raw["data"][0].reshape(3, 32, 32)  # the first training image, class 0
+    assert torch.equal(data.images[0], torch.from_numpy(first))
+    assert data.class_names[:2] == ("class00", "class01")
+    assert int((~data.is_test).sum()) == 200 and int(data.is_test.sum()) == 100
+
+
+@pytest.mark.parametrize("name", sorted(FOLDER_STREAMS))
+def test_image_folder_streams_end_to_end(name, tmp_path, monkeypatch, capsys):
+    folder, classes = FOLDER_STREAMS[name]
+    names = write_image_folder(tmp_path / "data" / folder, classes)
+    monkeypatch.setenv("CLBENCH_DATA_ROOT", str(tmp_path / "data"))
+    code, _, err = clbench(
+        monkeypatch, capsys, "evaluate", "--strategy", "simplecil", "--stream", name,
+        "--output", str(tmp_path / "runs"),
+    )  # fmt: skip
+    assert code == 0, err
+    [path] = (tmp_path / "runs").rglob("seed1993*.json")
+    record = json.loads(path.read_text())
+    info = record["stream_info"]
+    assert info["train_images"] == classes and info["test_images"] == classes
+    assert info["resolution"] == 224
+    # sorted folder order, then the seed's permutation, as ImageFolder + PyCIL
+    order = np.random.RandomState(1993).permutation(classes).tolist()
+    assert info["class_names"] == [names[c] for c in order]
+    increment = int(name.rsplit("inc", 1)[1])
+    assert len(info["classes_per_experience"]) == classes // increment
+
+
+def test_crop_follows_timms_evaluation_transform(tmp_path, registry):
+    """Short side to 224 / 0.875 = 256, centre crop 224: a 40 x 30 image's left colour
+    band (20 px of 40) covers the left half of the crop, minus what the crop cut."""
+    write_image_folder(tmp_path / "vtab", 50)
+    spec = registry.stream("vtab-b0inc10")
+    data = prepare(spec, use_cache=False, context=DataContext(tmp_path))
+    assert data.images.shape[1:] == (3, 224, 224)
+    image = data.images[0].permute(1, 2, 0).numpy().astype(int)
+    left, right = image[:, 5], image[:, -5]
+    assert (np.abs(left - left[0]) < 8).all() and (np.abs(right - right[0]) < 8).all()
+    # resized to 341 x 256, the band ends at 170.7; the crop starts at (341 - 224) // 2 = 58
+    row = image[112].sum(1)  # the band's edge: nearer the right colour than the left
+    edge = np.flatnonzero(np.abs(row - left[0].sum()) > np.abs(row - right[0].sum()))[0]
+    assert abs(edge - (170.7 - 58)) <= 2
+
+
+def test_missing_data_names_the_place_and_how_to_obtain_it(tmp_path, registry):
+    context = DataContext(tmp_path)
+    with pytest.raises(MissingDataError, match=r"imagenet-r/train not found.*LAMDA-PILOT"):
+        prepare(registry.stream("imagenet-r-b0inc20"), use_cache=False, context=context)
+    with pytest.raises(MissingDataError, match=r"cifar-100-python/train.*--download"):
+        prepare(registry.stream("cifar100-b0inc10"), use_cache=False, context=context)
+
+
+def test_incomplete_and_corrupt_data_are_named(tmp_path, registry):
+    spec = registry.stream("vtab-b0inc10")
+    root = tmp_path / "vtab"
+    names = write_image_folder(root, 50)
+    context = DataContext(tmp_path)
+    (root / "test" / names[3] / "test_0.jpg").write_bytes(b"not a jpeg")
+    with pytest.raises(MissingDataError, match=r"cannot read image .*test_0\.jpg.*corrupt"):
+        prepare(spec, use_cache=False, context=context)
+    for file in (root / "test" / names[3]).iterdir():
+        file.unlink()
+    (root / "test" / names[3]).rmdir()
+    with pytest.raises(MissingDataError, match=rf"only in train/: \['{names[3]}'\].*incomplete"):
+        prepare(spec, use_cache=False, context=context)
+    for split in ("train", "test"):
+        for file in (root / split / names[4]).iterdir():
+            file.unlink()
+        (root / split / names[4]).rmdir()
+    (root / "train" / names[3]).rename(tmp_path / "aside")
+    with pytest.raises(MissingDataError, match=r"expected 50 classes .* found 48"):
+        prepare(spec, use_cache=False, context=context)
+
+
+def test_corrupt_cifar_file_is_named(tmp_path, registry):
+    write_cifar100(tmp_path)
+    (tmp_path / "cifar-100-python" / "train").write_bytes(b"\x80\x04garbage")
+    with pytest.raises(MissingDataError, match=r"cifar-100-python/train.*corrupt"):
+        prepare(registry.stream("cifar100-b0inc10"), use_cache=False, context=DataContext(tmp_path))
+
+
+def test_own_folder_with_custom_timm_architecture_and_local_weights(tmp_path, monkeypatch, capsys):
+    """A user's folder (B0 Inc2, their seed) on a ViT-Tiny shape loaded from a local file."""
+    import timm
+    from safetensors.torch import save_file
+
+    write_image_folder(tmp_path / "mine", 6, per_split=2)
+    torch.manual_seed(0)
+    model = timm.create_model("vit_tiny_patch16_224", pretrained=False, num_classes=0)
+    weights = tmp_path / "tiny.safetensors"
+    save_file(model.state_dict(), str(weights))
+    code, _, err = clbench(
+        monkeypatch, capsys, "evaluate", "--strategy", "simplecil",
+        "--stream", str(tmp_path / "mine"), "--increment", "2", "--seed", "7",
+        "--backbone", "timm:vit_tiny_patch16_224", "--weights", str(weights),
+        "--output", str(tmp_path / "runs"),
+    )  # fmt: skip
+    assert code == 0, err
+    [path] = (tmp_path / "runs").rglob("seed7*.json")
+    record = json.loads(path.read_text())
+    assert record["stream"] == "mine" and record["backbone"] == "timm:vit_tiny_patch16_224"
+    assert record["stream_info"]["class_order"] == np.random.RandomState(7).permutation(6).tolist()
+    assert [len(c) for c in record["stream_info"]["classes_per_experience"]] == [2, 2, 2]
+    assert record["backbone_weights"]["file"] == "tiny.safetensors"
+
+
+def test_split_options_apply_to_folders_only(tmp_path, registry):
+    with pytest.raises(ConfigError, match="--increment and --initial-classes split an image"):
+        resolve_stream(registry, "cifar100-b0inc10", increment=5)
+    write_image_folder(tmp_path / "mine", 6)
+    spec = resolve_stream(registry, str(tmp_path / "mine"), increment=4, initial_classes=2)
+    stream = build_stream(spec, context=DataContext(tmp_path))
+    assert [len(c) for c in stream.info.classes_per_experience] == [2, 4]
+
+
+def test_stream_spec_file_by_path(tmp_path, registry):
+    write_image_folder(tmp_path / "pets", 4)
+    spec_file = tmp_path / "pets.yaml"
+    spec_file.write_text(
+        "name: pets\ndescription: my pets\nresolution: 64\nfit: crop\nincrement: 2\n"
+        "sources:\n  - kind: image-folder\n    path: pets\n"
+    )
+    spec = resolve_stream(registry, str(spec_file))
+    stream = build_stream(spec, context=DataContext(tmp_path))
+    assert stream.info.resolution == 64 and len(stream.info.classes_per_experience) == 2
