@@ -12,11 +12,12 @@ import click
 from rich.markup import escape
 
 from cl_bench import __version__
+from cl_bench.backbones.base import BackboneOptions
 from cl_bench.config import parse_assignments
 from cl_bench.console import console, progress_tracker, stdout, table
 from cl_bench.datasources import DataContext
 from cl_bench.errors import ClbenchError, RecordError
-from cl_bench.evaluation import resolve_stream
+from cl_bench.evaluation import resolve_backbone, resolve_stream
 from cl_bench.executors import make_executor
 from cl_bench.feature_store import FeatureStore
 from cl_bench.leaderboard import write_leaderboards
@@ -398,16 +399,35 @@ def report(runs: Path, out: Path) -> None:
     is_flag=True,
     help="Download a missing data set where clbench knows how (CIFAR-100); needs network.",
 )
-def prepare_command(stream: str, download: bool) -> None:
+@click.option(
+    "--backbone",
+    default=DEFAULT_BACKBONE,
+    show_default=True,
+    help="Photos are cropped as this backbone's pretrained config says; prepare for the "
+    "backbone you will run.",
+)
+@click.option("--weights", type=click.Path(path_type=Path), default=None,
+              help="Local checkpoint of the backbone.")  # fmt: skip
+def prepare_command(stream: str, download: bool, backbone: str, weights: Path | None) -> None:
     """Check a stream's data, decode and cache its images (once, before runs or sweeps)."""
-    spec = resolve_stream(_registry(), stream)
+    registry = _registry()
+    spec = resolve_stream(registry, stream)
+    if spec.fit == "crop":  # the crop depends on the backbone (as in `clbench evaluate`)
+        model = resolve_backbone(registry, backbone).load(
+            BackboneOptions(weights=weights, image_size=spec.resolution)
+        )
+        spec = spec.fitted_to(model.input_size, model.crop_pct)
     with progress_tracker() as track:
         data = prepare(spec, track=track, context=DataContext(data_root(), download=download))
     rows = [
         ("classes", f"{len(data.class_names):,}"),
         ("training images", f"{int((~data.is_test).sum()):,}"),
         ("test images", f"{int(data.is_test.sum()):,}"),
-        ("resolution", f"{spec.resolution} px ({spec.fit})"),
+        (
+            "resolution",
+            f"{spec.resolution} px ({spec.fit}"
+            + (f", crop {spec.crop_pct})" if spec.fit == "crop" else ")"),
+        ),
     ]
     stdout.print(table(f"stream {spec.name}", ["item", "value"], rows))
 

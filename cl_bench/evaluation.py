@@ -113,6 +113,7 @@ def evaluate(
     )
     backend.store = FeatureStore(enabled=use_cache)
     backend.stats.reset()
+    stream_spec = stream_spec.fitted_to(backend.backbone.input_size, backend.backbone.crop_pct)
     built = build_stream(
         stream_spec,
         seed=seed,
@@ -141,6 +142,7 @@ def evaluate(
             "class_names": list(built.info.class_names),
             "classes_per_experience": [list(c) for c in built.info.classes_per_experience],
             "resolution": built.info.resolution,
+            "fit": [stream_spec.fit, stream_spec.crop_pct] if stream_spec.fit == "crop" else "pad",
             "train_images": sum(len(e.dataset) for e in built.benchmark.train_stream),
             "test_images": sum(result.test_counts),
             # Where this strategy's result should land, in the papers' own setting.

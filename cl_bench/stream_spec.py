@@ -9,7 +9,7 @@ drawn from the run seed.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -130,6 +130,13 @@ class StreamSpec:
                 ),
             ),
         )
+
+    def fitted_to(self, input_size: int | None, crop_pct: float | None) -> StreamSpec:
+        """Photos are cropped as the backbone's pretrained config says (timm's evaluation
+        transform: its input size and crop fraction); other streams stay as specified."""
+        if self.fit != "crop" or input_size is None:
+            return self
+        return replace(self, resolution=input_size, crop_pct=crop_pct or self.crop_pct)
 
     def content(self) -> dict[str, Any]:
         """What determines the prepared images (not the increments), for cache keys."""

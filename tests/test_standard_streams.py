@@ -132,7 +132,7 @@ def test_image_folder_streams_end_to_end(name, tmp_path, monkeypatch, capsys):
     record = json.loads(path.read_text())
     info = record["stream_info"]
     assert info["train_images"] == classes and info["test_images"] == classes
-    assert info["resolution"] == 224
+    assert info["resolution"] == 224 and info["fit"] == ["crop", 0.875]  # Lite0: the spec's
     # sorted folder order, then the seed's permutation, as ImageFolder + PyCIL
     order = np.random.RandomState(1993).permutation(classes).tolist()
     assert info["class_names"] == [names[c] for c in order]
@@ -216,6 +216,9 @@ def test_own_folder_with_custom_timm_architecture_and_local_weights(tmp_path, mo
     assert record["stream_info"]["class_order"] == np.random.RandomState(7).permutation(6).tolist()
     assert [len(c) for c in record["stream_info"]["classes_per_experience"]] == [2, 2, 2]
     assert record["backbone_weights"]["file"] == "tiny.safetensors"
+    # cropped as the architecture's pretrained config says: 224 px, crop_pct 0.9
+    assert record["stream_info"]["resolution"] == 224
+    assert record["stream_info"]["fit"] == ["crop", 0.9]
 
 
 def test_split_options_apply_to_folders_only(tmp_path, registry):
@@ -237,3 +240,25 @@ def test_stream_spec_file_by_path(tmp_path, registry):
     spec = resolve_stream(registry, str(spec_file))
     stream = build_stream(spec, context=DataContext(tmp_path))
     assert stream.info.resolution == 64 and len(stream.info.classes_per_experience) == 2
+
+
+def test_prepare_checks_and_caches_a_stream_for_a_backbone(tmp_path, monkeypatch, capsys):
+    import timm
+    from safetensors.torch import save_file
+
+    write_image_folder(tmp_path / "vtab", 50)
+    root = ("--data-root", str(tmp_path))
+    code, out, err = clbench(monkeypatch, capsys, *root, "prepare", "--stream", "vtab-b0inc10")
+    assert code == 0, err
+    assert "224 px (crop, crop 0.875)" in out and "test images" in out
+    torch.manual_seed(0)
+    weights = tmp_path / "tiny.safetensors"
+    save_file(timm.create_model("vit_tiny_patch16_224", num_classes=0).state_dict(), str(weights))
+    code, out, err = clbench(
+        monkeypatch, capsys, *root, "prepare", "--stream", "vtab-b0inc10",
+        "--backbone", "timm:vit_tiny_patch16_224", "--weights", str(weights),
+    )  # fmt: skip
+    assert code == 0, err
+    assert "224 px (crop, crop 0.9)" in out
+    code, _, err = clbench(monkeypatch, capsys, *root, "prepare", "--stream", "imagenet-a-b0inc20")
+    assert code != 0 and "imagenet-a/train not found" in err and "LAMDA-PILOT" in err

@@ -43,11 +43,13 @@ class Backbone:
         input_size: int | None,
         weights: dict[str, Any],
         device: torch.device,
+        crop_pct: float | None = None,
     ):
         self.name = name
         self.model = model.to(device).eval().requires_grad_(False)
         self.device = device
         self.input_size = input_size
+        self.crop_pct = crop_pct  # timm's evaluation crop, for photo streams (None: unknown)
         self.weights = weights
         self._mean = torch.tensor(mean, device=device).view(1, 3, 1, 1)
         self._std = torch.tensor(std, device=device).view(1, 3, 1, 1)

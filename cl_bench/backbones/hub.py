@@ -71,6 +71,7 @@ def load_hub_model(tag: str, options: BackboneOptions, hub_cache: Path | None = 
         input_size=int(config["input_size"][-1]),
         weights=weights,
         device=options.device,
+        crop_pct=float(config["crop_pct"]),
     )
 
 
