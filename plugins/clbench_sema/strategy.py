@@ -144,7 +144,6 @@ class Sema(Strategy):
                 self._classify(tail, experience.labels, [adapter, column, self.head_], known,
                                f"expansion at {self.backbone.view.names[block]}")  # fmt: skip
                 self._describe(layer, descriptor, tail)
-                self._freeze_all()
                 expanded.add(block)
                 added = True
                 self.expansions_.append({"experience": experience.index,
