@@ -19,7 +19,7 @@ from cl_bench.backbones.base import BackboneOptions, BackboneSpec
 from cl_bench.backbones.hub import load_hub_model
 from cl_bench.backend import shared_backend
 from cl_bench.config import build_config, config_to_dict
-from cl_bench.errors import ConfigError
+from cl_bench.errors import ConfigError, MissingDataError, UnknownNameError
 from cl_bench.feature_store import FeatureStore
 from cl_bench.metrics import summarise
 from cl_bench.records import RECORD_FORMAT, package_versions, utc_now, variant_of
@@ -44,11 +44,7 @@ def resolve_stream(
     """
     path = Path(stream)
     if path.is_dir():
-        return StreamSpec.for_folder(
-            path,
-            increment=10 if increment is None else increment,
-            initial_classes=initial_classes or 0,
-        )
+        return _folder_spec(path, increment, initial_classes)
     if increment is not None or initial_classes is not None:
         raise ConfigError(
             "--increment and --initial-classes split an image folder given by path; "
@@ -57,14 +53,29 @@ def resolve_stream(
         )
     if path.suffix in (".yaml", ".yml") and path.is_file():
         return StreamSpec.from_yaml(path)
+    if path.suffix in (".yaml", ".yml") or "/" in stream:
+        raise MissingDataError(
+            f"no stream spec file or image folder {stream!r} (from {Path.cwd()}); stream "
+            "names are listed by `clbench list streams`"
+        )
     return registry.stream(stream)
 
 
-def stream_name(stream: str) -> str:
-    """The name a stream's records go under: a folder's name, a spec file's ``name``."""
+def _folder_spec(path: Path, increment: int | None, initial_classes: int | None) -> StreamSpec:
+    return StreamSpec.for_folder(
+        path, increment=10 if increment is None else increment,
+        initial_classes=initial_classes or 0,
+    )  # fmt: skip
+
+
+def stream_name(
+    stream: str, increment: int | None = None, initial_classes: int | None = None
+) -> str:
+    """The name a stream's records go under, without building it: a registered name, a
+    spec file's ``name``, or ``<folder>-b<initial>inc<increment>`` for an image folder."""
     path = Path(stream)
     if path.is_dir():
-        return path.resolve().name
+        return _folder_spec(path, increment, initial_classes).name
     if path.suffix in (".yaml", ".yml") and path.is_file():
         return StreamSpec.from_yaml(path).name
     return stream
@@ -74,7 +85,12 @@ def resolve_backbone(registry: Registry, backbone: str) -> BackboneSpec:
     """A registered backbone, or ``timm:<architecture>`` for any timm model: its hub
     weights, or a local checkpoint given with --weights."""
     if backbone.startswith(TIMM_PREFIX):
+        import timm
+
         architecture = backbone.removeprefix(TIMM_PREFIX)
+        if not timm.is_model(architecture):
+            close = timm.list_models(f"*{architecture.split('.')[0][:8]}*")[:10]
+            raise UnknownNameError("timm architecture", architecture, close)
         return BackboneSpec(backbone, f"timm architecture {architecture}",
                             partial(load_hub_model, architecture))  # fmt: skip
     return registry.backbone(backbone)
@@ -173,6 +189,7 @@ def evaluate(
             "trainable_parameters": result.trainable_parameters,
             "total_parameters": result.total_parameters,
             "rehearsal_samples": result.rehearsal_samples,
+            "torch_threads": torch.get_num_threads(),
             # Frozen work actually done (cache hits excluded): what the feature cache saves.
             "frozen_images_forwarded": backend.stats.images_forwarded,
             "frozen_block_evaluations": backend.stats.block_evaluations,

@@ -133,7 +133,7 @@ def _load_image(path: Path) -> Image.Image:
         with Image.open(path) as image:
             image.load()
             return image.copy()
-    except (OSError, UnidentifiedImageError) as error:
+    except (OSError, UnidentifiedImageError, Image.DecompressionBombError) as error:
         raise MissingDataError(
             f"cannot read image {path} ({error}); the file is corrupt: re-extract the data set"
         ) from error

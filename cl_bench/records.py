@@ -39,7 +39,13 @@ def variant_suffix(variant: str) -> str:
 def record_path(
     root: Path, *, stream: str, strategy: str, backbone: str, seed: int, variant: str
 ) -> Path:
-    return root / stream / strategy / backbone / f"seed{seed}{variant_suffix(variant)}.json"
+    folder = root / safe_name(stream) / safe_name(strategy) / safe_name(backbone)
+    return folder / f"seed{seed}{variant_suffix(variant)}.json"
+
+
+def safe_name(name: str) -> str:
+    """A name as one portable path component (``timm:org/x`` -> ``timm--org--x``)."""
+    return name.replace(":", "--").replace("/", "--").replace("\\", "--")
 
 
 def failure_path(record: Path) -> Path:

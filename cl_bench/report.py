@@ -25,7 +25,7 @@ from cl_bench.leaderboard import (
     write_leaderboard_files,
 )
 from cl_bench.paths import write_atomically
-from cl_bench.records import variant_suffix
+from cl_bench.records import safe_name, variant_suffix
 
 SCORES = {"search_top1": "search", "map": "map"}  # score -> its leaderboard column prefix
 KEY = ["strategy", "backbone", "variant"]
@@ -65,7 +65,8 @@ def mean_matrix(matrices: Sequence[Sequence[Sequence[float]]]) -> list[list[floa
 def heatmap_name(stream: str, row: pd.Series) -> str:
     """``<stream>-compatibility-<strategy>-<backbone>[-<variant hash>].png``, as record paths."""
     suffix = variant_suffix(row["variant"])
-    return f"{stream}-compatibility-{row['strategy']}-{row['backbone']}{suffix}.png"
+    parts = "-".join(safe_name(row[key]) for key in ("strategy", "backbone"))
+    return f"{safe_name(stream)}-compatibility-{parts}{suffix}.png"
 
 
 def _runs_of(runs: pd.DataFrame, row: pd.Series) -> pd.DataFrame:

@@ -113,8 +113,8 @@ class StreamSpec:
         """A user's own image folder (``train/`` and ``test/``, one folder per class)."""
         if not root.is_dir():
             raise MissingDataError(f"no folder {root}: give an image folder with train/ and test/")
-        return cls(
-            name=root.resolve().name,
+        return cls(  # named like the literature's streams: the split is part of the name
+            name=f"{root.resolve().name}-b{initial_classes}inc{increment}",
             description=f"image folder {root.resolve()}",
             resolution=224,
             increment=increment,

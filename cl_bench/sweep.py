@@ -2,8 +2,11 @@
 
 A run is a :class:`RunSpec` (names, seed, options). :func:`evaluate_run` and
 :func:`write_run` turn it into a written record and heat map; ``clbench evaluate`` and
-every sweep worker go through these two, so a sweep writes exactly the records single
-runs would. The parent process writes every file, so records land in one folder even
+every sweep worker go through these two, so a sweep writes the same records, under the
+same paths, that single runs would. (Workers use one torch thread each, so a trained
+strategy's numbers can differ from a single multi-threaded run in the last digits: CPU
+reductions depend on the thread count; the record says how many threads ran it.) The
+parent process writes every file, so records land in one folder even
 when the runs execute on a Ray cluster.
 
 A run whose record exists is skipped, so an interrupted or partly failed sweep resumes
@@ -92,7 +95,7 @@ class RunSpec:
     def record_path(self, root: Path) -> Path:
         return record_path(
             root,
-            stream=stream_name(self.stream),
+            stream=stream_name(self.stream, self.increment, self.initial_classes),
             strategy=self.strategy,
             backbone=self.backbone,
             seed=self.seed,

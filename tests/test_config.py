@@ -42,6 +42,7 @@ def test_defaults_and_typed_overrides():
 
 def test_int_is_accepted_for_float_but_not_the_reverse():
     assert build_config(Example, {"lr": "1"}).lr == 1.0
+    assert build_config(Example, {"lr": "1e-3"}).lr == 0.001  # YAML 1.1 reads it as text
     with pytest.raises(ConfigError, match=r"'epochs'.*expected int"):
         build_config(Example, {"epochs": "2.5"})
 

@@ -17,8 +17,8 @@ from PIL import Image
 
 from cl_bench.cli import main
 from cl_bench.datasources import DataContext
-from cl_bench.errors import ConfigError, MissingDataError
-from cl_bench.evaluation import resolve_stream
+from cl_bench.errors import ConfigError, MissingDataError, UnknownNameError
+from cl_bench.evaluation import resolve_backbone, resolve_stream
 from cl_bench.registry import Registry
 from cl_bench.streams import build_stream, prepare
 
@@ -212,7 +212,8 @@ def test_own_folder_with_custom_timm_architecture_and_local_weights(tmp_path, mo
     assert code == 0, err
     [path] = (tmp_path / "runs").rglob("seed7*.json")
     record = json.loads(path.read_text())
-    assert record["stream"] == "mine" and record["backbone"] == "timm:vit_tiny_patch16_224"
+    assert record["stream"] == "mine-b0inc2" and record["backbone"] == "timm:vit_tiny_patch16_224"
+    assert path.parent.name == "timm--vit_tiny_patch16_224"  # a portable file name
     assert record["stream_info"]["class_order"] == np.random.RandomState(7).permutation(6).tolist()
     assert [len(c) for c in record["stream_info"]["classes_per_experience"]] == [2, 2, 2]
     assert record["backbone_weights"]["file"] == "tiny.safetensors"
@@ -224,8 +225,13 @@ def test_own_folder_with_custom_timm_architecture_and_local_weights(tmp_path, mo
 def test_split_options_apply_to_folders_only(tmp_path, registry):
     with pytest.raises(ConfigError, match="--increment and --initial-classes split an image"):
         resolve_stream(registry, "cifar100-b0inc10", increment=5)
+    with pytest.raises(MissingDataError, match="no stream spec file or image folder"):
+        resolve_stream(registry, str(tmp_path / "petz"))
+    with pytest.raises(UnknownNameError, match="timm architecture 'vit_tiny_patch16_22'"):
+        resolve_backbone(registry, "timm:vit_tiny_patch16_22")
     write_image_folder(tmp_path / "mine", 6)
     spec = resolve_stream(registry, str(tmp_path / "mine"), increment=4, initial_classes=2)
+    assert spec.name == "mine-b2inc4"  # different splits never share records
     stream = build_stream(spec, context=DataContext(tmp_path))
     assert [len(c) for c in stream.info.classes_per_experience] == [2, 4]
 
