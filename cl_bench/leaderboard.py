@@ -76,6 +76,15 @@ def load_runs(records_dir: Path) -> pd.DataFrame:
             + ", ".join(dupes["path"])
             + "; keep one of each"
         )
+    lengths = frame["curve"].map(len)
+    for key, group in frame.groupby(GROUP):
+        if lengths[group.index].nunique() > 1:
+            raise RecordError(
+                f"records of {dict(zip(GROUP, key, strict=True))} have different numbers of "
+                "experiences (the same name for two splits of a stream?): "
+                + ", ".join(group["path"])
+                + "; keep the records of one split"
+            )
     return frame
 
 

@@ -289,8 +289,16 @@ def _yaml_text(value: Any) -> str:
 
 
 def validate(runs: Sequence[RunSpec], registry: Registry) -> None:
-    """Every name and config of the sweep, before any compute: a typo fails at once."""
+    """Every name and config of the sweep, before any compute: a typo fails at once, and
+    two entries that would write the same record (a name and its spec file) are refused."""
+    by_path: dict[Path, RunSpec] = {}
     for spec in runs:
+        other = by_path.setdefault(spec.record_path(Path()), spec)
+        if other is not spec:
+            raise ConfigError(
+                f"{other.label!r} and {spec.label!r} would write the same record; "
+                "give each stream or backbone once"
+            )
         resolve_stream(registry, spec.stream, spec.increment, spec.initial_classes)
         resolve_backbone(registry, spec.backbone)
         try:

@@ -92,6 +92,18 @@ def test_aggregate_mean_std_and_order(tmp_path):
     assert math.isnan(table.iloc[0]["last_accuracy_std"])  # one seed: no std
 
 
+def test_one_name_for_two_splits_is_refused(tmp_path):
+    write_all(tmp_path, [("a", 1, 50.0)])
+    other = fake_record("a", 2, 60.0)
+    other["metrics"]["accuracy_curve"] = [90.0, 70.0, 60.0]  # three experiences, not two
+    write_record(
+        record_path(tmp_path, stream="toy", strategy="a", backbone="bb", seed=2, variant=""),
+        other,
+    )
+    with pytest.raises(RecordError, match="different numbers of experiences"):
+        load_runs(tmp_path)
+
+
 def test_duplicate_runs_are_refused(tmp_path):
     write_all(tmp_path / "x", [("a", 1, 50.0)])
     write_all(tmp_path / "y", [("a", 1, 55.0)])

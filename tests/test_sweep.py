@@ -218,6 +218,15 @@ def test_unknown_config_key_names_the_strategy_before_any_run(tmp_path):
     assert not (tmp_path / "runs").exists()
 
 
+def test_two_entries_writing_one_record_are_refused_before_any_run(tmp_path):
+    spec_file = Path(__file__).resolve().parents[1] / "streams" / "offline-mix.yaml"
+    args = ["--strategy", "simplecil", "--stream", "offline-mix", "--stream", str(spec_file)]
+    code, _, err = sweep(tmp_path, *args)
+    assert code == 2
+    assert "would write the same record" in " ".join(err.split())
+    assert not (tmp_path / "runs").exists()
+
+
 def test_ray_executor_without_ray_says_how_to_install_it(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` now raises ImportError
     code, _, err = sweep(tmp_path, "--strategy", "simplecil",
