@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
 from contextlib import closing
 from pathlib import Path
 from typing import Any
@@ -350,21 +351,22 @@ def _outcome_line(outcome: Outcome) -> str:
     return f"[red]failed[/] {label}: {error} (details in {note})"
 
 
+def _records_options(out_help: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """``--runs`` (records to read) and ``--out`` (where to write), as the commands that
+    regenerate files from records share them."""
+
+    def decorate(command: Callable[..., Any]) -> Callable[..., Any]:
+        folder = click.Path(path_type=Path)
+        command = click.option("--out", type=folder, default=Path("leaderboards"),
+                               show_default=True, help=out_help)(command)  # fmt: skip
+        return click.option("--runs", type=folder, default=Path("runs"), show_default=True,
+                            help="Folder of run records to read.")(command)  # fmt: skip
+
+    return decorate
+
+
 @cli.command()
-@click.option(
-    "--runs",
-    type=click.Path(path_type=Path),
-    default=Path("runs"),
-    show_default=True,
-    help="Folder of run records to read.",
-)
-@click.option(
-    "--out",
-    type=click.Path(path_type=Path),
-    default=Path("leaderboards"),
-    show_default=True,
-    help="Folder to write the leaderboards into.",
-)
+@_records_options("Folder to write the leaderboards into.")
 def leaderboard(runs: Path, out: Path) -> None:
     """Regenerate CSV and Markdown leaderboards (and accuracy plots) from run records."""
     for path in write_leaderboards(runs, out):
@@ -372,20 +374,7 @@ def leaderboard(runs: Path, out: Path) -> None:
 
 
 @cli.command()
-@click.option(
-    "--runs",
-    type=click.Path(path_type=Path),
-    default=Path("runs"),
-    show_default=True,
-    help="Folder of run records to read.",
-)
-@click.option(
-    "--out",
-    type=click.Path(path_type=Path),
-    default=Path("leaderboards"),
-    show_default=True,
-    help="Folder to write the leaderboards and reports into.",
-)
+@_records_options("Folder to write the leaderboards and reports into.")
 def report(runs: Path, out: Path) -> None:
     """Leaderboards, and per stream a report page: table, curves, compatibility heat maps."""
     for path in write_reports(runs, out):

@@ -7,21 +7,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from cli_runner import clbench
 
 from cl_bench.cli import main
 from cl_bench.leaderboard import write_leaderboards
-
-
-def clbench(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
-    monkeypatch.setattr(sys, "argv", ["clbench", *args])
-    monkeypatch.setenv("COLUMNS", "200")
-    try:
-        main()
-        code = 0
-    except SystemExit as exit_:
-        code = exit_.code or 0
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 @pytest.fixture(scope="module")

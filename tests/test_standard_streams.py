@@ -5,17 +5,15 @@ a user's own image folder with a custom timm architecture and a local checkpoint
 
 from __future__ import annotations
 
-import json
 import pickle
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from cli_runner import clbench, only_record
 from PIL import Image
 
-from cl_bench.cli import main
 from cl_bench.datasources import DataContext
 from cl_bench.errors import ConfigError, MissingDataError, UnknownNameError
 from cl_bench.evaluation import resolve_backbone, resolve_stream
@@ -68,18 +66,6 @@ def write_image_folder(root: Path, classes: int, per_split: int = 1) -> list[str
     return names
 
 
-def clbench(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
-    monkeypatch.setattr(sys, "argv", ["clbench", *args])
-    monkeypatch.setenv("COLUMNS", "200")
-    try:
-        main()
-        code = 0
-    except SystemExit as exit_:
-        code = exit_.code or 0
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
 @pytest.fixture(scope="module")
 def registry() -> Registry:
     return Registry.discover()
@@ -93,8 +79,7 @@ def test_cifar100_stream_end_to_end(tmp_path, monkeypatch, capsys):
         "--output", str(tmp_path / "runs"),
     )  # fmt: skip
     assert code == 0, err
-    [path] = (tmp_path / "runs").rglob("seed1993*.json")
-    record = json.loads(path.read_text())
+    _, record = only_record(tmp_path / "runs", 1993)
     info = record["stream_info"]
     assert info["train_images"] == 200 and info["test_images"] == 100
     assert info["classes_per_experience"][0] == list(range(10))
@@ -128,8 +113,7 @@ def test_image_folder_streams_end_to_end(name, tmp_path, monkeypatch, capsys):
         "--output", str(tmp_path / "runs"),
     )  # fmt: skip
     assert code == 0, err
-    [path] = (tmp_path / "runs").rglob("seed1993*.json")
-    record = json.loads(path.read_text())
+    _, record = only_record(tmp_path / "runs", 1993)
     info = record["stream_info"]
     assert info["train_images"] == classes and info["test_images"] == classes
     assert info["resolution"] == 224 and info["fit"] == ["crop", 0.875]  # Lite0: the spec's
@@ -210,8 +194,7 @@ def test_own_folder_with_custom_timm_architecture_and_local_weights(tmp_path, mo
         "--output", str(tmp_path / "runs"),
     )  # fmt: skip
     assert code == 0, err
-    [path] = (tmp_path / "runs").rglob("seed7*.json")
-    record = json.loads(path.read_text())
+    path, record = only_record(tmp_path / "runs", 7)
     assert record["stream"] == "mine-b0inc2" and record["backbone"] == "timm:vit_tiny_patch16_224"
     assert path.parent.name == "timm--vit_tiny_patch16_224"  # a portable file name
     assert record["stream_info"]["class_order"] == np.random.RandomState(7).permutation(6).tolist()
