@@ -115,17 +115,26 @@ def _call_in_worker(fn: Callable[[T], R], item: T) -> R:
 def _terminate(pool: ProcessPoolExecutor, grace: float = 10.0) -> None:
     """Stop every worker now: running runs are abandoned, queued ones never start."""
     # Before Python 3.14 (terminate_workers) the pool has no public way to stop work
-    # that is running; its process table (private, present in 3.11-3.14) is the way in.
+    # that is running; its process table and manager thread (private, present in
+    # 3.11-3.14) are the way in.
     processes = list((getattr(pool, "_processes", None) or {}).values())
+    manager = getattr(pool, "_executor_manager_thread", None)
     pool.shutdown(wait=False, cancel_futures=True)
     for process in processes:
         if process.is_alive():
             process.terminate()
+    # The manager thread sees the workers die and reaps them. Until it is done, a
+    # worker it reaped can still look alive from this thread (the two race on waitpid),
+    # so wait for it before asking which workers ignored SIGTERM.
+    if manager is not None:
+        manager.join(grace)
     for process in processes:
         process.join(grace)
         if process.is_alive():
             process.kill()
             process.join()
+    if manager is not None:
+        manager.join(grace)
 
 
 class RayExecutor:
