@@ -26,7 +26,8 @@ from cl_bench.executors import Executor, LocalExecutor, RayExecutor, import_ray
 from cl_bench.paths import CACHE_ENV
 from cl_bench.records import iter_records
 from cl_bench.registry import Registry
-from cl_bench.sweep import RunSpec, run_sweep
+from cl_bench.runs import RunSpec
+from cl_bench.sweep import run_sweep
 
 STRATEGIES = ("simplecil", "finetune-head")
 SEEDS = (1993, 1994)

@@ -21,23 +21,14 @@ from cl_bench.errors import ClbenchError, RecordError
 from cl_bench.evaluation import resolve_backbone, resolve_stream
 from cl_bench.executors import make_executor
 from cl_bench.feature_store import FeatureStore
+from cl_bench.grid import checked_runs, make_grid, read_grid_file
 from cl_bench.leaderboard import write_leaderboards
 from cl_bench.paths import CACHE_ENV, DATA_ENV, cache_dir, data_root
 from cl_bench.registry import Registry
 from cl_bench.report import write_reports
-from cl_bench.streams import prepare
-from cl_bench.sweep import (
-    SPLITS,
-    Outcome,
-    RunSpec,
-    evaluate_run,
-    make_grid,
-    outcome_table,
-    read_grid_file,
-    run_sweep,
-    validate,
-    write_run,
-)
+from cl_bench.runs import RunSpec, evaluate_run, write_run
+from cl_bench.streams import SPLITS, prepare
+from cl_bench.sweep import Outcome, outcome_table, run_sweep
 
 DEFAULT_STREAM = "offline-mix"
 DEFAULT_BACKBONE = "efficientnet_lite0"
@@ -129,7 +120,7 @@ def list_command(kind: str) -> None:
 )
 @click.option(
     "--split",
-    type=click.Choice(["test", "validation"]),
+    type=click.Choice(SPLITS),
     default="test",
     show_default=True,
     help="Evaluate on the test split, or on 20% of each class's training images held out "
@@ -200,7 +191,8 @@ def evaluate(
     type=click.Path(path_type=Path, dir_okay=False),
     default=None,
     help="YAML file with the keys strategy, stream, backbone, seed (each a name or a list), "
-    "set, limit-per-class, split, device, output, leaderboards; flags given override it.",
+    "set, increment, initial-classes, limit-per-class, split, weights, device, cache, output, "
+    "leaderboards; flags given override it.",
 )
 @click.option("--strategy", "strategies", multiple=True, help="Strategy name; repeatable.")
 @click.option(
@@ -226,6 +218,18 @@ def evaluate(
     help="Override a hyper-parameter in every run; repeatable.",
 )
 @click.option(
+    "--increment",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Classes per experience, for image folder streams. [default: 10]",
+)
+@click.option(
+    "--initial-classes",
+    type=click.IntRange(min=0),
+    default=None,
+    help="Classes of the first experience, for image folder streams. [default: increment]",
+)
+@click.option(
     "--limit-per-class",
     type=int,
     default=None,
@@ -237,7 +241,19 @@ def evaluate(
     default=None,
     help="Evaluate on the test split or the validation split. [default: test]",
 )
+@click.option(
+    "--weights",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="Local checkpoint file for the (one) backbone instead of a download.",
+)
 @click.option("--device", default=None, help="cpu, cuda, cuda:1, or auto. [default: auto]")
+@click.option(
+    "--no-cache",
+    is_flag=True,
+    default=None,
+    help="Neither read nor write clbench's caches (prepared streams, frozen features).",
+)
 @click.option(
     "--output",
     type=click.Path(path_type=Path),
@@ -277,9 +293,13 @@ def sweep(
     backbones: tuple[str, ...],
     seeds: tuple[int, ...],
     assignments: tuple[str, ...],
+    increment: int | None,
+    initial_classes: int | None,
     limit_per_class: int | None,
     split: str | None,
+    weights: Path | None,
     device: str | None,
+    no_cache: bool | None,
     output: Path | None,
     leaderboards: Path | None,
     executor: str,
@@ -297,16 +317,19 @@ def sweep(
         "backbone": backbones,
         "seed": seeds,
         "set": assignments,
+        "increment": increment,
+        "initial-classes": initial_classes,
         "limit-per-class": limit_per_class,
         "split": split,
+        "weights": weights,
         "device": device,
+        "cache": False if no_cache else None,
         "output": output,
         "leaderboards": leaderboards,
     }
     defaults = {"stream": DEFAULT_STREAM, "backbone": DEFAULT_BACKBONE, "seed": DEFAULT_SEED}
     grid = make_grid(read_grid_file(grid_file) if grid_file else {}, flags, defaults)
-    runs = grid.runs()
-    validate(runs, registry)
+    runs = checked_runs(grid.runs(), registry)
     pool = make_executor(executor, workers=workers, ray_address=ray_address)
     outcomes: list[Outcome] = []
     try:
@@ -444,7 +467,7 @@ def cache_clear() -> None:
     """Delete every cache entry; the next runs recompute what they need."""
     removed = FeatureStore().clear()
     streams = _stream_cache_files()
-    for path in streams:
+    for path in [*streams, *(cache_dir() / "streams").glob("*.pt.lock")]:
         path.unlink(missing_ok=True)
     console.print(f"removed {removed} feature entries and {len(streams)} prepared streams")
 

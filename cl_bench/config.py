@@ -54,6 +54,26 @@ def build_config(config_cls: type, overrides: Mapping[str, Any]) -> Any:
         raise ConfigError(f"invalid config: {error}") from error
 
 
+def canonical_overrides(config_cls: type, overrides: Mapping[str, Any]) -> dict[str, str]:
+    """``overrides`` as the one text of each typed value (``lr=0.010`` and ``lr=1e-2`` both
+    become ``lr=0.01``), so that a run's variant, hence its record, does not depend on
+    how a value was typed. Checks the overrides as :func:`build_config` does."""
+    config = build_config(config_cls, overrides)
+    return {key: yaml_text(getattr(config, key)) for key in overrides}
+
+
+def yaml_text(value: Any) -> str:
+    """A value as one line of YAML (``0.01``, ``true``, ``[1, 2]``); strings stay as they are."""
+    if isinstance(value, str):
+        return value
+    plain = list(map(_plain, value)) if isinstance(value, tuple | list) else value
+    return yaml.safe_dump(plain, default_flow_style=True).strip().removesuffix("...").strip()
+
+
+def _plain(value: Any) -> Any:
+    return list(map(_plain, value)) if isinstance(value, tuple | list) else value
+
+
 def config_to_dict(config: Any) -> dict[str, Any]:
     return dataclasses.asdict(config)
 

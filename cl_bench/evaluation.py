@@ -18,7 +18,7 @@ import torch
 from cl_bench.backbones.base import BackboneOptions, BackboneSpec
 from cl_bench.backbones.hub import load_hub_model
 from cl_bench.backend import shared_backend
-from cl_bench.config import build_config, config_to_dict
+from cl_bench.config import build_config, canonical_overrides, config_to_dict
 from cl_bench.errors import ConfigError, MissingDataError, UnknownNameError
 from cl_bench.feature_store import FeatureStore
 from cl_bench.metrics import summarise
@@ -120,6 +120,7 @@ def evaluate(
     strategy_spec = registry.strategy(strategy)
     stream_spec = resolve_stream(registry, stream, increment, initial_classes)
     backbone_spec = resolve_backbone(registry, backbone)
+    overrides = canonical_overrides(strategy_spec.strategy.Config, overrides)
     config = build_config(strategy_spec.strategy.Config, overrides)
     started, clock = utc_now(), time.perf_counter()
     # The backbone first: a missing checkpoint should fail before images are prepared.

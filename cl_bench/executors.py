@@ -14,8 +14,9 @@ from __future__ import annotations
 import multiprocessing
 import os
 import signal
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
 from types import FrameType, ModuleType
 from typing import Any, Protocol, TypeVar
 
@@ -47,6 +48,11 @@ class LocalExecutor:
     has run torch inherits its OpenMP and CUDA state, which can deadlock, and spawn
     behaves the same on every platform. Workers ignore Ctrl-C; the parent handles it
     and terminates them.
+
+    A worker that dies (killed, out of memory) breaks the whole pool, and every item
+    not yet finished fails with it. So the items that had not started go on in a fresh
+    pool, and the ones that were running are retried afterwards one at a time: the item
+    that kills its worker alone is the one reported ``lost``, and no other item is.
     """
 
     def __init__(self, workers: int | None = None):
@@ -60,26 +66,71 @@ class LocalExecutor:
     ) -> Iterator[R]:
         if not items:
             return
-        pool = ProcessPoolExecutor(
-            max_workers=min(self.workers, len(items)),
-            mp_context=multiprocessing.get_context("spawn"),
-            initializer=_init_worker,
-        )
-        finished = False
-        try:
-            futures = {pool.submit(_call_in_worker, fn, item): item for item in items}
-            for future in as_completed(futures):
-                try:
-                    result = future.result()
-                except Exception as error:  # BrokenProcessPool: a worker died
-                    result = lost(futures[future], error)
-                yield result
-            finished = True
-        finally:
-            if finished:
-                pool.shutdown(wait=True)
+        context = multiprocessing.get_context("spawn")
+        started = context.RawArray("b", len(items))  # set by a worker as it starts an item
+        waiting = list(range(len(items)))  # to run in a pool of `workers`
+        suspects: list[int] = []  # were running when a pool broke: each to retry alone
+        while waiting or suspects:
+            queue, workers = (waiting, self.workers) if waiting else (suspects, 1)
+            batch = list(queue)
+            queue.clear()
+            for index in batch:
+                started[index] = 0
+            broken = yield from _run_pool(context, started, fn, lost, items, batch, workers)
+            if broken is None:
+                continue
+            error, unfinished = broken
+            running = [index for index in unfinished if started[index]]
+            if not running:  # the pool broke before any item started: no item to blame
+                for index in unfinished:
+                    yield lost(items[index], error)
+                continue
+            if workers == 1:  # one item ran, and its worker died
+                for index in running:
+                    yield lost(items[index], error)
             else:
-                _terminate(pool)
+                suspects += running
+            queue += [index for index in unfinished if not started[index]]
+
+
+def _run_pool(
+    context: Any,
+    started: Any,
+    fn: Callable[[T], R],
+    lost: Callable[[T, BaseException], R],
+    items: Sequence[T],
+    batch: Sequence[int],
+    workers: int,
+) -> Generator[R, None, tuple[BaseException, list[int]] | None]:
+    """Yield ``fn`` of the batch's items from one pool; if the pool breaks, return the
+    error and the indices that did not finish (None when all did)."""
+    pool = ProcessPoolExecutor(
+        max_workers=min(workers, len(batch)),
+        mp_context=context,
+        initializer=_init_worker,
+        initargs=(started,),
+    )
+    finished = False
+    try:
+        futures = {pool.submit(_call_in_worker, fn, items[index], index): index for index in batch}
+        done: set[int] = set()
+        for future in as_completed(futures):
+            try:
+                result = future.result()
+            except BrokenProcessPool as error:
+                finished = True
+                return error, [index for index in batch if index not in done]
+            except Exception as error:  # fn raised, or its result did not unpickle
+                result = lost(items[futures[future]], error)
+            done.add(futures[future])
+            yield result
+        finished = True
+    finally:
+        if finished:
+            pool.shutdown(wait=True)
+        else:
+            _terminate(pool)
+    return None
 
 
 class _Terminated(BaseException):
@@ -88,9 +139,12 @@ class _Terminated(BaseException):
 
 
 _busy = False
+_started: Any = None
 
 
-def _init_worker() -> None:
+def _init_worker(started: Any) -> None:
+    global _started
+    _started = started
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, _on_sigterm)
 
@@ -101,9 +155,10 @@ def _on_sigterm(signum: int, frame: FrameType | None) -> None:
     raise _Terminated
 
 
-def _call_in_worker(fn: Callable[[T], R], item: T) -> R:
+def _call_in_worker(fn: Callable[[T], R], item: T, index: int) -> R:
     global _busy
     _busy = True
+    _started[index] = 1
     try:
         return fn(item)
     except _Terminated:

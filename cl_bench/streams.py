@@ -14,8 +14,16 @@ from typing import Any
 
 import numpy as np
 import torch
+from filelock import FileLock
 
-from cl_bench.datasources import ClassPool, DataContext, OversizedImage, to_rgb_crop, to_rgb_square
+from cl_bench.datasources import (
+    ClassPool,
+    DataContext,
+    OversizedImage,
+    SourceData,
+    to_rgb_crop,
+    to_rgb_square,
+)
 from cl_bench.errors import ConfigError
 from cl_bench.experience import Experience, StreamInfo
 from cl_bench.paths import cache_dir, data_root, write_atomically
@@ -66,13 +74,28 @@ def prepare(
         json.dumps([PREPARED_FORMAT, spec.content(), [s.fingerprint for s in sources]]).encode()
     ).hexdigest()[:20]
     path = cache_dir() / "streams" / f"{spec.name}-{key}.pt"
-    if use_cache and path.is_file():
-        try:
-            return PreparedData(**torch.load(path, weights_only=True))
-        except Exception as error:  # truncated or foreign file: rebuild it
-            warnings.warn(
-                f"prepared stream cache {path} is unreadable ({error}); rebuilding it", stacklevel=2
-            )
+    if not use_cache:
+        return _load_and_split(spec, sources, track)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # Sweep workers that start on one stream together: one prepares it, the others wait
+    # for the lock and then load what it wrote.
+    with FileLock(f"{path}.lock"):
+        if path.is_file():
+            try:
+                return PreparedData(**torch.load(path, weights_only=True))
+            except Exception as error:  # truncated or foreign file: rebuild it
+                warnings.warn(
+                    f"prepared stream cache {path} is unreadable ({error}); rebuilding it",
+                    stacklevel=2,
+                )
+        data = _load_and_split(spec, sources, track)
+        write_atomically(path, lambda tmp: torch.save(data.__dict__, tmp))
+    return data
+
+
+def _load_and_split(
+    spec: StreamSpec, sources: list[SourceData], track: Callable[..., Iterator[Any]] | None
+) -> PreparedData:
     pools = [pool for source in sources for pool in source.load_pools()]
     names = [pool.name for pool in pools]
     if len(set(names)) != len(names):
@@ -87,15 +110,12 @@ def prepare(
             images += chosen
             labels += [label] * len(chosen)
             is_test += [flag] * len(chosen)
-    data = PreparedData(
+    return PreparedData(
         images=torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).contiguous(),
         labels=torch.tensor(labels, dtype=torch.int64),
         is_test=torch.tensor(is_test, dtype=torch.bool),
         class_names=tuple(names),
     )
-    if use_cache:
-        write_atomically(path, lambda tmp: torch.save(data.__dict__, tmp))
-    return data
 
 
 def _source_kind(spec: StreamSpec, kind: str) -> str:

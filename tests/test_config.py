@@ -5,7 +5,7 @@ from typing import Literal
 
 import pytest
 
-from cl_bench.config import build_config, parse_assignments, require
+from cl_bench.config import build_config, canonical_overrides, parse_assignments, require
 from cl_bench.errors import ConfigError
 
 
@@ -38,6 +38,17 @@ def test_defaults_and_typed_overrides():
         ),
     )
     assert config == Example(0.01, 5, True, "adam", (1, 2), 2.0)
+
+
+def test_overrides_typed_differently_have_one_canonical_text():
+    """The text names the run's variant and record file: 0.010 and 1e-2 are one run."""
+    for typed in ("0.01", "0.010", "1e-2", "1.0e-2"):
+        assert canonical_overrides(Example, {"lr": typed}) == {"lr": "0.01"}
+    assert canonical_overrides(
+        Example, {"lr": "1", "nesterov": "yes", "blocks": "[ 1,2 ]", "threshold": "null"}
+    ) == {"lr": "1.0", "nesterov": "true", "blocks": "[1, 2]", "threshold": "null"}
+    with pytest.raises(ConfigError, match="unknown config key 'lrr'"):
+        canonical_overrides(Example, {"lrr": "0.1"})
 
 
 def test_int_is_accepted_for_float_but_not_the_reverse():

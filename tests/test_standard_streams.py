@@ -17,6 +17,7 @@ from PIL import Image
 from cl_bench.datasources import DataContext
 from cl_bench.errors import ConfigError, MissingDataError, UnknownNameError
 from cl_bench.evaluation import resolve_backbone, resolve_stream
+from cl_bench.paths import cache_dir
 from cl_bench.registry import Registry
 from cl_bench.streams import build_stream, prepare
 
@@ -203,6 +204,24 @@ def test_own_folder_with_custom_timm_architecture_and_local_weights(tmp_path, mo
     # cropped as the architecture's pretrained config says: 224 px, crop_pct 0.9
     assert record["stream_info"]["resolution"] == 224
     assert record["stream_info"]["fit"] == ["crop", 0.9]
+
+    # The same run as a sweep cell, with the cache off: the same record, file name and all.
+    cached = sorted(cache_dir().rglob("*"))
+    code, _, err = clbench(
+        monkeypatch, capsys, "sweep", "--strategy", "simplecil",
+        "--stream", str(tmp_path / "mine"), "--increment", "2", "--seed", "7",
+        "--backbone", "timm:vit_tiny_patch16_224", "--weights", str(weights), "--no-cache",
+        "--workers", "1", "--output", str(tmp_path / "swept"),
+        "--leaderboards", str(tmp_path / "leaderboards"),
+    )  # fmt: skip
+    assert code == 0, err
+    swept_path, swept = only_record(tmp_path / "swept", 7)
+    assert swept_path.relative_to(tmp_path / "swept") == path.relative_to(tmp_path / "runs")
+    for key in ("stream", "variant", "stream_info", "backbone_weights", "config"):
+        assert swept[key] == record[key], key
+    assert swept["metrics"]["correct"] == record["metrics"]["correct"]
+    assert swept["resources"]["images_from_cache"] == 0
+    assert sorted(cache_dir().rglob("*")) == cached  # --no-cache wrote nothing
 
 
 def test_split_options_apply_to_folders_only(tmp_path, registry):

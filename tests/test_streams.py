@@ -155,6 +155,37 @@ def test_corrupt_prepared_cache_is_rebuilt(offline_spec):
     assert torch.equal(first.images, rebuilt.images)
 
 
+def test_workers_preparing_one_stream_at_once_decode_it_once(offline_spec, monkeypatch):
+    """Sweep workers starting together on one stream: one prepares it, the others wait
+    for its cache file instead of decoding the same images again."""
+    import threading
+    import time
+
+    from cl_bench import streams
+
+    small = dataclasses.replace(
+        offline_spec, name="tiny-together", sources=offline_spec.sources[:1],
+        max_train_per_class=3, max_test_per_class=1,
+    )  # fmt: skip
+    builds = []
+    build = streams._load_and_split
+
+    def slow_build(*args):
+        builds.append(threading.get_ident())
+        time.sleep(0.5)  # long enough for the other worker to arrive meanwhile
+        return build(*args)
+
+    monkeypatch.setattr(streams, "_load_and_split", slow_build)
+    results = []
+    workers = [threading.Thread(target=lambda: results.append(prepare(small))) for _ in range(3)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    assert len(builds) == 1 and len(results) == 3
+    assert all(torch.equal(result.images, results[0].images) for result in results)
+
+
 @pytest.mark.parametrize(
     ("change", "message"),
     [

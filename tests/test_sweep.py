@@ -15,8 +15,8 @@ import pytest
 
 from cl_bench.cli import main
 from cl_bench.errors import ConfigError
+from cl_bench.grid import make_grid, read_grid_file
 from cl_bench.records import FAILURE_SUFFIX, iter_records
-from cl_bench.sweep import make_grid, read_grid_file
 
 GRID = ["--strategy", "simplecil", "--strategy", "finetune-head", "--seed", "1993",
         "--seed", "1994", "--limit-per-class", "4"]  # fmt: skip
@@ -58,7 +58,7 @@ def local_sweep(tmp_path_factory, offline_spec) -> tuple[Path, str]:
     """2 strategies x 2 seeds on 2 local workers, the stream prepared once beforehand."""
     from cl_bench.streams import prepare
 
-    prepare(offline_spec)  # else both workers would prepare it at once
+    prepare(offline_spec)  # here, not in the workers: one would prepare it, the other wait
     root = tmp_path_factory.mktemp("local")
     code, _, err = sweep(root, *GRID, "--workers", "2")
     assert code == 0, err
@@ -210,6 +210,72 @@ def test_grid_file_expands_and_flags_override_it(tmp_path):
         make_grid({}, {}, DEFAULTS)
 
 
+def test_grid_file_takes_the_split_weights_and_cache_options(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    grid = tmp_path / "grid.yaml"
+    grid.write_text(
+        "strategy: simplecil\nstream: mine\nincrement: 5\ninitial-classes: 10\n"
+        "weights: tiny.safetensors\ncache: false\n"
+    )
+    made = make_grid(read_grid_file(grid), {}, DEFAULTS)
+    [run] = made.runs()
+    assert (run.increment, run.initial_classes, run.use_cache) == (5, 10, False)
+    assert run.weights == tmp_path / "tiny.safetensors"  # absolute: workers may run elsewhere
+    with pytest.raises(ConfigError, match="one checkpoint file for one backbone"):
+        make_grid({"strategy": "simplecil", "backbone": ["a", "b"], "weights": "w.pt"}, {}, {})
+    with pytest.raises(ConfigError, match="increment must be an integer of at least 1"):
+        make_grid({"strategy": "simplecil", "increment": 0}, {}, DEFAULTS)
+    with pytest.raises(ConfigError, match="cache must be true or false"):
+        make_grid({"strategy": "simplecil", "cache": "no"}, {}, DEFAULTS)
+
+
+def test_a_run_whose_files_cannot_be_written_is_noted_and_the_others_go_on(tmp_path, monkeypatch):
+    """The parent writes every file; a run it cannot write fails alone, with a note."""
+    from cl_bench import sweep as sweep_module
+    from cl_bench.runs import RunSpec
+
+    def finished(spec, **_):
+        return sweep_module.Attempt(spec, 1.0, record={"seed": spec.seed})
+
+    def write(root, record):
+        if record["seed"] == 2:
+            raise ValueError("cannot draw a heat map of NaN")
+        path = root / f"seed{record['seed']}.json"
+        path.write_text("{}")
+        return path, path
+
+    class InProcess:
+        def run(self, fn, items, lost):
+            return (fn(item) for item in items)
+
+    monkeypatch.setattr(sweep_module, "attempt_run", finished)
+    monkeypatch.setattr(sweep_module, "write_run", write)
+    runs = [RunSpec("simplecil", "offline-mix", "efficientnet_lite0", seed) for seed in (1, 2, 3)]
+    tmp_path.joinpath("runs").mkdir()
+    outcomes = list(sweep_module.run_sweep(runs, tmp_path / "runs", InProcess()))
+    assert [outcome.status for outcome in outcomes] == ["ran", "failed", "ran"]
+    note = json.loads(outcomes[1].path.read_text())
+    assert note["seed"] == 2 and "writing its files failed: cannot draw" in note["error"]
+    assert outcomes[1].path.name == "seed2" + FAILURE_SUFFIX
+
+
+def test_a_value_names_one_record_however_it_is_typed(tmp_path):
+    """`--set lr=1e-2` in one sweep and `lr: 0.010` in the next are one run: the second
+    finds the first's record and skips it."""
+    from cl_bench.grid import checked_runs
+    from cl_bench.registry import Registry
+
+    registry = Registry.discover()
+    typed = [{"set": ("lr=1e-2",)}, {"set": ("lr=0.010",)}]
+    paths = []
+    for flags in typed:
+        grid = make_grid({"strategy": "finetune-head"}, flags, DEFAULTS)
+        [run] = checked_runs(grid.runs(), registry)
+        assert run.overrides == {"lr": "0.01"}
+        paths.append(run.record_path(tmp_path))
+    assert paths[0] == paths[1]
+
+
 def test_unknown_config_key_names_the_strategy_before_any_run(tmp_path):
     args = ["--strategy", "finetune-head", "--strategy", "simplecil", "--set", "epochs=1"]
     code, _, err = sweep(tmp_path, *args)
@@ -249,6 +315,30 @@ def test_closing_the_local_executor_early_stops_its_workers():
     results.close()
     assert not multiprocessing.active_children()
     assert time.perf_counter() - start < 45
+
+
+def test_a_worker_that_dies_loses_only_its_own_item():
+    """A killed worker breaks the whole pool; the other items still run, in fresh pools,
+    and only the item that kills its worker when run alone is reported lost."""
+    import multiprocessing
+    import operator
+    import os
+    import time
+    from functools import partial
+
+    from cl_bench.executors import LocalExecutor
+
+    nap = partial(time.sleep, 0.3)
+    crash = partial(os._exit, 3)  # the worker vanishes, as when the OOM killer takes it
+    items = [nap, nap, crash, nap, nap, nap]
+    for workers in (1, 2):
+        results = list(
+            LocalExecutor(workers).run(
+                operator.call, items, lambda item, error: (items.index(item), type(error).__name__)
+            )
+        )
+        assert sorted(results, key=str) == [(2, "BrokenProcessPool")] + [None] * 5
+    assert not multiprocessing.active_children()
 
 
 def test_importing_clbench_does_not_import_ray():
