@@ -42,6 +42,19 @@ def _registry() -> Registry:
     return registry
 
 
+def _folder_split_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """``--increment`` and ``--initial-classes``: how an image folder given as a stream
+    is split into experiences, the same for one run and for a sweep."""
+    command = click.option(
+        "--initial-classes", type=click.IntRange(min=0), default=None,
+        help="Classes of the first experience, for image folder streams. [default: increment]",
+    )(command)  # fmt: skip
+    return click.option(
+        "--increment", type=click.IntRange(min=1), default=None,
+        help="Classes per experience, for image folder streams. [default: 10]",
+    )(command)  # fmt: skip
+
+
 @click.group()
 @click.version_option(__version__, prog_name="clbench")
 @click.option(
@@ -86,18 +99,7 @@ def list_command(kind: str) -> None:
     "folder per class).",
 )
 @click.option("--backbone", default=DEFAULT_BACKBONE, show_default=True, help="Backbone name.")
-@click.option(
-    "--increment",
-    type=int,
-    default=None,
-    help="Classes per experience, for an image folder stream (default 10).",
-)
-@click.option(
-    "--initial-classes",
-    type=int,
-    default=None,
-    help="Classes of the first experience, for an image folder stream (default: increment).",
-)
+@_folder_split_options
 @click.option(
     "--seed",
     default=DEFAULT_SEED,
@@ -114,7 +116,7 @@ def list_command(kind: str) -> None:
 )
 @click.option(
     "--limit-per-class",
-    type=int,
+    type=click.IntRange(min=1),
     default=None,
     help="Use at most N training images per class (quick runs).",
 )
@@ -217,21 +219,10 @@ def evaluate(
     metavar="KEY=VALUE",
     help="Override a hyper-parameter in every run; repeatable.",
 )
-@click.option(
-    "--increment",
-    type=click.IntRange(min=1),
-    default=None,
-    help="Classes per experience, for image folder streams. [default: 10]",
-)
-@click.option(
-    "--initial-classes",
-    type=click.IntRange(min=0),
-    default=None,
-    help="Classes of the first experience, for image folder streams. [default: increment]",
-)
+@_folder_split_options
 @click.option(
     "--limit-per-class",
-    type=int,
+    type=click.IntRange(min=1),
     default=None,
     help="Use at most N training images per class (quick runs).",
 )
