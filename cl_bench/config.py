@@ -44,8 +44,9 @@ def build_config(config_cls: type, overrides: Mapping[str, Any]) -> Any:
         if key not in fields:
             allowed = ", ".join(sorted(fields)) or "(this strategy takes no config)"
             raise ConfigError(f"unknown config key {key!r}; valid keys: {allowed}")
+        text = raw if isinstance(raw, str) else None
         value = _parse(raw) if isinstance(raw, str) else raw
-        values[key] = _coerce(key, value, hints[key])
+        values[key] = _coerce(key, value, hints[key], text)
     try:
         return config_cls(**values)
     except ConfigError:
@@ -63,14 +64,16 @@ def canonical_overrides(config_cls: type, overrides: Mapping[str, Any]) -> dict[
 
 
 def yaml_text(value: Any) -> str:
-    """A value as one line of YAML (``0.01``, ``true``, ``[1, 2]``); strings stay as they are."""
-    if isinstance(value, str):
+    """A value as one line of YAML that reads back as that value (``0.01``, ``true``,
+    ``[1, 2]``, ``abc``, and ``'0.010'`` for the string 0.010)."""
+    if isinstance(value, str) and _parse(value) == value:
         return value
-    plain = list(map(_plain, value)) if isinstance(value, tuple | list) else value
-    return yaml.safe_dump(plain, default_flow_style=True).strip().removesuffix("...").strip()
+    text = yaml.safe_dump(_plain(value), default_flow_style=True, width=2**30)
+    return text.strip().removesuffix("...").strip()
 
 
 def _plain(value: Any) -> Any:
+    """Tuples as lists: YAML's safe dumper writes lists only."""
     return list(map(_plain, value)) if isinstance(value, tuple | list) else value
 
 
@@ -85,19 +88,26 @@ def _parse(raw: str) -> Any:
         return raw
 
 
-def _coerce(key: str, value: Any, hint: Any) -> Any:
+def _coerce(key: str, value: Any, hint: Any, text: str | None = None) -> Any:
+    """``value`` as the field's type. ``text`` is what was typed: a string field or a
+    string choice takes it as typed (``tag=0.010`` is "0.010", ``mode=on`` is "on"),
+    where YAML alone would read a number or a boolean."""
     origin = typing.get_origin(hint)
     args = typing.get_args(hint)
     if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
         for option in args:
             try:
-                return _coerce(key, value, option)
+                return _coerce(key, value, option, text)
             except ConfigError:
                 continue
         raise ConfigError(f"config key {key!r}: {value!r} is not a valid {_name(hint)}")
     if origin is typing.Literal:
         if value in args:
             return value
+        if text in args:
+            return text
         raise ConfigError(f"config key {key!r}: {value!r} is not one of {list(args)}")
     if origin in (tuple, list):
         if not isinstance(value, list | tuple):
@@ -125,7 +135,7 @@ def _coerce(key: str, value: Any, hint: Any) -> Any:
         if isinstance(value, int) and not isinstance(value, bool):
             return value
     elif hint is str:
-        return str(value)
+        return value if isinstance(value, str) else text if text is not None else str(value)
     raise ConfigError(f"config key {key!r}: expected {_name(hint)}, got {value!r}")
 
 

@@ -47,7 +47,8 @@ def resolve_stream(
         return _folder_spec(path, increment, initial_classes)
     if increment is not None or initial_classes is not None:
         raise ConfigError(
-            "--increment and --initial-classes split an image folder given by path; "
+            "increment and initial-classes (--increment, --initial-classes, or a grid file's "
+            "keys) split an image folder given by path; "
             f"{stream!r} fixes its own (the standard streams come in named variants, "
             "see `clbench list streams`)"
         )

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import pickle
 import signal
 from collections.abc import Callable, Generator, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -70,10 +71,12 @@ class LocalExecutor:
         started = context.RawArray("b", len(items))  # set by a worker as it starts an item
         waiting = list(range(len(items)))  # to run in a pool of `workers`
         suspects: list[int] = []  # were running when a pool broke: each to retry alone
+        retried_idle_break = False
         while waiting or suspects:
             queue, workers = (waiting, self.workers) if waiting else (suspects, 1)
             batch = list(queue)
             queue.clear()
+            workers = min(workers, len(batch))
             for index in batch:
                 started[index] = 0
             broken = yield from _run_pool(context, started, fn, lost, items, batch, workers)
@@ -81,11 +84,13 @@ class LocalExecutor:
                 continue
             error, unfinished = broken
             running = [index for index in unfinished if started[index]]
-            if not running:  # the pool broke before any item started: no item to blame
-                for index in unfinished:
-                    yield lost(items[index], error)
-                continue
-            if workers == 1:  # one item ran, and its worker died
+            if not running:  # a worker died before any item started: no item to blame
+                if retried_idle_break:
+                    for index in unfinished:
+                        yield lost(items[index], error)
+                    continue
+                retried_idle_break = True  # once: it may have been killed from outside
+            elif workers == 1:  # one item ran, and its worker died
                 for index in running:
                     yield lost(items[index], error)
             else:
@@ -112,7 +117,10 @@ def _run_pool(
     )
     finished = False
     try:
-        futures = {pool.submit(_call_in_worker, fn, items[index], index): index for index in batch}
+        futures = {
+            pool.submit(_call_in_worker, pickle.dumps((fn, items[index])), index): index
+            for index in batch
+        }
         done: set[int] = set()
         for future in as_completed(futures):
             try:
@@ -120,7 +128,7 @@ def _run_pool(
             except BrokenProcessPool as error:
                 finished = True
                 return error, [index for index in batch if index not in done]
-            except Exception as error:  # fn raised, or its result did not unpickle
+            except Exception as error:  # fn raised, against the contract above
                 result = lost(items[futures[future]], error)
             done.add(futures[future])
             yield result
@@ -155,11 +163,14 @@ def _on_sigterm(signum: int, frame: FrameType | None) -> None:
     raise _Terminated
 
 
-def _call_in_worker(fn: Callable[[T], R], item: T, index: int) -> R:
+def _call_in_worker(call: bytes, index: int) -> Any:
+    """Run a pickled ``(fn, item)``. The item is flagged started before it is unpickled,
+    so a worker that dies unpickling it (importing what it needs) is blamed on it."""
     global _busy
     _busy = True
     _started[index] = 1
     try:
+        fn, item = pickle.loads(call)
         return fn(item)
     except _Terminated:
         os._exit(_TERMINATED_EXIT)  # cleanups have run; skip the pool's own bookkeeping

@@ -158,8 +158,12 @@ def _settle(attempt: Attempt, output: Path) -> Outcome:
         "time": utc_now(),
     }
     text = json.dumps(failure, indent=2, sort_keys=True) + "\n"
-    write_atomically(note, lambda tmp: tmp.write_text(text))
-    return Outcome(spec, "failed", note, attempt.seconds, f"{attempt.error_type}: {attempt.error}")
+    error = f"{attempt.error_type}: {attempt.error}"
+    try:
+        write_atomically(note, lambda tmp: tmp.write_text(text))
+    except OSError as note_error:  # a full disk or a read-only folder: say so, go on
+        error += f" (and its failure note could not be written: {note_error})"
+    return Outcome(spec, "failed", note, attempt.seconds, error)
 
 
 def outcome_table(outcomes: Sequence[Outcome]) -> Table:

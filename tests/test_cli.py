@@ -200,7 +200,7 @@ def test_list_prints_a_table(monkeypatch, capsys):
         (["--strategy", "finetune-head", "--set", "lr=-1"], "'lr': must be positive"),
         (
             ["--strategy", "simplecil", "--limit-per-class", "0"],
-            "limit-per-class must be at least 1",
+            "Invalid value for '--limit-per-class': 0 is not in the range x>=1",
         ),
         (["--strategy", "simplecil", "--device", "cuda:7"], "no CUDA device|not a device"),
     ],

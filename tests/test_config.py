@@ -51,6 +51,27 @@ def test_overrides_typed_differently_have_one_canonical_text():
         canonical_overrides(Example, {"lrr": "0.1"})
 
 
+@dataclass(frozen=True)
+class Texts:
+    tag: str = "a"
+    mode: Literal["on", "off"] = "off"
+    note: str | None = None
+
+
+def test_text_fields_take_what_was_typed_and_canonical_text_is_a_fixed_point():
+    """YAML alone would read 0.010 as a number and on as true; a text field keeps the text.
+    A sweep canonicalises before the skip check and again in the worker: both must agree."""
+    typed = {"tag": "0.010", "mode": "on", "note": "null"}
+    assert build_config(Texts, typed) == Texts(tag="0.010", mode="on", note=None)
+    once = canonical_overrides(Texts, typed)
+    assert build_config(Texts, once) == build_config(Texts, typed)
+    assert canonical_overrides(Texts, once) == once
+    for overrides in ({"tag": "'true'"}, {"tag": "[1, 2]"}, {"lr": "1e-2", "blocks": "[3]"}):
+        config = Texts if "tag" in overrides else Example
+        first = canonical_overrides(config, overrides)
+        assert canonical_overrides(config, first) == first
+
+
 def test_int_is_accepted_for_float_but_not_the_reverse():
     assert build_config(Example, {"lr": "1"}).lr == 1.0
     assert build_config(Example, {"lr": "1e-3"}).lr == 0.001  # YAML 1.1 reads it as text

@@ -225,7 +225,7 @@ def test_own_folder_with_custom_timm_architecture_and_local_weights(tmp_path, mo
 
 
 def test_split_options_apply_to_folders_only(tmp_path, registry):
-    with pytest.raises(ConfigError, match="--increment and --initial-classes split an image"):
+    with pytest.raises(ConfigError, match=r"increment and initial-classes \(--increment, --"):
         resolve_stream(registry, "cifar100-b0inc10", increment=5)
     with pytest.raises(MissingDataError, match="no stream spec file or image folder"):
         resolve_stream(registry, str(tmp_path / "petz"))

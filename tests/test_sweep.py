@@ -238,7 +238,7 @@ def test_a_run_whose_files_cannot_be_written_is_noted_and_the_others_go_on(tmp_p
         return sweep_module.Attempt(spec, 1.0, record={"seed": spec.seed})
 
     def write(root, record):
-        if record["seed"] == 2:
+        if record["seed"] in (2, 4):
             raise ValueError("cannot draw a heat map of NaN")
         path = root / f"seed{record['seed']}.json"
         path.write_text("{}")
@@ -248,15 +248,26 @@ def test_a_run_whose_files_cannot_be_written_is_noted_and_the_others_go_on(tmp_p
         def run(self, fn, items, lost):
             return (fn(item) for item in items)
 
+    write_atomically = sweep_module.write_atomically
+
+    def write_note(path, write):
+        if path.name.startswith("seed4"):
+            raise OSError(28, "No space left on device")
+        write_atomically(path, write)
+
     monkeypatch.setattr(sweep_module, "attempt_run", finished)
     monkeypatch.setattr(sweep_module, "write_run", write)
-    runs = [RunSpec("simplecil", "offline-mix", "efficientnet_lite0", seed) for seed in (1, 2, 3)]
+    runs = [RunSpec("simplecil", "offline-mix", "efficientnet_lite0", seed) for seed in range(1, 5)]
     tmp_path.joinpath("runs").mkdir()
-    outcomes = list(sweep_module.run_sweep(runs, tmp_path / "runs", InProcess()))
-    assert [outcome.status for outcome in outcomes] == ["ran", "failed", "ran"]
+    with monkeypatch.context() as patch:
+        patch.setattr(sweep_module, "write_atomically", write_note)
+        outcomes = list(sweep_module.run_sweep(runs, tmp_path / "runs", InProcess()))
+    assert [outcome.status for outcome in outcomes] == ["ran", "failed", "ran", "failed"]
     note = json.loads(outcomes[1].path.read_text())
     assert note["seed"] == 2 and "writing its files failed: cannot draw" in note["error"]
     assert outcomes[1].path.name == "seed2" + FAILURE_SUFFIX
+    assert "failure note could not be written: [Errno 28]" in outcomes[3].error
+    assert not outcomes[3].path.exists()
 
 
 def test_a_value_names_one_record_however_it_is_typed(tmp_path):
@@ -328,16 +339,23 @@ def test_a_worker_that_dies_loses_only_its_own_item():
 
     from cl_bench.executors import LocalExecutor
 
+    class DiesOnArrival:
+        """Kills its worker as it is unpickled there, before it can run."""
+
+        def __reduce__(self):
+            return os._exit, (4,)
+
     nap = partial(time.sleep, 0.3)
     crash = partial(os._exit, 3)  # the worker vanishes, as when the OOM killer takes it
-    items = [nap, nap, crash, nap, nap, nap]
+    items = [nap, nap, crash, nap, DiesOnArrival(), nap]
     for workers in (1, 2):
         results = list(
             LocalExecutor(workers).run(
                 operator.call, items, lambda item, error: (items.index(item), type(error).__name__)
             )
         )
-        assert sorted(results, key=str) == [(2, "BrokenProcessPool")] + [None] * 5
+        lost = [(2, "BrokenProcessPool"), (4, "BrokenProcessPool")]
+        assert sorted(results, key=str) == lost + [None] * 4, workers
     assert not multiprocessing.active_children()
 
 
