@@ -98,7 +98,12 @@ def list_command(kind: str) -> None:
     help="Stream name, a stream spec file (.yaml), or an image folder (train/ and test/, one "
     "folder per class).",
 )
-@click.option("--backbone", default=DEFAULT_BACKBONE, show_default=True, help="Backbone name.")
+@click.option(
+    "--backbone",
+    default=DEFAULT_BACKBONE,
+    show_default=True,
+    help="Backbone name (see `clbench list backbones`), or timm:<architecture>.",
+)
 @_folder_split_options
 @click.option(
     "--seed",
@@ -201,13 +206,13 @@ def evaluate(
     "--stream",
     "streams",
     multiple=True,
-    help=f"Stream name; repeatable. [default: {DEFAULT_STREAM}]",
+    help=f"Stream name, spec file or image folder; repeatable. [default: {DEFAULT_STREAM}]",
 )
 @click.option(
     "--backbone",
     "backbones",
     multiple=True,
-    help=f"Backbone name; repeatable. [default: {DEFAULT_BACKBONE}]",
+    help=f"Backbone name or timm:<architecture>; repeatable. [default: {DEFAULT_BACKBONE}]",
 )
 @click.option(
     "--seed", "seeds", multiple=True, type=int, help=f"Seed; repeatable. [default: {DEFAULT_SEED}]"
@@ -268,7 +273,16 @@ def evaluate(
     "--workers",
     type=click.IntRange(min=1),
     default=None,
-    help="Runs at a time (local), or CPUs of a local Ray instance. [default: the number of CPUs]",
+    help="Runs at a time (local), or CPUs of a local Ray instance. [default: the number of "
+    "CPUs, divided by --threads-per-run for the local pool]",
+)
+@click.option(
+    "--threads-per-run",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Torch threads of each run. Trained strategies' numbers depend on the thread "
+    "count: to reproduce records made by `clbench evaluate`, use the threads they state.",
 )
 @click.option(
     "--ray-address",
@@ -295,6 +309,7 @@ def sweep(
     leaderboards: Path | None,
     executor: str,
     workers: int | None,
+    threads_per_run: int,
     ray_address: str | None,
 ) -> None:
     """Run every strategy x stream x backbone x seed, then regenerate the leaderboards.
@@ -321,10 +336,13 @@ def sweep(
     defaults = {"stream": DEFAULT_STREAM, "backbone": DEFAULT_BACKBONE, "seed": DEFAULT_SEED}
     grid = make_grid(read_grid_file(grid_file) if grid_file else {}, flags, defaults)
     runs = checked_runs(grid.runs(), registry)
-    pool = make_executor(executor, workers=workers, ray_address=ray_address)
+    pool = make_executor(
+        executor, workers=workers, ray_address=ray_address, threads_per_run=threads_per_run
+    )
     outcomes: list[Outcome] = []
     try:
-        with progress_tracker() as track, closing(run_sweep(runs, grid.output, pool)) as done:
+        swept = run_sweep(runs, grid.output, pool, threads_per_run)
+        with progress_tracker() as track, closing(swept) as done:
             for outcome in track(done, total=len(runs), description="runs"):
                 outcomes.append(outcome)
                 console.print(_outcome_line(outcome), soft_wrap=True, highlight=False)
@@ -411,10 +429,22 @@ def report(runs: Path, out: Path) -> None:
 )
 @click.option("--weights", type=click.Path(path_type=Path), default=None,
               help="Local checkpoint of the backbone.")  # fmt: skip
-def prepare_command(stream: str, download: bool, backbone: str, weights: Path | None) -> None:
-    """Check a stream's data, decode and cache its images (once, before runs or sweeps)."""
+@_folder_split_options
+def prepare_command(
+    stream: str,
+    download: bool,
+    backbone: str,
+    weights: Path | None,
+    increment: int | None,
+    initial_classes: int | None,
+) -> None:
+    """Check a stream's data, decode and cache its images (once, before runs or sweeps).
+
+    The cache holds the images, not the split into experiences: one preparation serves
+    every increment of the same data.
+    """
     registry = _registry()
-    spec = resolve_stream(registry, stream)
+    spec = resolve_stream(registry, stream, increment, initial_classes)
     if spec.fit == "crop":  # the crop depends on the backbone (as in `clbench evaluate`)
         model = resolve_backbone(registry, backbone).load(
             BackboneOptions(weights=weights, image_size=spec.resolution)

@@ -56,16 +56,19 @@ def search_top1(
     gallery_labels: torch.Tensor,
     query_ids: torch.Tensor | None = None,
     gallery_ids: torch.Tensor | None = None,
-) -> float:
+) -> float | None:
     """1:N search: share of queries whose most similar class template is their class.
 
     With ids, a query's own image is left out of its class's template (queries and
-    gallery are the same test images); a class left empty cannot be found.
+    gallery are the same test images). A query whose class has no other image has no
+    right answer and is skipped, as in :func:`instance_retrieval`; if every query is
+    skipped (one test image per class), the score is undefined: None.
     """
     queries, gallery = common_width(F.normalize(queries.float(), dim=1), gallery.float())
     unit = F.normalize(gallery, dim=1)
     sums, classes, member = _class_sums(unit, gallery_labels)
     similarity = queries @ F.normalize(sums, dim=1).T
+    answerable = torch.ones(len(queries), dtype=torch.bool, device=queries.device)
     if query_ids is not None and gallery_ids is not None:
         own = (query_ids[:, None] == gallery_ids[None, :]).float()  # queries x gallery
         has_own = own.sum(1) > 0
@@ -73,11 +76,12 @@ def search_top1(
         column = (classes[None, :] == gallery_labels[own.argmax(1)][:, None]).float().argmax(1)
         rows = has_own.nonzero().squeeze(1)
         left = sums[column[rows]] - own_feature[rows]
-        empty = member.sum(1)[column[rows]] == 1
-        score = (queries[rows] * F.normalize(left, dim=1)).sum(1)
-        similarity[rows, column[rows]] = score.masked_fill(empty, float("-inf"))
+        similarity[rows, column[rows]] = (queries[rows] * F.normalize(left, dim=1)).sum(1)
+        answerable[rows] = member.sum(1)[column[rows]] > 1
+    if not answerable.any():
+        return None
     nearest = classes[similarity.argmax(1)]
-    return 100.0 * (nearest == query_labels).float().mean().item()
+    return 100.0 * (nearest == query_labels)[answerable].float().mean().item()
 
 
 def instance_retrieval(

@@ -57,10 +57,16 @@ def build_config(config_cls: type, overrides: Mapping[str, Any]) -> Any:
 
 def canonical_overrides(config_cls: type, overrides: Mapping[str, Any]) -> dict[str, str]:
     """``overrides`` as the one text of each typed value (``lr=0.010`` and ``lr=1e-2`` both
-    become ``lr=0.01``), so that a run's variant, hence its record, does not depend on
-    how a value was typed. Checks the overrides as :func:`build_config` does."""
+    become ``lr=0.01``), without those equal to the default, so that a run's variant,
+    hence its record, names its config and not how it was typed. Checks the overrides
+    as :func:`build_config` does."""
     config = build_config(config_cls, overrides)
-    return {key: yaml_text(getattr(config, key)) for key in overrides}
+    default = build_config(config_cls, {})
+    return {
+        key: yaml_text(getattr(config, key))
+        for key in overrides
+        if getattr(config, key) != getattr(default, key)
+    }
 
 
 def yaml_text(value: Any) -> str:

@@ -7,6 +7,7 @@ writes the record it returns; nothing here prints.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import time
 from collections.abc import Callable, Iterator, Mapping
 from functools import partial
@@ -46,6 +47,11 @@ def resolve_stream(
     if path.is_dir():
         return _folder_spec(path, increment, initial_classes)
     if increment is not None or initial_classes is not None:
+        if stream not in registry.streams and path.suffix not in (".yaml", ".yml"):
+            raise MissingDataError(
+                f"no image folder {stream!r} (from {Path.cwd()}); increment and "
+                "initial-classes split an image folder given by path"
+            )
         raise ConfigError(
             "increment and initial-classes (--increment, --initial-classes, or a grid file's "
             "keys) split an image folder given by path; "
@@ -53,13 +59,31 @@ def resolve_stream(
             "see `clbench list streams`)"
         )
     if path.suffix in (".yaml", ".yml") and path.is_file():
-        return StreamSpec.from_yaml(path)
+        return _spec_file(registry, path)
     if path.suffix in (".yaml", ".yml") or "/" in stream:
         raise MissingDataError(
             f"no stream spec file or image folder {stream!r} (from {Path.cwd()}); stream "
             "names are listed by `clbench list streams`"
         )
     return registry.stream(stream)
+
+
+def _spec_file(registry: Registry, path: Path) -> StreamSpec:
+    """A spec file by path; one that takes a registered stream's name (other than that
+    stream's own file) is refused, as its records would mix with that stream's."""
+    spec = StreamSpec.from_yaml(path)
+    registered = registry.streams.get(spec.name)
+    if registered is not None and not _same_file(registered.spec.path, path):
+        raise ConfigError(
+            f"stream spec {path} names its stream {spec.name!r}, the name of an installed "
+            f"stream ({registered.spec.path or registered.distribution}); its records would "
+            "mix with that stream's: give the file another `name:`"
+        )
+    return spec
+
+
+def _same_file(a: Path | None, b: Path) -> bool:
+    return a is not None and a.exists() and a.samefile(b)
 
 
 def _folder_spec(path: Path, increment: int | None, initial_classes: int | None) -> StreamSpec:
@@ -90,7 +114,7 @@ def resolve_backbone(registry: Registry, backbone: str) -> BackboneSpec:
 
         architecture = backbone.removeprefix(TIMM_PREFIX)
         if not timm.is_model(architecture):
-            close = timm.list_models(f"*{architecture.split('.')[0][:8]}*")[:10]
+            close = difflib.get_close_matches(architecture.split(".")[0], timm.list_models(), 10)
             raise UnknownNameError("timm architecture", architecture, close)
         return BackboneSpec(backbone, f"timm architecture {architecture}",
                             partial(load_hub_model, architecture))  # fmt: skip
@@ -149,7 +173,7 @@ def evaluate(
         "strategy": strategy,
         "backbone": backbone,
         "seed": seed,
-        "variant": variant_of(overrides, limit_per_class, split),
+        "variant": variant_of(overrides, limit_per_class, split, weights),
         "split": split,
         "config": config_to_dict(config),
         "overrides": dict(overrides),

@@ -53,7 +53,9 @@ class LocalExecutor:
     A worker that dies (killed, out of memory) breaks the whole pool, and every item
     not yet finished fails with it. So the items that had not started go on in a fresh
     pool, and the ones that were running are retried afterwards one at a time: the item
-    that kills its worker alone is the one reported ``lost``, and no other item is.
+    that kills its worker alone is the one reported ``lost``, and no other item is. A
+    pool that breaks before any item has started is retried once; if that happens again,
+    the machinery is failing, not an item, and the items left are reported ``lost``.
     """
 
     def __init__(self, workers: int | None = None):
@@ -204,7 +206,8 @@ def _terminate(pool: ProcessPoolExecutor, grace: float = 10.0) -> None:
 
 
 class RayExecutor:
-    """Each item is a Ray task with ``num_cpus=1``, on an existing cluster or a local one.
+    """Each item is a Ray task with ``num_cpus=cpus_per_task``, on an existing cluster or a
+    local one.
 
     With ``address`` (e.g. ``ray://head:10001`` or ``head:6379``) the driver connects to
     that cluster; without it, it starts a new local Ray instance with ``workers`` CPUs
@@ -212,10 +215,13 @@ class RayExecutor:
     already initialised in this process, that connection is used and left open.
     """
 
-    def __init__(self, address: str | None = None, workers: int | None = None):
+    def __init__(
+        self, address: str | None = None, workers: int | None = None, cpus_per_task: int = 1
+    ):
         self.ray = import_ray()
         self.address = address
         self.workers = workers or os.cpu_count() or 1
+        self.cpus_per_task = cpus_per_task
 
     def run(
         self,
@@ -234,7 +240,7 @@ class RayExecutor:
                 ray.init(address="local", num_cpus=self.workers, include_dashboard=False)
         pending: dict[Any, T] = {}
         try:
-            task = ray.remote(num_cpus=1, max_retries=0)(_call_in_ray)
+            task = ray.remote(num_cpus=self.cpus_per_task, max_retries=0)(_call_in_ray)
             pending = {task.remote(fn, item): item for item in items}
             while pending:
                 [ref], _ = ray.wait(list(pending), num_returns=1)
@@ -267,11 +273,19 @@ def import_ray() -> ModuleType:
 
 
 def make_executor(
-    kind: str, *, workers: int | None = None, ray_address: str | None = None
+    kind: str,
+    *,
+    workers: int | None = None,
+    ray_address: str | None = None,
+    threads_per_run: int = 1,
 ) -> Executor:
-    """``local`` or ``ray``; a Ray executor fails here, before any run, if Ray is missing."""
+    """``local`` or ``ray``; a Ray executor fails here, before any run, if Ray is missing.
+
+    A local pool defaults to as many workers as there are CPUs for ``threads_per_run``
+    threads each; a Ray task asks for ``threads_per_run`` CPUs.
+    """
     if kind == "local":
-        return LocalExecutor(workers)
+        return LocalExecutor(workers or max(1, (os.cpu_count() or 1) // threads_per_run))
     if kind == "ray":
-        return RayExecutor(ray_address, workers)
+        return RayExecutor(ray_address, workers, cpus_per_task=threads_per_run)
     raise ClbenchError(f"unknown executor {kind!r}; choose local or ray")

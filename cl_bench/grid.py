@@ -209,6 +209,8 @@ def checked_runs(runs: Sequence[RunSpec], registry: Registry) -> list[RunSpec]:
             spec = replace(spec, overrides=canonical_overrides(config, spec.overrides))
         except ConfigError as error:
             raise ConfigError(f"strategy {spec.strategy!r}: {error}") from error
+        if spec.weights is not None and not spec.weights.is_file():
+            raise ConfigError(f"weights file {spec.weights} does not exist")
         other = by_path.setdefault(spec.record_path(Path()), spec)
         if other is not spec:
             raise ConfigError(
@@ -217,8 +219,6 @@ def checked_runs(runs: Sequence[RunSpec], registry: Registry) -> list[RunSpec]:
             )
         resolve_stream(registry, spec.stream, spec.increment, spec.initial_classes)
         resolve_backbone(registry, spec.backbone)
-        if spec.weights is not None and not spec.weights.is_file():
-            raise ConfigError(f"weights file {spec.weights} does not exist")
         resolve_device(spec.device)
         checked.append(spec)
     return checked

@@ -42,7 +42,8 @@ def cifar100(entry: SourceEntry, context: DataContext) -> SourceData:
     if missing:
         raise MissingDataError(
             f"CIFAR-100 not found: expected torchvision's files {', '.join(missing)}. "
-            f"Rerun with --download to fetch it ({CIFAR100_URL}, 161 MB, needs network), or "
+            "Fetch it with `clbench prepare --stream <this stream, e.g. cifar100-b0inc10> "
+            f"--download` ({CIFAR100_URL}, 161 MB, needs network), or "
             f"extract that archive into {root}; --data-root or $CLBENCH_DATA_ROOT sets the "
             "folder that holds cifar-100-python/"
         )

@@ -12,6 +12,8 @@ import platformdirs
 
 CACHE_ENV = "CLBENCH_CACHE_DIR"
 DATA_ENV = "CLBENCH_DATA_ROOT"
+_UMASK = os.umask(0o022)  # reading the umask means setting it: done once, at import,
+os.umask(_UMASK)  # before any thread of ours could create a file meanwhile
 
 
 def cache_dir() -> Path:
@@ -29,13 +31,16 @@ def write_atomically(path: Path, write: Callable[[Path], None]) -> None:
     """Write via a temporary file in the same folder, then rename over ``path``.
 
     Readers see the old file or the complete new one, never a partial write; an
-    interrupted writer leaves at most a stray temporary file, never ``path``.
+    interrupted writer leaves at most a stray temporary file, never ``path``. The file
+    gets the permissions of any new file (the umask's), not the temporary file's 0600,
+    so that records and caches in a shared folder are readable by the group.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
     try:
         write(Path(tmp))
+        os.chmod(tmp, 0o666 & ~_UMASK)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib.metadata
 import json
@@ -12,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from cl_bench.errors import RecordError
-from cl_bench.paths import write_atomically
+from cl_bench.paths import sha256_file, write_atomically
 
 RECORD_FORMAT = 1
 FAILURE_SUFFIX = ".failed.json"
@@ -20,15 +21,35 @@ _VERSIONED = ("clbench", "torch", "torchvision", "timm", "avalanche-lib", "numpy
 
 
 def variant_of(
-    overrides: Mapping[str, Any], limit_per_class: int | None, split: str = "test"
+    overrides: Mapping[str, Any],
+    limit_per_class: int | None,
+    split: str = "test",
+    weights: Path | None = None,
 ) -> str:
-    """A readable label for a non-default run ("" for defaults): rows never mix variants."""
+    """A readable label for a non-default run ("" for defaults): rows never mix variants.
+
+    A local checkpoint (``--weights``) is named by its content, so that two checkpoints
+    of one architecture never share a record, and a renamed copy of one still does.
+    """
     parts = [f"{key}={overrides[key]}" for key in sorted(overrides)]
     if limit_per_class is not None:
         parts.append(f"limit-per-class={limit_per_class}")
     if split != "test":
         parts.append(f"split={split}")
+    if weights is not None:
+        parts.append(f"weights={_content_tag(weights)}")
     return ",".join(parts)
+
+
+def _content_tag(path: Path) -> str:
+    stat = path.stat()
+    return _digest_prefix(str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+
+
+@functools.cache
+def _digest_prefix(path: str, size: int, mtime_ns: int) -> str:
+    """The first 12 hex digits of a file's SHA-256, hashed once per version of the file."""
+    return sha256_file(Path(path))[:12]
 
 
 def variant_suffix(variant: str) -> str:

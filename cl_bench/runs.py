@@ -40,7 +40,7 @@ class RunSpec:
 
     @property
     def variant(self) -> str:
-        return variant_of(self.overrides, self.limit_per_class, self.split)
+        return variant_of(self.overrides, self.limit_per_class, self.split, self.weights)
 
     @property
     def label(self) -> str:

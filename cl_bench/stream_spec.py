@@ -113,6 +113,15 @@ class StreamSpec:
         """A user's own image folder (``train/`` and ``test/``, one folder per class)."""
         if not root.is_dir():
             raise MissingDataError(f"no folder {root}: give an image folder with train/ and test/")
+        train = root / "train"
+        classes = sum(entry.is_dir() for entry in train.iterdir()) if train.is_dir() else None
+        first = initial_classes or increment
+        if classes is not None and first > classes:  # found before any image is decoded
+            raise ConfigError(
+                f"image folder {root} has {classes} classes in train/, fewer than the {first} "
+                f"of the first experience; give --increment (and --initial-classes) of at "
+                f"most {classes}, e.g. --increment {max(1, classes // 2)}"
+            )
         return cls(  # named like the literature's streams: the split is part of the name
             name=f"{root.resolve().name}-b{initial_classes}inc{increment}",
             description=f"image folder {root.resolve()}",

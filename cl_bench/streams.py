@@ -8,6 +8,7 @@ import hashlib
 import itertools
 import json
 import math
+import re
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -74,7 +75,10 @@ def prepare(
     key = hashlib.sha256(
         json.dumps([PREPARED_FORMAT, spec.content(), [s.fingerprint for s in sources]]).encode()
     ).hexdigest()[:20]
-    path = cache_dir() / "streams" / f"{spec.name}-{key}.pt"
+    # Named by content, not by the split into experiences: every split of one data set
+    # (cifar100-b0inc10 and -b0inc5, a folder at any --increment) shares its images.
+    label = re.sub(r"-b\d+inc\d+$", "", spec.name)
+    path = cache_dir() / "streams" / f"{label}-{key}.pt"
     if not use_cache:
         return _load_and_split(spec, sources, track)
     if path.is_file():  # files appear whole (renamed into place): no lock to read one

@@ -1,10 +1,12 @@
 """Sweeps: run every cell of a grid on an executor and write what each run gives.
 
-Each run goes through :func:`cl_bench.runs.evaluate_run` in a worker with one torch
-thread, so a trained strategy's numbers can differ from a single multi-threaded run in
-the last digits (CPU reductions depend on the thread count; the record says how many
-threads ran it). The parent process writes every file, so records land in one folder
-even when the runs execute on a Ray cluster.
+Each run goes through :func:`cl_bench.runs.evaluate_run` in a worker with
+``threads_per_run`` torch threads (1 by default: workers share the cores). CPU
+reductions sum in an order that depends on the thread count, so a trained strategy's
+numbers match a single run's exactly only at the same thread count (the record says
+how many threads ran it); with discrete decisions, such as SEMA's expansions, the
+difference can exceed the last digits. The parent process writes every file, so
+records land in one folder even when the runs execute on a Ray cluster.
 
 A run whose record exists is skipped, so an interrupted or partly failed sweep resumes
 by running it again. A run that fails (it raises, its worker dies, or its record cannot
@@ -51,14 +53,18 @@ class Attempt:
 
 
 def attempt_run(
-    spec: RunSpec, cache_dir: str | None = None, data_root: str | None = None
+    spec: RunSpec,
+    cache_dir: str | None = None,
+    data_root: str | None = None,
+    threads: int = 1,
 ) -> Attempt:
-    """Evaluate ``spec`` in a worker with one torch thread; an exception becomes a failure."""
+    """Evaluate ``spec`` in a worker with ``threads`` torch threads; an exception becomes
+    a failure."""
     if cache_dir:
         os.environ[CACHE_ENV] = cache_dir  # the parent's cache, also on Ray workers
     if data_root:
         os.environ[DATA_ENV] = data_root
-    torch.set_num_threads(1)  # workers share the cores: more threads each would thrash
+    torch.set_num_threads(threads)
     clock = time.perf_counter()
     try:
         record = evaluate_run(spec, _worker_registry())
@@ -101,7 +107,9 @@ class Outcome:
     error: str | None = None
 
 
-def run_sweep(runs: Sequence[RunSpec], output: Path, executor: Executor) -> Iterator[Outcome]:
+def run_sweep(
+    runs: Sequence[RunSpec], output: Path, executor: Executor, threads_per_run: int = 1
+) -> Iterator[Outcome]:
     """Skipped runs first, then each run as it finishes, its files already written.
 
     Closing the iterator early (Ctrl-C) stops the executor's workers.
@@ -118,6 +126,7 @@ def run_sweep(runs: Sequence[RunSpec], output: Path, executor: Executor) -> Iter
         attempt_run,
         cache_dir=str(Path(cache_root).resolve()) if cache_root else None,
         data_root=str(data_root()),
+        threads=threads_per_run,
     )
     with closing(executor.run(work, todo, lost_attempt)) as attempts:
         for attempt in attempts:

@@ -77,9 +77,15 @@ def test_search_leaves_the_query_image_out_of_its_template():
     ]  # fmt: skip
     expected = 100 * sum(brute) / 4
     assert search_top1(gallery, labels, gallery, labels, ids, ids) == pytest.approx(expected)
+    # A query whose class has no other image has no right answer: skipped, as in
+    # instance retrieval; with no answerable query at all the score is undefined.
     single = search_top1(gallery[:1], labels[:1], gallery[[0, 2]], labels[[0, 2]],
                          ids[:1], ids[[0, 2]])  # fmt: skip
-    assert single == 0.0  # its class has no other image: it cannot be found
+    assert single is None
+    mixed = search_top1(gallery[[0, 2]], labels[[0, 2]], gallery[[0, 2, 3]],
+                        labels[[0, 2, 3]], ids[[0, 2]], ids[[0, 2, 3]])  # fmt: skip
+    found = int((gallery[[3]] @ gallery[2]).item() > (gallery[[0]] @ gallery[2]).item())
+    assert mixed == 100.0 * found  # query 0 is skipped; query 2 is scored against image 3
 
 
 def brute_force(queries, query_labels, gallery, gallery_labels, query_ids, gallery_ids):

@@ -41,12 +41,14 @@ def test_defaults_and_typed_overrides():
 
 
 def test_overrides_typed_differently_have_one_canonical_text():
-    """The text names the run's variant and record file: 0.010 and 1e-2 are one run."""
+    """The text names the run's variant and record file: 0.010 and 1e-2 are one run, and
+    a value set to its default is the default run."""
     for typed in ("0.01", "0.010", "1e-2", "1.0e-2"):
         assert canonical_overrides(Example, {"lr": typed}) == {"lr": "0.01"}
     assert canonical_overrides(
-        Example, {"lr": "1", "nesterov": "yes", "blocks": "[ 1,2 ]", "threshold": "null"}
-    ) == {"lr": "1.0", "nesterov": "true", "blocks": "[1, 2]", "threshold": "null"}
+        Example, {"lr": "1", "nesterov": "yes", "blocks": "[ 1,2 ]", "threshold": "2"}
+    ) == {"lr": "1.0", "nesterov": "true", "blocks": "[1, 2]", "threshold": "2.0"}
+    assert canonical_overrides(Example, {"lr": "0.10", "epochs": "3", "blocks": "[9,10,11]"}) == {}
     with pytest.raises(ConfigError, match="unknown config key 'lrr'"):
         canonical_overrides(Example, {"lrr": "0.1"})
 

@@ -65,6 +65,17 @@ def test_write_replaces_old_record_whole(tmp_path):
     assert read_record(path)["metrics"]["last_accuracy"] == 60.0
 
 
+def test_written_files_get_the_umasks_permissions_not_0600(tmp_path):
+    """Records in a shared runs folder must be readable by the group, as any new file is."""
+    import stat
+
+    from cl_bench import paths
+
+    target = tmp_path / "record.json"
+    write_atomically(target, lambda tmp: tmp.write_text("{}"))
+    assert stat.S_IMODE(target.stat().st_mode) == 0o666 & ~paths._UMASK  # 0644 under umask 022
+
+
 def test_record_rejects_nan(tmp_path):
     record = fake_record("a", 1, float("nan"))
     with pytest.raises(ValueError):

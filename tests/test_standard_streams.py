@@ -145,7 +145,8 @@ def test_missing_data_names_the_place_and_how_to_obtain_it(tmp_path, registry):
     context = DataContext(tmp_path)
     with pytest.raises(MissingDataError, match=r"imagenet-r/train not found.*LAMDA-PILOT"):
         prepare(registry.stream("imagenet-r-b0inc20"), use_cache=False, context=context)
-    with pytest.raises(MissingDataError, match=r"cifar-100-python/train.*--download"):
+    fetch = r"cifar-100-python/train.*`clbench prepare --stream .* --download`"
+    with pytest.raises(MissingDataError, match=fetch):
         prepare(registry.stream("cifar100-b0inc10"), use_cache=False, context=context)
 
 
@@ -201,6 +202,8 @@ def test_own_folder_with_custom_timm_architecture_and_local_weights(tmp_path, mo
     assert record["stream_info"]["class_order"] == np.random.RandomState(7).permutation(6).tolist()
     assert [len(c) for c in record["stream_info"]["classes_per_experience"]] == [2, 2, 2]
     assert record["backbone_weights"]["file"] == "tiny.safetensors"
+    # a local checkpoint is part of the variant: another checkpoint never shares the record
+    assert record["variant"] == f"weights={record['backbone_weights']['sha256'][:12]}"
     # cropped as the architecture's pretrained config says: 224 px, crop_pct 0.9
     assert record["stream_info"]["resolution"] == 224
     assert record["stream_info"]["fit"] == ["crop", 0.9]
@@ -211,7 +214,7 @@ def test_own_folder_with_custom_timm_architecture_and_local_weights(tmp_path, mo
         monkeypatch, capsys, "sweep", "--strategy", "simplecil",
         "--stream", str(tmp_path / "mine"), "--increment", "2", "--seed", "7",
         "--backbone", "timm:vit_tiny_patch16_224", "--weights", str(weights), "--no-cache",
-        "--workers", "1", "--output", str(tmp_path / "swept"),
+        "--workers", "1", "--threads-per-run", "2", "--output", str(tmp_path / "swept"),
         "--leaderboards", str(tmp_path / "leaderboards"),
     )  # fmt: skip
     assert code == 0, err
@@ -221,6 +224,7 @@ def test_own_folder_with_custom_timm_architecture_and_local_weights(tmp_path, mo
         assert swept[key] == record[key], key
     assert swept["metrics"]["correct"] == record["metrics"]["correct"]
     assert swept["resources"]["images_from_cache"] == 0
+    assert swept["resources"]["torch_threads"] == 2  # as --threads-per-run asked
     assert sorted(cache_dir().rglob("*")) == cached  # --no-cache wrote nothing
 
 
@@ -229,9 +233,13 @@ def test_split_options_apply_to_folders_only(tmp_path, registry):
         resolve_stream(registry, "cifar100-b0inc10", increment=5)
     with pytest.raises(MissingDataError, match="no stream spec file or image folder"):
         resolve_stream(registry, str(tmp_path / "petz"))
-    with pytest.raises(UnknownNameError, match="timm architecture 'vit_tiny_patch16_22'"):
+    with pytest.raises(UnknownNameError, match=r"'vit_tiny_patch16_22'.*vit_tiny_patch16_224"):
         resolve_backbone(registry, "timm:vit_tiny_patch16_22")
+    with pytest.raises(MissingDataError, match=r"no image folder '.*minr'"):
+        resolve_stream(registry, str(tmp_path / "minr"), increment=2)  # a typo, not a name
     write_image_folder(tmp_path / "mine", 6)
+    with pytest.raises(ConfigError, match=r"has 6 classes in train/, fewer than the 10 .*--incr"):
+        resolve_stream(registry, str(tmp_path / "mine"))  # B0 Inc10 by default
     spec = resolve_stream(registry, str(tmp_path / "mine"), increment=4, initial_classes=2)
     assert spec.name == "mine-b2inc4"  # different splits never share records
     stream = build_stream(spec, context=DataContext(tmp_path))
@@ -248,6 +256,12 @@ def test_stream_spec_file_by_path(tmp_path, registry):
     spec = resolve_stream(registry, str(spec_file))
     stream = build_stream(spec, context=DataContext(tmp_path))
     assert stream.info.resolution == 64 and len(stream.info.classes_per_experience) == 2
+    impostor = tmp_path / "impostor.yaml"
+    impostor.write_text(spec_file.read_text().replace("name: pets", "name: offline-mix"))
+    with pytest.raises(ConfigError, match="'offline-mix', the name of an installed stream"):
+        resolve_stream(registry, str(impostor))
+    installed = Path(__file__).resolve().parents[1] / "streams" / "offline-mix.yaml"
+    assert resolve_stream(registry, str(installed)).name == "offline-mix"  # its own file
 
 
 def test_prepare_checks_and_caches_a_stream_for_a_backbone(tmp_path, monkeypatch, capsys):
@@ -270,3 +284,26 @@ def test_prepare_checks_and_caches_a_stream_for_a_backbone(tmp_path, monkeypatch
     assert "224 px (crop, crop 0.9)" in out
     code, _, err = clbench(monkeypatch, capsys, *root, "prepare", "--stream", "imagenet-a-b0inc20")
     assert code != 0 and "imagenet-a/train not found" in err and "LAMDA-PILOT" in err
+
+
+def test_one_preparation_serves_every_split_of_a_folder(tmp_path, monkeypatch, capsys):
+    """`prepare --increment 2` on a small folder, then a run at another increment: the
+    images are decoded once (the cache holds images, not the split into experiences)."""
+    from cl_bench import streams
+
+    write_image_folder(tmp_path / "few", 4)
+    folder = str(tmp_path / "few")
+    code, _, err = clbench(monkeypatch, capsys, "prepare", "--stream", folder)
+    assert code == 2 and "has 4 classes in train/" in " ".join(err.split())
+    code, out, err = clbench(monkeypatch, capsys, "prepare", "--stream", folder,
+                             "--increment", "2")  # fmt: skip
+    assert code == 0 and "stream few-b0inc2" in out, err
+
+    def decode_again(*args):
+        raise AssertionError("the prepared images were not reused")
+
+    monkeypatch.setattr(streams, "_load_and_split", decode_again)
+    spec = resolve_stream(Registry.discover(), folder, increment=1, initial_classes=3)
+    assert streams.prepare(spec.fitted_to(224, 0.875)).class_names == tuple(sorted(
+        path.name for path in (tmp_path / "few" / "train").iterdir()
+    ))  # fmt: skip

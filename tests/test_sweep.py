@@ -313,6 +313,15 @@ def test_ray_executor_without_ray_says_how_to_install_it(tmp_path, monkeypatch):
     assert not (tmp_path / "runs").exists()
 
 
+def test_a_local_pool_fills_the_cpus_with_runs_of_the_threads_asked(monkeypatch):
+    from cl_bench.executors import make_executor
+
+    monkeypatch.setattr("os.cpu_count", lambda: 8)
+    assert make_executor("local").workers == 8
+    assert make_executor("local", threads_per_run=3).workers == 2
+    assert make_executor("local", workers=5, threads_per_run=3).workers == 5
+
+
 def test_closing_the_local_executor_early_stops_its_workers():
     """What Ctrl-C does: runs still going are abandoned and their processes end."""
     import multiprocessing
