@@ -69,21 +69,17 @@ def resolve_stream(
 
 
 def _spec_file(registry: Registry, path: Path) -> StreamSpec:
-    """A spec file by path; one that takes a registered stream's name (other than that
-    stream's own file) is refused, as its records would mix with that stream's."""
+    """A spec file by path; one that takes an installed stream's name with other content
+    is refused, as its records would mix with that stream's."""
     spec = StreamSpec.from_yaml(path)
-    registered = registry.streams.get(spec.name)
-    if registered is not None and not _same_file(registered.spec.path, path):
+    installed = registry.streams.get(spec.name)
+    if installed is not None and installed.spec != spec:
         raise ConfigError(
             f"stream spec {path} names its stream {spec.name!r}, the name of an installed "
-            f"stream ({registered.spec.path or registered.distribution}); its records would "
-            "mix with that stream's: give the file another `name:`"
+            f"stream ({installed.distribution}) with other content; its records would mix "
+            "with that stream's: give the file another `name:`"
         )
     return spec
-
-
-def _same_file(a: Path | None, b: Path) -> bool:
-    return a is not None and a.exists() and a.samefile(b)
 
 
 def _folder_spec(path: Path, increment: int | None, initial_classes: int | None) -> StreamSpec:

@@ -258,10 +258,12 @@ def test_stream_spec_file_by_path(tmp_path, registry):
     assert stream.info.resolution == 64 and len(stream.info.classes_per_experience) == 2
     impostor = tmp_path / "impostor.yaml"
     impostor.write_text(spec_file.read_text().replace("name: pets", "name: offline-mix"))
-    with pytest.raises(ConfigError, match="'offline-mix', the name of an installed stream"):
+    with pytest.raises(ConfigError, match=r"'offline-mix', the name of an installed stream"):
         resolve_stream(registry, str(impostor))
     installed = Path(__file__).resolve().parents[1] / "streams" / "offline-mix.yaml"
-    assert resolve_stream(registry, str(installed)).name == "offline-mix"  # its own file
+    copy = tmp_path / "copy.yaml"
+    copy.write_text(installed.read_text())
+    assert resolve_stream(registry, str(copy)).name == "offline-mix"  # the same stream
 
 
 def test_prepare_checks_and_caches_a_stream_for_a_backbone(tmp_path, monkeypatch, capsys):
