@@ -18,12 +18,18 @@ import torch
 
 from cl_bench.backbones.base import BackboneOptions, BackboneSpec
 from cl_bench.backbones.hub import load_hub_model
-from cl_bench.backend import shared_backend
+from cl_bench.backend import Backend, shared_backend
 from cl_bench.config import build_config, canonical_overrides, config_to_dict
 from cl_bench.errors import ConfigError, MissingDataError, UnknownNameError
 from cl_bench.feature_store import FeatureStore
 from cl_bench.metrics import summarise
-from cl_bench.records import RECORD_FORMAT, package_versions, utc_now, variant_of
+from cl_bench.records import (
+    RECORD_FORMAT,
+    checkpoint_sha256,
+    package_versions,
+    utc_now,
+    variant_of,
+)
 from cl_bench.registry import Registry
 from cl_bench.runner import run
 from cl_bench.stream_spec import StreamSpec
@@ -73,11 +79,15 @@ def _spec_file(registry: Registry, path: Path) -> StreamSpec:
     is refused, as its records would mix with that stream's."""
     spec = StreamSpec.from_yaml(path)
     installed = registry.streams.get(spec.name)
-    if installed is not None and installed.spec != spec:
+    # Only what the records depend on counts: a copy with its own description is fine.
+    prose = {"description": "", "published": ()}
+    if installed is not None and dataclasses.replace(
+        installed.spec, **prose
+    ) != dataclasses.replace(spec, **prose):
         raise ConfigError(
             f"stream spec {path} names its stream {spec.name!r}, the name of an installed "
-            f"stream ({installed.distribution}) with other content; its records would mix "
-            "with that stream's: give the file another `name:`"
+            f"stream ({installed.distribution}) with other data or splits; its records "
+            "would mix with that stream's: give the file another `name:`"
         )
     return spec
 
@@ -100,6 +110,13 @@ def stream_name(
     if path.suffix in (".yaml", ".yml") and path.is_file():
         return StreamSpec.from_yaml(path).name
     return stream
+
+
+def _loaded_sha256(backend: Backend, weights: Path | None) -> str | None:
+    """The digest of the checkpoint the backbone loaded (as its plugin reports it)."""
+    if weights is None:
+        return None
+    return (backend.weights or {}).get("sha256") or checkpoint_sha256(weights.absolute())
 
 
 def resolve_backbone(registry: Registry, backbone: str) -> BackboneSpec:
@@ -169,7 +186,8 @@ def evaluate(
         "strategy": strategy,
         "backbone": backbone,
         "seed": seed,
-        "variant": variant_of(overrides, limit_per_class, split, weights),
+        # the checkpoint as loaded, whatever has happened to its file since
+        "variant": variant_of(overrides, limit_per_class, split, _loaded_sha256(backend, weights)),
         "split": split,
         "config": config_to_dict(config),
         "overrides": dict(overrides),

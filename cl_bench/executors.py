@@ -210,8 +210,9 @@ class RayExecutor:
     local one.
 
     With ``address`` (e.g. ``ray://head:10001`` or ``head:6379``) the driver connects to
-    that cluster; without it, it starts a new local Ray instance with ``workers`` CPUs
-    (``address="local"``: never a stale cluster found in Ray's temp folder). If Ray is
+    that cluster; without it, it starts a new local Ray instance with ``workers`` CPUs, at
+    least ``cpus_per_task`` (``address="local"``: never a stale cluster found in Ray's
+    temp folder). If Ray is
     already initialised in this process, that connection is used and left open.
     """
 
@@ -236,10 +237,18 @@ class RayExecutor:
         if started:
             if self.address:
                 ray.init(address=self.address)
-            else:
-                ray.init(address="local", num_cpus=self.workers, include_dashboard=False)
+            else:  # big enough for one task, or nothing could ever be scheduled
+                cpus = max(self.workers, self.cpus_per_task)
+                ray.init(address="local", num_cpus=cpus, include_dashboard=False)
         pending: dict[Any, T] = {}
         try:
+            largest = max((node["Resources"].get("CPU", 0) for node in ray.nodes()
+                           if node["Alive"]), default=0)  # fmt: skip
+            if largest < self.cpus_per_task:
+                raise ClbenchError(
+                    f"no node of the Ray cluster has {self.cpus_per_task} CPUs for one run "
+                    f"(the largest has {largest:g}); lower --threads-per-run"
+                )
             task = ray.remote(num_cpus=self.cpus_per_task, max_retries=0)(_call_in_ray)
             pending = {task.remote(fn, item): item for item in items}
             while pending:

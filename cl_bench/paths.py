@@ -12,8 +12,23 @@ import platformdirs
 
 CACHE_ENV = "CLBENCH_CACHE_DIR"
 DATA_ENV = "CLBENCH_DATA_ROOT"
-_UMASK = os.umask(0o022)  # reading the umask means setting it: done once, at import,
-os.umask(_UMASK)  # before any thread of ours could create a file meanwhile
+
+
+def _read_umask() -> int:
+    """The process's umask: from /proc where there is one, since elsewhere reading it
+    means setting it, and a file another thread creates meanwhile gets the wrong mode."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o077)  # the strictest mode for the instant it is set
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _read_umask()
 
 
 def cache_dir() -> Path:

@@ -24,7 +24,7 @@ def variant_of(
     overrides: Mapping[str, Any],
     limit_per_class: int | None,
     split: str = "test",
-    weights: Path | None = None,
+    weights_sha256: str | None = None,
 ) -> str:
     """A readable label for a non-default run ("" for defaults): rows never mix variants.
 
@@ -36,20 +36,16 @@ def variant_of(
         parts.append(f"limit-per-class={limit_per_class}")
     if split != "test":
         parts.append(f"split={split}")
-    if weights is not None:
-        parts.append(f"weights={_content_tag(weights)}")
+    if weights_sha256 is not None:
+        parts.append(f"weights={weights_sha256[:12]}")
     return ",".join(parts)
 
 
-def _content_tag(path: Path) -> str:
-    stat = path.stat()
-    return _digest_prefix(str(path.resolve()), stat.st_size, stat.st_mtime_ns)
-
-
 @functools.cache
-def _digest_prefix(path: str, size: int, mtime_ns: int) -> str:
-    """The first 12 hex digits of a file's SHA-256, hashed once per version of the file."""
-    return sha256_file(Path(path))[:12]
+def checkpoint_sha256(path: Path) -> str:
+    """A checkpoint's SHA-256, read once per process: a sweep names its runs by it
+    before and after they run, and a file moved meanwhile must not break that."""
+    return sha256_file(path.resolve())
 
 
 def variant_suffix(variant: str) -> str:

@@ -17,7 +17,7 @@ import torch
 from cl_bench.errors import ClbenchError
 from cl_bench.evaluation import evaluate, stream_name
 from cl_bench.heatmaps import write_compatibility_heatmap
-from cl_bench.records import record_path, variant_of, write_record
+from cl_bench.records import checkpoint_sha256, record_path, variant_of, write_record
 from cl_bench.registry import Registry
 
 
@@ -40,7 +40,8 @@ class RunSpec:
 
     @property
     def variant(self) -> str:
-        return variant_of(self.overrides, self.limit_per_class, self.split, self.weights)
+        weights = checkpoint_sha256(self.weights.absolute()) if self.weights else None
+        return variant_of(self.overrides, self.limit_per_class, self.split, weights)
 
     @property
     def label(self) -> str:

@@ -262,8 +262,12 @@ def test_stream_spec_file_by_path(tmp_path, registry):
         resolve_stream(registry, str(impostor))
     installed = Path(__file__).resolve().parents[1] / "streams" / "offline-mix.yaml"
     copy = tmp_path / "copy.yaml"
-    copy.write_text(installed.read_text())
+    text = installed.read_text()
+    copy.write_text(text.replace('description: "', 'description: "my copy of it: ', 1))
     assert resolve_stream(registry, str(copy)).name == "offline-mix"  # the same stream
+    copy.write_text(text.replace("increment: 5", "increment: 10", 1))
+    with pytest.raises(ConfigError, match="with other data or splits"):
+        resolve_stream(registry, str(copy))
 
 
 def test_prepare_checks_and_caches_a_stream_for_a_backbone(tmp_path, monkeypatch, capsys):

@@ -304,6 +304,31 @@ def test_two_entries_writing_one_record_are_refused_before_any_run(tmp_path):
     assert not (tmp_path / "runs").exists()
 
 
+def test_ray_runs_with_more_threads_than_workers_are_scheduled(monkeypatch):
+    """A local Ray instance is made big enough for one run of --threads-per-run CPUs;
+    were it not, the task could never be scheduled and the sweep would wait forever."""
+    import operator
+    import time
+    from functools import partial
+
+    ray = pytest.importorskip("ray")
+    from cl_bench.executors import RayExecutor
+
+    ray_tmp = tempfile.mkdtemp(prefix="ray", dir="/tmp")  # unix socket paths must be short
+    monkeypatch.setenv("RAY_TMPDIR", ray_tmp)
+    try:
+        executor = RayExecutor(workers=1, cpus_per_task=2)
+        nap = partial(time.sleep, 0.0)
+        assert list(executor.run(operator.call, [nap, nap], lambda item, error: error)) == [
+            None,
+            None,
+        ]
+    finally:
+        if ray.is_initialized():
+            ray.shutdown()
+        shutil.rmtree(ray_tmp, ignore_errors=True)
+
+
 def test_ray_executor_without_ray_says_how_to_install_it(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` now raises ImportError
     code, _, err = sweep(tmp_path, "--strategy", "simplecil",
