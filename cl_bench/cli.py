@@ -42,6 +42,22 @@ def _registry() -> Registry:
     return registry
 
 
+# Options that `evaluate` and `sweep` take alike. Unset values are None, so that in a
+# sweep a grid file's value stands unless the flag is given.
+_limit_per_class_option = click.option(
+    "--limit-per-class",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Use at most N training images per class (quick runs).",
+)
+_no_cache_option = click.option(
+    "--no-cache",
+    is_flag=True,
+    default=None,
+    help="Neither read nor write clbench's caches (prepared streams, frozen features).",
+)
+
+
 def _folder_split_options(command: Callable[..., Any]) -> Callable[..., Any]:
     """``--increment`` and ``--initial-classes``: how an image folder given as a stream
     is split into experiences, the same for one run and for a sweep."""
@@ -119,12 +135,7 @@ def list_command(kind: str) -> None:
     metavar="KEY=VALUE",
     help="Override a strategy hyper-parameter; repeatable.",
 )
-@click.option(
-    "--limit-per-class",
-    type=click.IntRange(min=1),
-    default=None,
-    help="Use at most N training images per class (quick runs).",
-)
+@_limit_per_class_option
 @click.option(
     "--split",
     type=click.Choice(SPLITS),
@@ -147,11 +158,7 @@ def list_command(kind: str) -> None:
     show_default=True,
     help="Folder of run records.",
 )
-@click.option(
-    "--no-cache",
-    is_flag=True,
-    help="Neither read nor write clbench's caches (prepared streams, frozen features).",
-)
+@_no_cache_option
 def evaluate(
     strategy: str,
     stream: str,
@@ -165,7 +172,7 @@ def evaluate(
     weights: Path | None,
     device: str,
     output: Path,
-    no_cache: bool,
+    no_cache: bool | None,
 ) -> None:
     """Run one strategy over a class-incremental stream and write its run record."""
     registry = _registry()
@@ -225,12 +232,7 @@ def evaluate(
     help="Override a hyper-parameter in every run; repeatable.",
 )
 @_folder_split_options
-@click.option(
-    "--limit-per-class",
-    type=click.IntRange(min=1),
-    default=None,
-    help="Use at most N training images per class (quick runs).",
-)
+@_limit_per_class_option
 @click.option(
     "--split",
     type=click.Choice(SPLITS),
@@ -244,12 +246,7 @@ def evaluate(
     help="Local checkpoint file for the (one) backbone instead of a download.",
 )
 @click.option("--device", default=None, help="cpu, cuda, cuda:1, or auto. [default: auto]")
-@click.option(
-    "--no-cache",
-    is_flag=True,
-    default=None,
-    help="Neither read nor write clbench's caches (prepared streams, frozen features).",
-)
+@_no_cache_option
 @click.option(
     "--output",
     type=click.Path(path_type=Path),
