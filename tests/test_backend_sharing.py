@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import shutil
-import sys
 
 import pytest
 import torch
+from cli_runner import clbench
 
 from cl_bench.backbones.base import BackboneOptions
 from cl_bench.backend import shared_backend
-from cl_bench.cli import main
 from cl_bench.evaluation import evaluate
 from cl_bench.feature_store import FeatureStore
 from cl_bench.paths import CACHE_ENV
@@ -58,21 +57,17 @@ def test_sweep_of_frozen_feature_strategies_forwards_each_image_once(fresh_featu
     assert uncached["resources"]["images_from_cache"] == 0
 
 
-def test_cache_cli_shows_and_frees_entries(fresh_feature_cache, monkeypatch, capsys):
-    def clbench(*args):
-        monkeypatch.setattr(
-            sys, "argv", ["clbench", "--cache-dir", str(fresh_feature_cache), *args]
-        )
-        monkeypatch.setenv("COLUMNS", "200")
-        main()
-        return capsys.readouterr()
-
-    clbench("evaluate", "--strategy", "simplecil", "--limit-per-class", "2",
-            "--output", str(fresh_feature_cache / "runs"))  # fmt: skip
+def test_cache_cli_shows_and_frees_entries(fresh_feature_cache):
+    cache = ("--cache-dir", str(fresh_feature_cache))
+    code, _, err = clbench(*cache, "evaluate", "--strategy", "simplecil", "--limit-per-class",
+                           "2", "--output", str(fresh_feature_cache / "runs"))  # fmt: skip
+    assert code == 0, err
     entries = FeatureStore(fresh_feature_cache / "features").info().entries
     assert entries >= 1
-    out = clbench("cache", "info").out
+    code, out, _ = clbench(*cache, "cache", "info")
+    assert code == 0
     assert "frozen features" in out and str(fresh_feature_cache / "features") in out
-    err = clbench("cache", "clear").err
+    code, _, err = clbench(*cache, "cache", "clear")
+    assert code == 0
     assert f"removed {entries} feature entries and 1 prepared streams" in err
     assert FeatureStore(fresh_feature_cache / "features").info().entries == 0

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 from cli_runner import clbench
 
-from cl_bench.cli import main
 from cl_bench.leaderboard import write_leaderboards
 
 
@@ -18,26 +16,11 @@ from cl_bench.leaderboard import write_leaderboards
 def quick_runs(tmp_path_factory) -> Path:
     """Both baselines, two seeds, 6 training images per class, through the real CLI."""
     root = tmp_path_factory.mktemp("runs")
-    with pytest.MonkeyPatch.context() as patch:
-        for strategy in ("simplecil", "finetune-head"):
-            for seed in ("1993", "1994"):
-                patch.setattr(
-                    sys,
-                    "argv",
-                    [
-                        "clbench",
-                        "evaluate",
-                        "--strategy",
-                        strategy,
-                        "--seed",
-                        seed,
-                        "--limit-per-class",
-                        "6",
-                        "--output",
-                        str(root),
-                    ],
-                )
-                main()
+    for strategy in ("simplecil", "finetune-head"):
+        for seed in ("1993", "1994"):
+            code, _, err = clbench("evaluate", "--strategy", strategy, "--seed", seed,
+                                   "--limit-per-class", "6", "--output", str(root))  # fmt: skip
+            assert code == 0, err
     return root
 
 
@@ -103,10 +86,8 @@ def test_baselines_behave_as_expected(quick_runs):
     assert found["finetune-head", 1993]["resources"]["trainable_parameters"] == 1280 * 50 + 50
 
 
-def test_same_seed_same_numbers(quick_runs, monkeypatch, capsys, tmp_path):
+def test_same_seed_same_numbers(quick_runs, tmp_path):
     code, _, _ = clbench(
-        monkeypatch,
-        capsys,
         "evaluate",
         "--strategy",
         "finetune-head",
@@ -122,10 +103,8 @@ def test_same_seed_same_numbers(quick_runs, monkeypatch, capsys, tmp_path):
     assert again == records(quick_runs)["finetune-head", 1993]["metrics"]
 
 
-def test_leaderboard_from_records_is_reproducible(quick_runs, tmp_path, monkeypatch, capsys):
-    code, _, _ = clbench(
-        monkeypatch, capsys, "leaderboard", "--runs", str(quick_runs), "--out", str(tmp_path / "a")
-    )
+def test_leaderboard_from_records_is_reproducible(quick_runs, tmp_path):
+    code, _, _ = clbench("leaderboard", "--runs", str(quick_runs), "--out", str(tmp_path / "a"))
     assert code == 0
     write_leaderboards(quick_runs, tmp_path / "b")
     names = sorted(p.name for p in (tmp_path / "a").iterdir())
@@ -137,10 +116,8 @@ def test_leaderboard_from_records_is_reproducible(quick_runs, tmp_path, monkeypa
     assert csv[1].startswith("simplecil,efficientnet_lite0,limit-per-class=6,1993 1994,2")
 
 
-def test_summary_is_printed(monkeypatch, capsys, tmp_path):
+def test_summary_is_printed(tmp_path):
     code, out, err = clbench(
-        monkeypatch,
-        capsys,
         "evaluate",
         "--strategy",
         "simplecil",
@@ -154,9 +131,9 @@ def test_summary_is_printed(monkeypatch, capsys, tmp_path):
     assert "record written to" in err
 
 
-def test_validation_split_is_its_own_variant(quick_runs, monkeypatch, capsys, tmp_path):
+def test_validation_split_is_its_own_variant(quick_runs, tmp_path):
     args = ["evaluate", "--strategy", "simplecil", "--limit-per-class", "6"]
-    code, _, err = clbench(monkeypatch, capsys, *args, "--split", "validation",
+    code, _, err = clbench(*args, "--split", "validation",
                            "--output", str(tmp_path))  # fmt: skip
     assert code == 0, err
     record = records(tmp_path)["simplecil", 1993]
@@ -167,10 +144,10 @@ def test_validation_split_is_its_own_variant(quick_runs, monkeypatch, capsys, tm
     assert 0.18 < tested / 3021 < 0.22  # a fifth of the full training split
 
 
-def test_sema_end_to_end_records_and_shows_its_expansions(monkeypatch, capsys, tmp_path):
+def test_sema_end_to_end_records_and_shows_its_expansions(tmp_path):
     quick = ["--limit-per-class", "3", "--set", "func_epochs=1", "--set", "rd_epochs=2",
              "--set", "threshold=0.01", "--output", str(tmp_path)]  # fmt: skip
-    code, out, err = clbench(monkeypatch, capsys, "evaluate", "--strategy", "sema", *quick)
+    code, out, err = clbench("evaluate", "--strategy", "sema", *quick)
     assert code == 0, err
     report = records(tmp_path)["sema", 1993]["strategy_report"]
     layout = report["adapters_per_layer_after_experience"]
@@ -180,8 +157,8 @@ def test_sema_end_to_end_records_and_shows_its_expansions(monkeypatch, capsys, t
     assert "1 1 1 | " in out
 
 
-def test_list_prints_a_table(monkeypatch, capsys):
-    code, out, _ = clbench(monkeypatch, capsys, "list", "backbones")
+def test_list_prints_a_table(monkeypatch):
+    code, out, _ = clbench("list", "backbones")
     assert code == 0
     assert "efficientnet_lite0" in out and "distribution" in out
 
@@ -205,18 +182,16 @@ def test_list_prints_a_table(monkeypatch, capsys):
         (["--strategy", "simplecil", "--device", "cuda:7"], "no CUDA device|not a device"),
     ],
 )
-def test_bad_input_is_a_clear_error_and_writes_nothing(
-    monkeypatch, capsys, tmp_path, args, message
-):
+def test_bad_input_is_a_clear_error_and_writes_nothing(tmp_path, args, message):
     import re
 
-    code, _, err = clbench(monkeypatch, capsys, "evaluate", *args, "--output", str(tmp_path))
+    code, _, err = clbench("evaluate", *args, "--output", str(tmp_path))
     assert code == 2
     assert re.search(message, " ".join(err.split())), err
     assert not list(tmp_path.rglob("*"))
 
 
-def test_crashing_strategy_leaves_no_record(monkeypatch, capsys, tmp_path):
+def test_crashing_strategy_leaves_no_record(monkeypatch, tmp_path):
     from clbench_baselines.simplecil import SimpleCIL
 
     def explode(self, experience):
@@ -227,8 +202,6 @@ def test_crashing_strategy_leaves_no_record(monkeypatch, capsys, tmp_path):
     original = SimpleCIL.train
     monkeypatch.setattr(SimpleCIL, "train", explode)
     code, _, err = clbench(
-        monkeypatch,
-        capsys,
         "evaluate",
         "--strategy",
         "simplecil",
@@ -243,10 +216,10 @@ def test_crashing_strategy_leaves_no_record(monkeypatch, capsys, tmp_path):
     assert not list(tmp_path.rglob("*.json"))
 
 
-def test_rehearsal_strategy_end_to_end_records_its_memory(monkeypatch, capsys, tmp_path):
+def test_rehearsal_strategy_end_to_end_records_its_memory(tmp_path):
     """OCA keeps a feature memory: the record and the summary say how large."""
     code, out, _ = clbench(
-        monkeypatch, capsys, "evaluate", "--strategy", "oca", "--limit-per-class", "6",
+        "evaluate", "--strategy", "oca", "--limit-per-class", "6",
         "--set", "epochs=2", "--set", "warmup_epochs=1", "--set", "memory_per_class=3",
         "--output", str(tmp_path),
     )  # fmt: skip

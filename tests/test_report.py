@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import re
-import sys
 
 import pytest
+from cli_runner import clbench
 
 from cl_bench import report
-from cl_bench.cli import main
 from cl_bench.errors import RecordError
 from cl_bench.heatmaps import write_compatibility_heatmap
 from cl_bench.leaderboard import write_leaderboards
@@ -57,17 +56,6 @@ def write_runs(root, records) -> None:
         path = record_path(root, stream="toy", strategy=record["strategy"], backbone="bb",
                            seed=record["seed"], variant="")  # fmt: skip
         write_record(path, record)
-
-
-def clbench(monkeypatch, *args: str) -> int:
-    """Exit status of the command line run with ``args``."""
-    monkeypatch.setattr(sys, "argv", ["clbench", *args])
-    monkeypatch.setenv("COLUMNS", "200")
-    try:
-        main()
-    except SystemExit as exit_:
-        return exit_.code or 0
-    return 0
 
 
 @pytest.fixture
@@ -124,11 +112,12 @@ def test_report_page_table_and_figures(runs, tmp_path):
     assert "### b / bb\n\nNo compatibility matrices in these records." in page
 
 
-def test_report_regenerates_byte_identical(runs, tmp_path, monkeypatch, capsys):
+def test_report_regenerates_byte_identical(runs, tmp_path):
     out = tmp_path / "out"
-    assert clbench(monkeypatch, "report", "--runs", str(runs), "--out", str(out)) == 0
+    code, _, err = clbench("report", "--runs", str(runs), "--out", str(out))
+    assert code == 0, err
     first = {p.name: p.read_bytes() for p in out.iterdir()}
-    assert f"wrote {out / 'toy-report.md'}" in capsys.readouterr().err
+    assert f"wrote {out / 'toy-report.md'}" in err
     second = {p.name: p.read_bytes() for p in write_reports(runs, out)}
     assert first == second
 
@@ -158,14 +147,13 @@ def test_differently_shaped_matrices_are_named(tmp_path):
     assert not (tmp_path / "out").exists()  # checked before anything is written
 
 
-def test_no_records_is_the_leaderboard_error(tmp_path, monkeypatch, capsys):
+def test_no_records_is_the_leaderboard_error(tmp_path):
     with pytest.raises(RecordError, match="no run records") as error:
         write_reports(tmp_path, tmp_path / "out")
     with pytest.raises(RecordError) as leaderboard_error:
         write_leaderboards(tmp_path, tmp_path / "out")
     assert str(error.value) == str(leaderboard_error.value)
-    assert (
-        clbench(monkeypatch, "report", "--runs", str(tmp_path), "--out", str(tmp_path / "out")) == 2
-    )
-    assert "no run records" in capsys.readouterr().err
+    code, _, err = clbench("report", "--runs", str(tmp_path), "--out", str(tmp_path / "out"))
+    assert code == 2
+    assert "no run records" in err
     assert not (tmp_path / "out").exists()

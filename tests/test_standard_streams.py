@@ -72,10 +72,10 @@ def registry() -> Registry:
     return Registry.discover()
 
 
-def test_cifar100_stream_end_to_end(tmp_path, monkeypatch, capsys):
+def test_cifar100_stream_end_to_end(tmp_path):
     write_cifar100(tmp_path / "data")
     code, out, err = clbench(
-        monkeypatch, capsys, "--data-root", str(tmp_path / "data"), "evaluate",
+        "--data-root", str(tmp_path / "data"), "evaluate",
         "--strategy", "simplecil", "--stream", "cifar100-b0inc10",
         "--output", str(tmp_path / "runs"),
     )  # fmt: skip
@@ -105,12 +105,12 @@ def test_cifar100_images_are_decoded_as_torchvision_does(tmp_path, registry):
 
 
 @pytest.mark.parametrize("name", sorted(FOLDER_STREAMS))
-def test_image_folder_streams_end_to_end(name, tmp_path, monkeypatch, capsys):
+def test_image_folder_streams_end_to_end(name, tmp_path, monkeypatch):
     folder, classes = FOLDER_STREAMS[name]
     names = write_image_folder(tmp_path / "data" / folder, classes)
     monkeypatch.setenv("CLBENCH_DATA_ROOT", str(tmp_path / "data"))
     code, _, err = clbench(
-        monkeypatch, capsys, "evaluate", "--strategy", "simplecil", "--stream", name,
+        "evaluate", "--strategy", "simplecil", "--stream", name,
         "--output", str(tmp_path / "runs"),
     )  # fmt: skip
     assert code == 0, err
@@ -179,7 +179,7 @@ def test_corrupt_cifar_file_is_named(tmp_path, registry):
         prepare(registry.stream("cifar100-b0inc10"), use_cache=False, context=DataContext(tmp_path))
 
 
-def test_own_folder_with_custom_timm_architecture_and_local_weights(tmp_path, monkeypatch, capsys):
+def test_own_folder_with_custom_timm_architecture_and_local_weights(tmp_path):
     """A user's folder (B0 Inc2, their seed) on a ViT-Tiny shape loaded from a local file."""
     import timm
     from safetensors.torch import save_file
@@ -190,7 +190,7 @@ def test_own_folder_with_custom_timm_architecture_and_local_weights(tmp_path, mo
     weights = tmp_path / "tiny.safetensors"
     save_file(model.state_dict(), str(weights))
     code, _, err = clbench(
-        monkeypatch, capsys, "evaluate", "--strategy", "simplecil",
+        "evaluate", "--strategy", "simplecil",
         "--stream", str(tmp_path / "mine"), "--increment", "2", "--seed", "7",
         "--backbone", "timm:vit_tiny_patch16_224", "--weights", str(weights),
         "--output", str(tmp_path / "runs"),
@@ -211,7 +211,7 @@ def test_own_folder_with_custom_timm_architecture_and_local_weights(tmp_path, mo
     # The same run as a sweep cell, with the cache off: the same record, file name and all.
     cached = sorted(cache_dir().rglob("*"))
     code, _, err = clbench(
-        monkeypatch, capsys, "sweep", "--strategy", "simplecil",
+        "sweep", "--strategy", "simplecil",
         "--stream", str(tmp_path / "mine"), "--increment", "2", "--seed", "7",
         "--backbone", "timm:vit_tiny_patch16_224", "--weights", str(weights), "--no-cache",
         "--workers", "1", "--threads-per-run", "2", "--output", str(tmp_path / "swept"),
@@ -270,38 +270,38 @@ def test_stream_spec_file_by_path(tmp_path, registry):
         resolve_stream(registry, str(copy))
 
 
-def test_prepare_checks_and_caches_a_stream_for_a_backbone(tmp_path, monkeypatch, capsys):
+def test_prepare_checks_and_caches_a_stream_for_a_backbone(tmp_path):
     import timm
     from safetensors.torch import save_file
 
     write_image_folder(tmp_path / "vtab", 50)
     root = ("--data-root", str(tmp_path))
-    code, out, err = clbench(monkeypatch, capsys, *root, "prepare", "--stream", "vtab-b0inc10")
+    code, out, err = clbench(*root, "prepare", "--stream", "vtab-b0inc10")
     assert code == 0, err
     assert "224 px (crop, crop 0.875)" in out and "test images" in out
     torch.manual_seed(0)
     weights = tmp_path / "tiny.safetensors"
     save_file(timm.create_model("vit_tiny_patch16_224", num_classes=0).state_dict(), str(weights))
     code, out, err = clbench(
-        monkeypatch, capsys, *root, "prepare", "--stream", "vtab-b0inc10",
+        *root, "prepare", "--stream", "vtab-b0inc10",
         "--backbone", "timm:vit_tiny_patch16_224", "--weights", str(weights),
     )  # fmt: skip
     assert code == 0, err
     assert "224 px (crop, crop 0.9)" in out
-    code, _, err = clbench(monkeypatch, capsys, *root, "prepare", "--stream", "imagenet-a-b0inc20")
+    code, _, err = clbench(*root, "prepare", "--stream", "imagenet-a-b0inc20")
     assert code != 0 and "imagenet-a/train not found" in err and "LAMDA-PILOT" in err
 
 
-def test_one_preparation_serves_every_split_of_a_folder(tmp_path, monkeypatch, capsys):
+def test_one_preparation_serves_every_split_of_a_folder(tmp_path, monkeypatch):
     """`prepare --increment 2` on a small folder, then a run at another increment: the
     images are decoded once (the cache holds images, not the split into experiences)."""
     from cl_bench import streams
 
     write_image_folder(tmp_path / "few", 4)
     folder = str(tmp_path / "few")
-    code, _, err = clbench(monkeypatch, capsys, "prepare", "--stream", folder)
+    code, _, err = clbench("prepare", "--stream", folder)
     assert code == 2 and "has 4 classes in train/" in " ".join(err.split())
-    code, out, err = clbench(monkeypatch, capsys, "prepare", "--stream", folder,
+    code, out, err = clbench("prepare", "--stream", folder,
                              "--increment", "2")  # fmt: skip
     assert code == 0 and "stream few-b0inc2" in out, err
 

@@ -3,17 +3,15 @@ failures are noted and retried, and bad grids or a missing Ray fail before any r
 
 from __future__ import annotations
 
-import io
 import json
 import shutil
 import sys
 import tempfile
-from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 
 import pytest
+from cli_runner import clbench
 
-from cl_bench.cli import main
 from cl_bench.errors import ConfigError
 from cl_bench.grid import make_grid, read_grid_file
 from cl_bench.records import FAILURE_SUFFIX, iter_records
@@ -28,18 +26,8 @@ STABLE_RESOURCES = ("trainable_parameters", "total_parameters", "rehearsal_sampl
 
 def sweep(root: Path, *args: str) -> tuple[int, str, str]:
     """``clbench sweep ARGS`` writing under ``root``: exit code, stdout, stderr."""
-    argv = ["clbench", "sweep", *args, "--output", str(root / "runs"),
-            "--leaderboards", str(root / "leaderboards")]  # fmt: skip
-    out, err = io.StringIO(), io.StringIO()
-    with pytest.MonkeyPatch.context() as patch, redirect_stdout(out), redirect_stderr(err):
-        patch.setattr(sys, "argv", argv)
-        patch.setenv("COLUMNS", "250")
-        try:
-            main()
-            code = 0
-        except SystemExit as exit_:
-            code = exit_.code or 0
-    return code, out.getvalue(), err.getvalue()
+    return clbench("sweep", *args, "--output", str(root / "runs"),
+                   "--leaderboards", str(root / "leaderboards"), columns=250)  # fmt: skip
 
 
 def comparable(record: dict) -> dict:
