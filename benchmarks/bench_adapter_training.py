@@ -20,9 +20,9 @@ import torch
 from common import backend, machine, offline_stream
 from torch.utils.flop_counter import FlopCounterMode
 
-from cl_bench.adapters import AdapterConfig, AdapterSet
-from cl_bench.feature_store import FeatureStore
-from cl_bench.paths import CACHE_ENV
+from cl_bench.models.adapters import AdapterConfig, AdapterSet
+from cl_bench.models.feature_cache import FeatureCache
+from cl_bench.utils.files import CACHE_ENV
 
 BATCH = 32
 
@@ -74,9 +74,9 @@ def main() -> None:
         head = torch.nn.Linear(served.num_features, stream.info.num_classes)
         torch.manual_seed(0)
         adapters = AdapterSet.build(served.view, picked, AdapterConfig())
-        served.store = FeatureStore(enabled=False)
+        served.feature_cache = FeatureCache(enabled=False)
         full = epoch(served, images, labels, adapters, head)
-        served.store = FeatureStore()
+        served.feature_cache = FeatureCache()
         served.register(stream.data.images)
         start = time.perf_counter()
         served.block_input(images[:1], adapters.first_block())  # fills the whole entry

@@ -14,21 +14,20 @@ from __future__ import annotations
 import os
 import tempfile
 
-import torch
 from common import install_template_plugin, machine, offline_stream
 
-from cl_bench.evaluation import evaluate
-from cl_bench.feature_store import FeatureStore
-from cl_bench.paths import CACHE_ENV
-from cl_bench.registry import Registry
+from cl_bench.experiments.runs import RunSpec, evaluate_run
+from cl_bench.models.feature_cache import FeatureCache
+from cl_bench.training.registry import Registry
+from cl_bench.utils.files import CACHE_ENV
 
 STRATEGIES = ["simplecil", "finetune-head", "template-ncm"]
 
 
 def sweep(registry: Registry, use_cache: bool) -> list[dict]:
     return [
-        evaluate(registry, strategy=name, stream="offline-mix", backbone="efficientnet_lite0",
-                 seed=1993, overrides={}, device=torch.device("cpu"), use_cache=use_cache)
+        evaluate_run(RunSpec(name, "offline-mix", "efficientnet_lite0", 1993, device="cpu",
+                             use_cache=use_cache), registry)
         for name in STRATEGIES
     ]  # fmt: skip
 
@@ -53,7 +52,7 @@ def main() -> None:
             )
         total = sum(r["resources"]["wall_seconds"] for r in records)
         print(f"{'':<6}{'sweep total':<15}{'':>11}{'':>12}{total:>8.1f}")
-    info = FeatureStore().info()
+    info = FeatureCache().info()
     print(f"feature cache on disk: {info.entries} entries, {info.bytes / 2**20:.1f} MiB")
 
 

@@ -16,7 +16,7 @@ import time
 import torch
 from common import machine, strategy_on_offline_default
 
-from cl_bench.runner import EVAL_BATCH_SIZE
+from cl_bench.evaluation.protocol import EVAL_BATCH_SIZE
 
 
 def timed(predict, images: torch.Tensor) -> tuple[float, torch.Tensor]:

@@ -16,7 +16,7 @@ import time
 import torch
 from common import backend, machine, offline_stream
 
-from cl_bench.adapters import AdapterConfig, AdapterSet
+from cl_bench.models.adapters import AdapterConfig, AdapterSet
 
 BATCH = 64
 

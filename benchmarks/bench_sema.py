@@ -19,17 +19,17 @@ from pathlib import Path
 
 from common import machine
 
-from cl_bench.backbones.base import BackboneOptions
-from cl_bench.backend import Backend
-from cl_bench.config import build_config
-from cl_bench.feature_store import FeatureStore
-from cl_bench.metrics import summarise
-from cl_bench.registry import Registry
-from cl_bench.runner import run
-from cl_bench.streams import build_stream
+from cl_bench.data.streams import build_stream
+from cl_bench.evaluation.metrics import summarise
+from cl_bench.evaluation.protocol import run
+from cl_bench.models.backbones.base import BackboneOptions
+from cl_bench.models.backend import Backend
+from cl_bench.models.feature_cache import FeatureCache
+from cl_bench.training.registry import Registry
+from cl_bench.utils.config import build_config
 
 
-def timed_sema(registry: Registry, *, seed: int, limit: int | None, store: FeatureStore):
+def timed_sema(registry: Registry, *, seed: int, limit: int | None, store: FeatureCache):
     stream_spec = registry.stream("offline-mix")
     backend = Backend(
         registry.backbone("efficientnet_lite0").load(
@@ -54,7 +54,7 @@ def main() -> None:
     registry = Registry.discover()
     print(machine())
     with tempfile.TemporaryDirectory() as tmp:
-        store = FeatureStore(root=Path(tmp))
+        store = FeatureCache(root=Path(tmp))
         timed_sema(registry, seed=args.seed, limit=args.limit_per_class, store=store)  # fill
         rows = {
             "feature cache": timed_sema(
@@ -62,7 +62,7 @@ def main() -> None:
             ),
             "no feature cache": timed_sema(
                 registry, seed=args.seed, limit=args.limit_per_class,
-                store=FeatureStore(enabled=False),
+                store=FeatureCache(enabled=False),
             ),
         }  # fmt: skip
     print(f"{'run':<18}{'wall s':>8}{'train s':>9}{'test s':>8}{'last acc':>10}"

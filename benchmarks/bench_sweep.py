@@ -18,16 +18,14 @@ import tempfile
 import time
 from pathlib import Path
 
-import torch
 from common import machine
 
-from cl_bench.evaluation import evaluate
-from cl_bench.executors import Executor, LocalExecutor, RayExecutor, import_ray
-from cl_bench.paths import CACHE_ENV
-from cl_bench.records import iter_records
-from cl_bench.registry import Registry
-from cl_bench.runs import RunSpec
-from cl_bench.sweep import run_sweep
+from cl_bench.experiments.executors import Executor, LocalExecutor, RayExecutor, import_ray
+from cl_bench.experiments.runs import RunSpec, evaluate_run
+from cl_bench.experiments.sweep import run_sweep
+from cl_bench.results.records import iter_records
+from cl_bench.training.registry import Registry
+from cl_bench.utils.files import CACHE_ENV
 
 STRATEGIES = ("simplecil", "finetune-head")
 SEEDS = (1993, 1994)
@@ -60,9 +58,10 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="clbench-bench-sweep-"))
     os.environ[CACHE_ENV] = str(work / "cache")
     start = time.perf_counter()
-    evaluate(Registry.discover(), strategy="simplecil", stream="offline-mix",
-             backbone="efficientnet_lite0", seed=1993, overrides={},
-             device=torch.device("cpu"))  # fmt: skip
+    evaluate_run(
+        RunSpec("simplecil", "offline-mix", "efficientnet_lite0", 1993, device="cpu"),
+        Registry.discover(),
+    )
     print(f"machine: {machine()}; grid: {' + '.join(STRATEGIES)} x seeds "
           f"{' '.join(map(str, SEEDS))}, full offline default ({len(RUNS)} runs)")  # fmt: skip
     print(f"cache fill (prepare stream, frozen features, one run): "

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import torch
 
-from cl_bench.backbones.base import BackboneOptions
-from cl_bench.backend import Backend
-from cl_bench.registry import Registry
-from cl_bench.streams import build_stream
+from cl_bench.data.streams import build_stream
+from cl_bench.models.backbones.base import BackboneOptions
+from cl_bench.models.backend import Backend
+from cl_bench.training.registry import Registry
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -31,15 +31,15 @@ def backend(name: str = "efficientnet_lite0", image_size: int = 64) -> Backend:
 def strategy_on_offline_default(name: str, seed: int, assignments: list[str]):
     """``(strategy, stream, backend)``: ``name`` with ``--set``-style overrides, on the
     offline default and Lite0 with the feature cache, seeded as the runner seeds."""
-    from cl_bench.config import build_config, parse_assignments
-    from cl_bench.feature_store import FeatureStore
-    from cl_bench.runner import seed_everything
-    from cl_bench.strategy import Runtime
+    from cl_bench.evaluation.protocol import seed_everything
+    from cl_bench.models.feature_cache import FeatureCache
+    from cl_bench.training.strategy import Runtime
+    from cl_bench.utils.config import build_config, parse_assignments
 
     registry = Registry.discover()
     stream_spec, spec = registry.stream("offline-mix"), registry.strategy(name)
     options = BackboneOptions(image_size=stream_spec.resolution)
-    backend = Backend(registry.backbone("efficientnet_lite0").load(options), FeatureStore())
+    backend = Backend(registry.backbone("efficientnet_lite0").load(options), FeatureCache())
     stream = build_stream(stream_spec, seed=seed)
     backend.register(stream.data.images)
     seed_everything(seed)

@@ -1,27 +1,42 @@
 """clbench: class-incremental benchmarks on frozen pretrained models.
 
-Plugin authors need only what is exported here: the ``hookimpl`` marker, the
-``Strategy`` base class and the spec types their hooks return.
+The plugin API: everything a strategy, stream or backbone plugin needs is exported
+here, and plugins import nothing else from clbench (the lint check enforces it for the
+plugins in this repository). The subpackages below are internal and may change.
 """
 
-from cl_bench.backbones.base import Backbone, BackboneOptions, BackboneSpec
-from cl_bench.experience import Experience, StreamInfo
-from cl_bench.hookspecs import hookimpl
-from cl_bench.strategy import Runtime, Strategy, StrategySpec
-from cl_bench.stream_spec import StreamSpec
+from cl_bench.data.experience import Experience, StreamInfo
+from cl_bench.data.spec import StreamSpec
+from cl_bench.evaluation.compatibility import common_width
+from cl_bench.models.adapters import Adapter, AdapterConfig, AdapterMixture, AdapterSet
+from cl_bench.models.backbones.base import Backbone, BackboneOptions, BackboneSpec
+from cl_bench.models.backend import Backend
+from cl_bench.models.view import ModelView, Place
+from cl_bench.training.strategy import Runtime, Strategy, StrategySpec
+from cl_bench.utils.config import require
+from cl_bench.utils.hooks import hookimpl
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "Adapter",
+    "AdapterConfig",
+    "AdapterMixture",
+    "AdapterSet",
     "Backbone",
     "BackboneOptions",
     "BackboneSpec",
+    "Backend",
     "Experience",
+    "ModelView",
+    "Place",
     "Runtime",
     "Strategy",
     "StrategySpec",
     "StreamInfo",
     "StreamSpec",
     "__version__",
+    "common_width",
     "hookimpl",
+    "require",
 ]

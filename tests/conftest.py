@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from cl_bench.experience import StreamInfo
+from cl_bench.data.experience import StreamInfo
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -38,7 +38,7 @@ def isolated_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def offline_spec():
-    from cl_bench.registry import Registry
+    from cl_bench.training.registry import Registry
 
     return Registry.discover().stream("offline-mix")
 
@@ -48,8 +48,8 @@ def domains(offline_spec):
     """Five classes of each domain of the offline default, relabelled 0..14, 24 images each."""
     import torch
 
-    from cl_bench.experience import Experience
-    from cl_bench.streams import prepare
+    from cl_bench.data.experience import Experience
+    from cl_bench.data.prepared import prepare
 
     data = prepare(offline_spec)
     picked = {"mnist": [], "fashion": [], "clipart": []}
@@ -73,7 +73,7 @@ def domains(offline_spec):
 
 @pytest.fixture(scope="session")
 def lite0():
-    from cl_bench.backbones.base import BackboneOptions
-    from cl_bench.backbones.packaged import EFFICIENTNET_LITE0
+    from cl_bench.models.backbones.base import BackboneOptions
+    from cl_bench.models.backbones.packaged import EFFICIENTNET_LITE0
 
     return EFFICIENTNET_LITE0.load(BackboneOptions())

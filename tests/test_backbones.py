@@ -11,17 +11,17 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from cl_bench.backbones.base import BackboneOptions
-from cl_bench.backbones.hub import load_hub_model, tiny_vit
-from cl_bench.backbones.packaged import (
+from cl_bench.models.backbones.base import BackboneOptions
+from cl_bench.models.backbones.hub import load_hub_model, tiny_vit
+from cl_bench.models.backbones.packaged import (
     EFFICIENTNET_LITE0,
     IMAGENET_MEAN,
     IMAGENET_STD,
     MOBILENETV2_100,
     map_state_dict_by_position,
 )
-from cl_bench.backend import Backend
-from cl_bench.errors import BackboneUnavailableError, WeightsMismatchError
+from cl_bench.models.backend import Backend
+from cl_bench.utils.errors import BackboneUnavailableError, WeightsMismatchError
 
 skimage_data = pytest.importorskip("skimage.data")
 
@@ -128,7 +128,7 @@ def nearest_mean_accuracy(backbone, data) -> float:
 
 
 def test_pretrained_features_separate_real_classes_far_better_than_random(lite0, offline_spec):
-    from cl_bench.streams import prepare
+    from cl_bench.data.prepared import prepare
 
     data = prepare(offline_spec)
     keep = data.is_test.clone()  # every test image, 30 training images per class

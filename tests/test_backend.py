@@ -5,13 +5,13 @@ from __future__ import annotations
 import pytest
 import torch
 
-from cl_bench.adapters import Adapter, AdapterConfig, AdapterMixture, AdapterSet, average
-from cl_bench.backbones.base import BackboneOptions
-from cl_bench.backbones.hub import tiny_vit
-from cl_bench.backbones.packaged import EFFICIENTNET_LITE0
-from cl_bench.backend import Backend
-from cl_bench.errors import ClbenchError
-from cl_bench.feature_store import FeatureStore
+from cl_bench.models.adapters import Adapter, AdapterConfig, AdapterMixture, AdapterSet
+from cl_bench.models.backbones.base import BackboneOptions
+from cl_bench.models.backbones.hub import tiny_vit
+from cl_bench.models.backbones.packaged import EFFICIENTNET_LITE0
+from cl_bench.models.backend import Backend
+from cl_bench.models.feature_cache import FeatureCache
+from cl_bench.utils.errors import ClbenchError
 
 
 def load(kind: str):
@@ -22,7 +22,7 @@ def load(kind: str):
 
 @pytest.fixture(scope="module", params=["vit", "cnn"])
 def backend(request, tmp_path_factory):
-    return Backend(load(request.param), FeatureStore(tmp_path_factory.mktemp("features")))
+    return Backend(load(request.param), FeatureCache(tmp_path_factory.mktemp("features")))
 
 
 def images(n: int = 6, seed: int = 0) -> torch.Tensor:
@@ -129,17 +129,17 @@ def test_merge_toward_follows_the_formula_and_spares_the_others():
         torch.testing.assert_close(parameter, torch.full_like(parameter, 1.3))
     for value, adapters in zip([3.0, 5.0], others, strict=True):
         assert all(torch.all(p == value) for p in adapters.parameters())
-    mean = average(others)
+    mean = AdapterSet.average(others)
     assert all(torch.all(p == 4.0) for p in mean.parameters())
 
 
 def test_cache_hit_is_exactly_the_fresh_computation(backend, tmp_path):
     data = images(20, seed=3)
     fresh = backend.backbone.features(data[:7])
-    cached = Backend(backend.backbone, FeatureStore(tmp_path))
+    cached = Backend(backend.backbone, FeatureCache(tmp_path))
     cached.register(data)
     assert torch.equal(cached.features(data[:7]), fresh)  # miss: fills the entry
-    again = Backend(backend.backbone, FeatureStore(tmp_path))  # a new run or process
+    again = Backend(backend.backbone, FeatureCache(tmp_path))  # a new run or process
     again.register(data)
     assert torch.equal(again.features(data[:7]), fresh)
     assert again.stats.images_forwarded == 0 and again.stats.images_from_cache == 7
@@ -147,7 +147,7 @@ def test_cache_hit_is_exactly_the_fresh_computation(backend, tmp_path):
 
 def test_block_input_cache_makes_epochs_run_only_adapted_blocks(backend, tmp_path):
     data = images(10, seed=4)
-    served = Backend(backend.backbone, FeatureStore(tmp_path))
+    served = Backend(backend.backbone, FeatureCache(tmp_path))
     served.register(data)
     adapters = AdapterSet.build(served.view, [-1], AdapterConfig())
     first = served.forward(data, adapters)
@@ -160,7 +160,7 @@ def test_block_input_cache_makes_epochs_run_only_adapted_blocks(backend, tmp_pat
 @pytest.mark.parametrize("change", ["weights", "transform", "data"])
 def test_cache_is_invalidated_by_weights_transform_or_data(backend, tmp_path, change):
     data = images(8, seed=5)
-    first = Backend(backend.backbone, FeatureStore(tmp_path))
+    first = Backend(backend.backbone, FeatureCache(tmp_path))
     first.register(data)
     first.features(data)
     other = load(backend.view.kind)
@@ -174,7 +174,7 @@ def test_cache_is_invalidated_by_weights_transform_or_data(backend, tmp_path, ch
     else:
         data = data.clone()
         data[0, 0, 0, 0] ^= 1
-    store = FeatureStore(tmp_path)
+    store = FeatureCache(tmp_path)
     second = Backend(other, store)
     second.register(data)
     second.features(data)
@@ -182,7 +182,7 @@ def test_cache_is_invalidated_by_weights_transform_or_data(backend, tmp_path, ch
 
 
 def test_unregistered_images_are_computed_fresh_and_never_stored(backend, tmp_path):
-    store = FeatureStore(tmp_path)
+    store = FeatureCache(tmp_path)
     served = Backend(backend.backbone, store)
     served.register(images(8, seed=6))
     augmented = images(4, seed=7)
@@ -191,7 +191,7 @@ def test_unregistered_images_are_computed_fresh_and_never_stored(backend, tmp_pa
 
 
 def test_mobilenetv2_is_served_through_the_same_view():
-    from cl_bench.backbones.packaged import MOBILENETV2_100
+    from cl_bench.models.backbones.packaged import MOBILENETV2_100
 
     served = Backend(MOBILENETV2_100.load(BackboneOptions()))
     assert served.view.kind == "cnn" and len(served.view) == 17

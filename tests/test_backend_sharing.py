@@ -5,21 +5,20 @@ from __future__ import annotations
 import shutil
 
 import pytest
-import torch
 from cli_runner import clbench
 
-from cl_bench.backbones.base import BackboneOptions
-from cl_bench.backend import shared_backend
-from cl_bench.evaluation import evaluate
-from cl_bench.feature_store import FeatureStore
-from cl_bench.paths import CACHE_ENV
-from cl_bench.registry import Registry
+from cl_bench.experiments.runs import RunSpec, evaluate_run
+from cl_bench.models.backbones.base import BackboneOptions
+from cl_bench.models.backend import shared_backend
+from cl_bench.models.feature_cache import FeatureCache
+from cl_bench.training.registry import Registry
+from cl_bench.utils.files import CACHE_ENV
 
 
 @pytest.fixture
 def fresh_feature_cache(tmp_path, monkeypatch, isolated_cache, offline_spec):
     """An empty feature cache that reuses the session's prepared stream (no re-decoding)."""
-    from cl_bench.streams import prepare
+    from cl_bench.data.prepared import prepare
 
     prepare(offline_spec)  # make sure the session cache holds the prepared stream
     shutil.copytree(isolated_cache / "streams", tmp_path / "streams")
@@ -40,8 +39,8 @@ def test_sweep_of_frozen_feature_strategies_forwards_each_image_once(fresh_featu
     registry = Registry.discover()
     runs = [("simplecil", 1993), ("finetune-head", 1993), ("simplecil", 1994)]
     records = [
-        evaluate(registry, strategy=name, stream="offline-mix", backbone="efficientnet_lite0",
-                 seed=seed, overrides={}, limit_per_class=3, device=torch.device("cpu"))
+        evaluate_run(RunSpec(name, "offline-mix", "efficientnet_lite0", seed,
+                             limit_per_class=3, device="cpu"), registry)
         for name, seed in runs
     ]  # fmt: skip
     forwarded = [r["resources"]["frozen_images_forwarded"] for r in records]
@@ -50,9 +49,9 @@ def test_sweep_of_frozen_feature_strategies_forwards_each_image_once(fresh_featu
     assert forwarded[1:] == [0, 0]
     assert all(r["resources"]["images_from_cache"] > 0 for r in records)
     # The cache changes nothing but the time.
-    uncached = evaluate(registry, strategy="simplecil", stream="offline-mix",
-                        backbone="efficientnet_lite0", seed=1993, overrides={},
-                        limit_per_class=3, device=torch.device("cpu"), use_cache=False)  # fmt: skip
+    uncached = evaluate_run(RunSpec("simplecil", "offline-mix", "efficientnet_lite0", 1993,
+                                    limit_per_class=3, device="cpu", use_cache=False),
+                            registry)  # fmt: skip
     assert uncached["metrics"] == records[0]["metrics"]
     assert uncached["resources"]["images_from_cache"] == 0
 
@@ -62,7 +61,7 @@ def test_cache_cli_shows_and_frees_entries(fresh_feature_cache):
     code, _, err = clbench(*cache, "evaluate", "--strategy", "simplecil", "--limit-per-class",
                            "2", "--output", str(fresh_feature_cache / "runs"))  # fmt: skip
     assert code == 0, err
-    entries = FeatureStore(fresh_feature_cache / "features").info().entries
+    entries = FeatureCache(fresh_feature_cache / "features").info().entries
     assert entries >= 1
     code, out, _ = clbench(*cache, "cache", "info")
     assert code == 0
@@ -70,4 +69,4 @@ def test_cache_cli_shows_and_frees_entries(fresh_feature_cache):
     code, _, err = clbench(*cache, "cache", "clear")
     assert code == 0
     assert f"removed {entries} feature entries and 1 prepared streams" in err
-    assert FeatureStore(fresh_feature_cache / "features").info().entries == 0
+    assert FeatureCache(fresh_feature_cache / "features").info().entries == 0

@@ -9,7 +9,7 @@ import pytest
 import torch
 from cli_runner import clbench
 
-from cl_bench.leaderboard import write_leaderboards
+from cl_bench.results.leaderboard import write_leaderboards
 
 
 @pytest.fixture(scope="module")

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from cl_bench.leaderboard import write_leaderboards
-from cl_bench.report import write_reports
+from cl_bench.results.leaderboard import write_leaderboards
+from cl_bench.results.report import write_reports
 
 LEADERBOARDS = Path(__file__).resolve().parents[1] / "leaderboards"
 

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from sklearn.metrics import average_precision_score
 
-from cl_bench.compatibility import (
+from cl_bench.evaluation.compatibility import (
     class_templates,
     instance_retrieval,
     search_top1,

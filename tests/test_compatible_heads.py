@@ -18,8 +18,8 @@ from clbench_compatible.memory import FeatureMemory
 from clbench_compatible.oca import Oca, OcaConfig
 from torch import nn
 
-from cl_bench.backend import Backend
-from cl_bench.strategy import Runtime
+from cl_bench.models.backend import Backend
+from cl_bench.training.strategy import Runtime
 
 
 def make(cls, config, lite0, domains):

@@ -5,8 +5,8 @@ from typing import Literal
 
 import pytest
 
-from cl_bench.config import build_config, canonical_overrides, parse_assignments, require
-from cl_bench.errors import ConfigError
+from cl_bench.utils.config import build_config, canonical_overrides, parse_assignments, require
+from cl_bench.utils.errors import ConfigError
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from cl_bench import metrics
+from cl_bench.evaluation import metrics
 
 # Three experiences of 10 test images each; correct[t][j] after training t on test set j.
 CORRECT = [[9], [6, 8], [7, 5, 10]]

@@ -8,12 +8,12 @@ import pytest
 import torch
 from torch import nn
 
-from cl_bench import metrics
-from cl_bench.backend import Backend
-from cl_bench.registry import Registry
-from cl_bench.runner import run
-from cl_bench.strategy import Runtime
-from cl_bench.streams import _from_avalanche, build_stream
+from cl_bench.data.streams import _from_avalanche, build_stream
+from cl_bench.evaluation import metrics
+from cl_bench.evaluation.protocol import run
+from cl_bench.models.backend import Backend
+from cl_bench.training.registry import Registry
+from cl_bench.training.strategy import Runtime
 
 
 @pytest.fixture(scope="module")

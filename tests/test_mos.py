@@ -11,10 +11,10 @@ from clbench_mos.gaussians import ClassGaussians
 from clbench_mos.retrieval import refine
 from clbench_mos.strategy import Mos, MosConfig
 
-from cl_bench.backbones.base import BackboneOptions
-from cl_bench.backbones.hub import tiny_vit
-from cl_bench.backend import Backend
-from cl_bench.strategy import Runtime
+from cl_bench.models.backbones.base import BackboneOptions
+from cl_bench.models.backbones.hub import tiny_vit
+from cl_bench.models.backend import Backend
+from cl_bench.training.strategy import Runtime
 
 
 def make_mos(backbone, domains, **overrides) -> Mos:

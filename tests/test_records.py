@@ -7,10 +7,10 @@ import math
 
 import pytest
 
-from cl_bench.errors import RecordError
-from cl_bench.leaderboard import aggregate, load_runs, write_leaderboards
-from cl_bench.paths import write_atomically
-from cl_bench.records import RECORD_FORMAT, read_record, record_path, write_record
+from cl_bench.results.leaderboard import aggregate, load_runs, write_leaderboards
+from cl_bench.results.records import RECORD_FORMAT, read_record, record_path, write_record
+from cl_bench.utils.errors import RecordError
+from cl_bench.utils.files import write_atomically
 
 
 def fake_record(

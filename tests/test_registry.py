@@ -15,8 +15,8 @@ import pytest
 from clbench_baselines.simplecil import SimpleCIL
 
 from cl_bench import StrategySpec, hookimpl
-from cl_bench.errors import DuplicateNameError, UnknownNameError
-from cl_bench.registry import PluginWarning, Registry
+from cl_bench.training.registry import PluginWarning, Registry
+from cl_bench.utils.errors import DuplicateNameError, UnknownNameError
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -104,7 +104,9 @@ def template_install(tmp_path_factory) -> Path:
     """The template plugin pip-installed (really built and installed) into a private folder."""
     target = tmp_path_factory.mktemp("site")
     source = tmp_path_factory.mktemp("source") / "template"
-    shutil.copytree(ROOT / "plugins" / "template", source)  # the build leaves the repo clean
+    # Only the sources (not what an editable install left there): the build leaves the repo clean.
+    shutil.copytree(ROOT / "plugins" / "template", source,
+                    ignore=shutil.ignore_patterns("build", "*.egg-info"))  # fmt: skip
     subprocess.run(
         [
             sys.executable,

@@ -7,12 +7,12 @@ import re
 import pytest
 from cli_runner import clbench
 
-from cl_bench import report
-from cl_bench.errors import RecordError
-from cl_bench.heatmaps import write_compatibility_heatmap
-from cl_bench.leaderboard import write_leaderboards
-from cl_bench.records import RECORD_FORMAT, record_path, write_record
-from cl_bench.report import mean_matrix, write_reports
+from cl_bench.results import report
+from cl_bench.results.heatmaps import write_compatibility_heatmap
+from cl_bench.results.leaderboard import write_leaderboards
+from cl_bench.results.records import RECORD_FORMAT, record_path, write_record
+from cl_bench.results.report import mean_matrix, write_reports
+from cl_bench.utils.errors import RecordError
 
 
 def triangle(values: list[float]) -> list[list[float]]:
@@ -124,7 +124,7 @@ def test_report_regenerates_byte_identical(runs, tmp_path):
 
 def test_a_runs_heatmap_is_still_drawn_from_its_record(tmp_path, monkeypatch):
     drawn = {}
-    monkeypatch.setattr("cl_bench.heatmaps._draw", lambda *args: drawn.update(args=args))
+    monkeypatch.setattr("cl_bench.results.heatmaps._draw", lambda *args: drawn.update(args=args))
     write_compatibility_heatmap(toy_record("a", 7, 50.0), tmp_path / "seed7-compatibility.png")
     panels, title, _ = drawn["args"]
     assert title == "a on toy with bb, seed 7: compatibility C[t][k]"

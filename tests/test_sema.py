@@ -6,8 +6,8 @@ from __future__ import annotations
 import torch
 from clbench_sema.strategy import Sema, SemaConfig
 
-from cl_bench.backend import Backend
-from cl_bench.strategy import Runtime
+from cl_bench.models.backend import Backend
+from cl_bench.training.strategy import Runtime
 
 
 def make_sema(lite0, domains, **overrides) -> Sema:
@@ -85,8 +85,8 @@ def test_router_weights_sum_to_one(lite0, domains):
 
 
 def test_sema_runs_on_a_vit_with_the_same_code(domains):
-    from cl_bench.backbones.base import BackboneOptions
-    from cl_bench.backbones.hub import tiny_vit
+    from cl_bench.models.backbones.base import BackboneOptions
+    from cl_bench.models.backbones.hub import tiny_vit
 
     sema = make_sema(tiny_vit(BackboneOptions(image_size=64)), domains, threshold=1e-6)
     for experience in domains.experiences[:2]:

@@ -14,12 +14,13 @@ import torch
 from cli_runner import clbench, only_record
 from PIL import Image
 
-from cl_bench.datasources import DataContext
-from cl_bench.errors import ConfigError, MissingDataError, UnknownNameError
-from cl_bench.evaluation import resolve_backbone, resolve_stream
-from cl_bench.paths import cache_dir
-from cl_bench.registry import Registry
-from cl_bench.streams import build_stream, prepare
+from cl_bench.data.prepared import prepare
+from cl_bench.data.sources.base import DataContext
+from cl_bench.data.streams import build_stream
+from cl_bench.experiments.names import resolve_backbone, resolve_stream
+from cl_bench.training.registry import Registry
+from cl_bench.utils.errors import ConfigError, MissingDataError, UnknownNameError
+from cl_bench.utils.files import cache_dir
 
 FOLDER_STREAMS = {  # name -> (folder under the data root, classes)
     "imagenet-r-b0inc20": ("imagenet-r", 200),
@@ -295,7 +296,7 @@ def test_prepare_checks_and_caches_a_stream_for_a_backbone(tmp_path):
 def test_one_preparation_serves_every_split_of_a_folder(tmp_path, monkeypatch):
     """`prepare --increment 2` on a small folder, then a run at another increment: the
     images are decoded once (the cache holds images, not the split into experiences)."""
-    from cl_bench import streams
+    from cl_bench.data import prepared
 
     write_image_folder(tmp_path / "few", 4)
     folder = str(tmp_path / "few")
@@ -308,8 +309,8 @@ def test_one_preparation_serves_every_split_of_a_folder(tmp_path, monkeypatch):
     def decode_again(*args):
         raise AssertionError("the prepared images were not reused")
 
-    monkeypatch.setattr(streams, "_load_and_split", decode_again)
+    monkeypatch.setattr(prepared, "_load_and_split", decode_again)
     spec = resolve_stream(Registry.discover(), folder, increment=1, initial_classes=3)
-    assert streams.prepare(spec.fitted_to(224, 0.875)).class_names == tuple(sorted(
+    assert prepared.prepare(spec.fitted_to(224, 0.875)).class_names == tuple(sorted(
         path.name for path in (tmp_path / "few" / "train").iterdir()
     ))  # fmt: skip

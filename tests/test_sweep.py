@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 from cli_runner import clbench
 
-from cl_bench.errors import ConfigError
-from cl_bench.grid import make_grid, read_grid_file
-from cl_bench.records import FAILURE_SUFFIX, iter_records
+from cl_bench.experiments.grid import make_grid, read_grid_file
+from cl_bench.results.records import FAILURE_SUFFIX, iter_records
+from cl_bench.utils.errors import ConfigError
 
 GRID = ["--strategy", "simplecil", "--strategy", "finetune-head", "--seed", "1993",
         "--seed", "1994", "--limit-per-class", "4"]  # fmt: skip
@@ -44,7 +44,7 @@ def records(runs: Path) -> dict[str, dict]:
 @pytest.fixture(scope="module")
 def local_sweep(tmp_path_factory, offline_spec) -> tuple[Path, str]:
     """2 strategies x 2 seeds on 2 local workers, the stream prepared once beforehand."""
-    from cl_bench.streams import prepare
+    from cl_bench.data.prepared import prepare
 
     prepare(offline_spec)  # here, not in the workers: one would prepare it, the other wait
     root = tmp_path_factory.mktemp("local")
@@ -219,8 +219,8 @@ def test_grid_file_takes_the_split_weights_and_cache_options(tmp_path, monkeypat
 
 def test_a_run_whose_files_cannot_be_written_is_noted_and_the_others_go_on(tmp_path, monkeypatch):
     """The parent writes every file; a run it cannot write fails alone, with a note."""
-    from cl_bench import sweep as sweep_module
-    from cl_bench.runs import RunSpec
+    from cl_bench.experiments import sweep as sweep_module
+    from cl_bench.experiments.runs import RunSpec
 
     def finished(spec, **_):
         return sweep_module.Attempt(spec, 1.0, record={"seed": spec.seed})
@@ -261,8 +261,8 @@ def test_a_run_whose_files_cannot_be_written_is_noted_and_the_others_go_on(tmp_p
 def test_a_value_names_one_record_however_it_is_typed(tmp_path):
     """`--set lr=1e-2` in one sweep and `lr: 0.010` in the next are one run: the second
     finds the first's record and skips it."""
-    from cl_bench.grid import checked_runs
-    from cl_bench.registry import Registry
+    from cl_bench.experiments.grid import checked_runs
+    from cl_bench.training.registry import Registry
 
     registry = Registry.discover()
     typed = [{"set": ("lr=1e-2",)}, {"set": ("lr=0.010",)}]
@@ -300,7 +300,7 @@ def test_ray_runs_with_more_threads_than_workers_are_scheduled(monkeypatch):
     from functools import partial
 
     ray = pytest.importorskip("ray")
-    from cl_bench.executors import RayExecutor
+    from cl_bench.experiments.executors import RayExecutor
 
     ray_tmp = tempfile.mkdtemp(prefix="ray", dir="/tmp")  # unix socket paths must be short
     monkeypatch.setenv("RAY_TMPDIR", ray_tmp)
@@ -327,7 +327,7 @@ def test_ray_executor_without_ray_says_how_to_install_it(tmp_path, monkeypatch):
 
 
 def test_a_local_pool_fills_the_cpus_with_runs_of_the_threads_asked(monkeypatch):
-    from cl_bench.executors import make_executor
+    from cl_bench.experiments.executors import make_executor
 
     monkeypatch.setattr("os.cpu_count", lambda: 8)
     assert make_executor("local").workers == 8
@@ -340,7 +340,7 @@ def test_closing_the_local_executor_early_stops_its_workers():
     import multiprocessing
     import time
 
-    from cl_bench.executors import LocalExecutor
+    from cl_bench.experiments.executors import LocalExecutor
 
     start = time.perf_counter()
     results = LocalExecutor(2).run(time.sleep, [0.0, 60.0, 60.0], lambda item, error: error)
@@ -359,7 +359,7 @@ def test_a_worker_that_dies_loses_only_its_own_item():
     import time
     from functools import partial
 
-    from cl_bench.executors import LocalExecutor
+    from cl_bench.experiments.executors import LocalExecutor
 
     class DiesOnArrival:
         """Kills its worker as it is unpickled there, before it can run."""
@@ -384,5 +384,5 @@ def test_a_worker_that_dies_loses_only_its_own_item():
 def test_importing_clbench_does_not_import_ray():
     import subprocess
 
-    code = "import sys, cl_bench.cli, cl_bench.sweep; assert 'ray' not in sys.modules"
+    code = "import sys, cl_bench.cli, cl_bench.experiments.sweep; assert 'ray' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)

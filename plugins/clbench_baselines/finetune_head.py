@@ -12,8 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cl_bench import Experience, Strategy
-from cl_bench.config import require
+from cl_bench import Experience, Strategy, require
 
 
 @dataclass(frozen=True)

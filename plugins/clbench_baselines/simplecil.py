@@ -7,8 +7,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from cl_bench import Experience, Strategy
-from cl_bench.config import require
+from cl_bench import Experience, Strategy, require
 
 
 @dataclass(frozen=True)

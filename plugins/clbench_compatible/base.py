@@ -18,9 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cl_bench import Experience, Strategy
-from cl_bench.compatibility import common_width
-from cl_bench.config import require
+from cl_bench import Experience, Strategy, common_width, require
 from clbench_compatible.memory import FeatureMemory
 from clbench_compatible.training import fit
 

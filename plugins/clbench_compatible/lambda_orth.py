@@ -26,8 +26,7 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrizations
 
-from cl_bench import Experience
-from cl_bench.config import require
+from cl_bench import Experience, require
 from clbench_compatible.base import CompatibleHeads, HeadConfig, RepresentationHead
 from clbench_compatible.losses import lambda_regulariser, orthogonality_gap, supcon
 from clbench_compatible.training import fit

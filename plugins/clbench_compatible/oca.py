@@ -28,8 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils import parametrizations
 
-from cl_bench import Experience
-from cl_bench.config import require
+from cl_bench import Experience, require
 from clbench_compatible.base import CompatibleHeads, HeadConfig, RepresentationHead
 
 

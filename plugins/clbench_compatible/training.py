@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterable
 import torch
 from torch import nn
 
-from cl_bench.strategy import Runtime
+from cl_bench import Runtime
 
 
 def fit(

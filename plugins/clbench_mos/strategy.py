@@ -35,9 +35,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cl_bench import Experience, Strategy
-from cl_bench.adapters import AdapterConfig, AdapterSet, average
-from cl_bench.config import require
+from cl_bench import AdapterConfig, AdapterSet, Experience, Strategy, require
 from clbench_mos.gaussians import ClassGaussians
 from clbench_mos.retrieval import Retrieval, refine
 
@@ -145,7 +143,7 @@ class Mos(Strategy):
     ) -> None:
         """CE on the task's classes (older logits masked) + orthogonality, with merging."""
         config = self.config
-        target = average(list(self.stored_)) if len(self.stored_) else None
+        target = AdapterSet.average(list(self.stored_)) if len(self.stored_) else None
         self._unfreeze(self.current_, self.head_)
         optimiser = torch.optim.SGD(
             [{"params": list(self.current_.parameters()), "lr": config.lr},

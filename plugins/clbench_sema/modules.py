@@ -8,8 +8,7 @@ from collections import deque
 import torch
 from torch import nn
 
-from cl_bench.adapters import Adapter, AdapterConfig, AdapterMixture
-from cl_bench.model_view import ModelView
+from cl_bench import Adapter, AdapterConfig, AdapterMixture, ModelView
 
 
 class Descriptor(nn.Module):

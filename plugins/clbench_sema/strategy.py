@@ -26,9 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cl_bench import Experience, Strategy
-from cl_bench.adapters import Adapter, AdapterConfig, AdapterSet
-from cl_bench.config import require
+from cl_bench import Adapter, AdapterConfig, AdapterSet, Experience, Strategy, require
 from clbench_sema.modules import SemaLayer
 
 

@@ -6,8 +6,7 @@ from dataclasses import dataclass
 
 import torch
 
-from cl_bench import Experience, Strategy, StrategySpec, hookimpl
-from cl_bench.config import require
+from cl_bench import Experience, Strategy, StrategySpec, hookimpl, require
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,0 @@
-"""Frozen pretrained backbones: the model, its preprocessing, and where its weights came from."""
-
-from cl_bench.backbones.base import Backbone, BackboneOptions, BackboneSpec
-
-__all__ = ["Backbone", "BackboneOptions", "BackboneSpec"]

@@ -1,0 +1,19 @@
+"""``clbench leaderboard``: leaderboards regenerated from run records."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from cl_bench.cli.console import console
+from cl_bench.cli.options import records_options
+from cl_bench.results.leaderboard import write_leaderboards
+
+
+@click.command()
+@records_options("Folder to write the leaderboards into.")
+def leaderboard(runs: Path, out: Path) -> None:
+    """Regenerate CSV and Markdown leaderboards (and accuracy plots) from run records."""
+    for path in write_leaderboards(runs, out):
+        console.print(f"wrote {path}", soft_wrap=True, highlight=False)

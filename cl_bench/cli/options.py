@@ -1,0 +1,68 @@
+"""Options and helpers that several commands share, defined once so that ``evaluate``
+and ``sweep`` (and ``leaderboard`` and ``report``) take them alike."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+from cl_bench.cli.console import console
+from cl_bench.training.registry import Registry
+
+DEFAULT_STREAM = "offline-mix"
+DEFAULT_BACKBONE = "efficientnet_lite0"
+DEFAULT_SEED = 1993
+
+
+def discover_registry() -> Registry:
+    """The installed plugins; the ones that failed to load are shown as warnings."""
+    registry = Registry.discover()
+    for problem in registry.problems:
+        console.print(f"[yellow]warning:[/] {problem}")
+    return registry
+
+
+# Options that `evaluate` and `sweep` take alike. Unset values are None, so that in a
+# sweep a grid file's value stands unless the flag is given.
+limit_per_class_option = click.option(
+    "--limit-per-class",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Use at most N training images per class (quick runs).",
+)
+no_cache_option = click.option(
+    "--no-cache",
+    is_flag=True,
+    default=None,
+    help="Neither read nor write clbench's caches (prepared streams, frozen features).",
+)
+
+
+def folder_split_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """``--increment`` and ``--initial-classes``: how an image folder given as a stream
+    is split into experiences, the same for one run and for a sweep."""
+    command = click.option(
+        "--initial-classes", type=click.IntRange(min=0), default=None,
+        help="Classes of the first experience, for image folder streams. [default: increment]",
+    )(command)  # fmt: skip
+    return click.option(
+        "--increment", type=click.IntRange(min=1), default=None,
+        help="Classes per experience, for image folder streams. [default: 10]",
+    )(command)  # fmt: skip
+
+
+def records_options(out_help: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """``--runs`` (records to read) and ``--out`` (where to write), as the commands that
+    regenerate files from records share them."""
+
+    def decorate(command: Callable[..., Any]) -> Callable[..., Any]:
+        folder = click.Path(path_type=Path)
+        command = click.option("--out", type=folder, default=Path("leaderboards"),
+                               show_default=True, help=out_help)(command)  # fmt: skip
+        return click.option("--runs", type=folder, default=Path("runs"), show_default=True,
+                            help="Folder of run records to read.")(command)  # fmt: skip
+
+    return decorate

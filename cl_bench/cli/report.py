@@ -1,0 +1,19 @@
+"""``clbench report``: leaderboards plus a report page and heat maps per stream."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from cl_bench.cli.console import console
+from cl_bench.cli.options import records_options
+from cl_bench.results.report import write_reports
+
+
+@click.command()
+@records_options("Folder to write the leaderboards and reports into.")
+def report(runs: Path, out: Path) -> None:
+    """Leaderboards, and per stream a report page: table, curves, compatibility heat maps."""
+    for path in write_reports(runs, out):
+        console.print(f"wrote {path}", soft_wrap=True, highlight=False)

@@ -1,0 +1,242 @@
+"""``clbench sweep``: a grid of runs on a local process pool or Ray, then leaderboards."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from contextlib import closing
+from pathlib import Path
+
+import click
+from rich.markup import escape
+from rich.table import Table
+
+from cl_bench.cli.console import console, progress_tracker, stdout, table
+from cl_bench.cli.options import (
+    DEFAULT_BACKBONE,
+    DEFAULT_SEED,
+    DEFAULT_STREAM,
+    discover_registry,
+    folder_split_options,
+    limit_per_class_option,
+    no_cache_option,
+)
+from cl_bench.data.streams import SPLITS
+from cl_bench.experiments.executors import make_executor
+from cl_bench.experiments.grid import checked_runs, make_grid, read_grid_file
+from cl_bench.experiments.sweep import Outcome, run_sweep
+from cl_bench.results.leaderboard import write_leaderboards
+from cl_bench.utils.errors import RecordError
+
+
+@click.command()
+@click.option(
+    "--grid",
+    "grid_file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="YAML file with the keys strategy, stream, backbone, seed (each a name or a list), "
+    "set, increment, initial-classes, limit-per-class, split, weights, device, cache, output, "
+    "leaderboards; flags given override it.",
+)
+@click.option("--strategy", "strategies", multiple=True, help="Strategy name; repeatable.")
+@click.option(
+    "--stream",
+    "streams",
+    multiple=True,
+    help=f"Stream name, spec file or image folder; repeatable. [default: {DEFAULT_STREAM}]",
+)
+@click.option(
+    "--backbone",
+    "backbones",
+    multiple=True,
+    help=f"Backbone name or timm:<architecture>; repeatable. [default: {DEFAULT_BACKBONE}]",
+)
+@click.option(
+    "--seed", "seeds", multiple=True, type=int, help=f"Seed; repeatable. [default: {DEFAULT_SEED}]"
+)
+@click.option(
+    "--set",
+    "assignments",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Override a hyper-parameter in every run; repeatable.",
+)
+@folder_split_options
+@limit_per_class_option
+@click.option(
+    "--split",
+    type=click.Choice(SPLITS),
+    default=None,
+    help="Evaluate on the test split or the validation split. [default: test]",
+)
+@click.option(
+    "--weights",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="Local checkpoint file for the (one) backbone instead of a download.",
+)
+@click.option("--device", default=None, help="cpu, cuda, cuda:1, or auto. [default: auto]")
+@no_cache_option
+@click.option(
+    "--output",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Folder of run records. [default: runs]",
+)
+@click.option(
+    "--leaderboards",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Folder the leaderboards are regenerated into at the end. [default: leaderboards]",
+)
+@click.option(
+    "--executor",
+    type=click.Choice(["local", "ray"]),
+    default="local",
+    show_default=True,
+    help="A process pool on this machine, or Ray tasks.",
+)
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Runs at a time (local), or CPUs of a local Ray instance. [default: the number of "
+    "CPUs, divided by --threads-per-run for the local pool]",
+)
+@click.option(
+    "--threads-per-run",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Torch threads of each run. Trained strategies' numbers depend on the thread "
+    "count: to reproduce records made by `clbench evaluate`, use the threads they state.",
+)
+@click.option(
+    "--ray-address",
+    envvar="RAY_ADDRESS",
+    show_envvar=True,
+    default=None,
+    help="Ray cluster to connect to; without it a local Ray instance is started.",
+)
+def sweep(
+    grid_file: Path | None,
+    strategies: tuple[str, ...],
+    streams: tuple[str, ...],
+    backbones: tuple[str, ...],
+    seeds: tuple[int, ...],
+    assignments: tuple[str, ...],
+    increment: int | None,
+    initial_classes: int | None,
+    limit_per_class: int | None,
+    split: str | None,
+    weights: Path | None,
+    device: str | None,
+    no_cache: bool | None,
+    output: Path | None,
+    leaderboards: Path | None,
+    executor: str,
+    workers: int | None,
+    threads_per_run: int,
+    ray_address: str | None,
+) -> None:
+    """Run every strategy x stream x backbone x seed, then regenerate the leaderboards.
+
+    Runs whose record exists are skipped, so rerunning resumes; failed runs are retried.
+    """
+    registry = discover_registry()
+    flags = {
+        "strategy": strategies,
+        "stream": streams,
+        "backbone": backbones,
+        "seed": seeds,
+        "set": assignments,
+        "increment": increment,
+        "initial-classes": initial_classes,
+        "limit-per-class": limit_per_class,
+        "split": split,
+        "weights": weights,
+        "device": device,
+        "cache": False if no_cache else None,
+        "output": output,
+        "leaderboards": leaderboards,
+    }
+    defaults = {"stream": DEFAULT_STREAM, "backbone": DEFAULT_BACKBONE, "seed": DEFAULT_SEED}
+    grid = make_grid(read_grid_file(grid_file) if grid_file else {}, flags, defaults)
+    runs = checked_runs(grid.runs(), registry)
+    pool = make_executor(
+        executor, workers=workers, ray_address=ray_address, threads_per_run=threads_per_run
+    )
+    outcomes: list[Outcome] = []
+    try:
+        swept = run_sweep(runs, grid.output, pool, threads_per_run)
+        with progress_tracker() as track, closing(swept) as done:
+            for outcome in track(done, total=len(runs), description="runs"):
+                outcomes.append(outcome)
+                console.print(_outcome_line(outcome), soft_wrap=True, highlight=False)
+    except KeyboardInterrupt:
+        console.print(
+            "[red]interrupted[/]: workers stopped; finished runs are recorded and no "
+            "record is half-written. Run the same command again to resume: runs "
+            "with a record are skipped."
+        )
+        raise SystemExit(130) from None
+    outcomes.sort(key=lambda outcome: runs.index(outcome.spec))
+    stdout.print(outcome_table(outcomes))
+    failed = sum(outcome.status == "failed" for outcome in outcomes)
+    try:
+        write_leaderboards(grid.output, grid.leaderboards)
+        console.print(
+            f"leaderboards regenerated in {grid.leaderboards}", soft_wrap=True, highlight=False
+        )
+    except RecordError as error:
+        if not failed:
+            raise
+        console.print(f"leaderboards not regenerated: {error}", soft_wrap=True, markup=False)
+    if failed:
+        console.print(
+            f"[red]{failed} of {len(runs)} runs failed[/]; each left a .failed.json "
+            "note beside its record's path. Run the same command again to retry them."
+        )
+        raise SystemExit(1)
+
+
+def _outcome_line(outcome: Outcome) -> str:
+    label = escape(outcome.spec.label)
+    if outcome.status == "skipped":
+        return f"skipped {label}: its record exists ({escape(str(outcome.path))})"
+    if outcome.status == "ran":
+        return f"ran {label} in {outcome.seconds:.1f} s"
+    error, note = escape(outcome.error or ""), escape(str(outcome.path))
+    return f"[red]failed[/] {label}: {error} (details in {note})"
+
+
+def outcome_table(outcomes: Sequence[Outcome]) -> Table:
+    """One row per run, in grid order: ran, skipped, or failed with its error."""
+    rows = [
+        (
+            o.spec.strategy,
+            o.spec.stream,
+            o.spec.backbone,
+            o.spec.seed,
+            o.spec.variant or "default",
+            o.status,
+            "" if o.seconds is None else f"{o.seconds:.1f}",
+            o.error if o.status == "failed" else str(o.path),
+        )
+        for o in outcomes
+    ]
+    counts = {
+        status: sum(o.status == status for o in outcomes) for status in ("ran", "skipped", "failed")
+    }
+    title = "sweep: " + ", ".join(f"{n} {status}" for status, n in counts.items())
+    columns = [
+        "strategy",
+        "stream",
+        "backbone",
+        "seed",
+        "variant",
+        "outcome",
+        "seconds",
+        "record, or error",
+    ]
+    return table(title, columns, rows, numeric=False)

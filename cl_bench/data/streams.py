@@ -1,0 +1,171 @@
+"""Builds a stream from its spec: prepared images, a seeded class order, and an Avalanche
+class-incremental benchmark that the evaluation protocol and any Avalanche user consume."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import numpy as np
+import torch
+
+from cl_bench.data.experience import Experience, StreamInfo
+from cl_bench.data.prepared import PreparedData, prepare
+from cl_bench.data.sources.base import DataContext
+from cl_bench.data.spec import StreamSpec
+from cl_bench.utils.errors import ConfigError
+
+SPLITS = ("test", "validation")
+VALIDATION_FRACTION = 0.2  # of each class's training images, held out by --split validation
+VALIDATION_SEED = 0  # the same held-out images for every class order
+
+
+def class_order(num_classes: int, seed: int) -> list[int]:
+    """The class order PyCIL and PILOT use: ``np.random.seed(seed); permutation(n)``."""
+    return np.random.RandomState(seed).permutation(num_classes).tolist()
+
+
+class Stream:
+    """A built stream: its static facts, the Avalanche benchmark, and experiences as tensors."""
+
+    def __init__(
+        self,
+        spec: StreamSpec,
+        data: PreparedData,
+        seed: int,
+        limit_per_class: int | None,
+        split: str = "test",
+    ):
+        self.spec = spec
+        self.data = data  # every image of the stream, for the backend's feature cache
+        self.seed = seed
+        self.limit_per_class = limit_per_class
+        self.split = split
+        self.class_order = class_order(len(data.class_names), seed)
+        # Relabel so that labels are positions in the class order (PyCIL convention).
+        position = torch.empty(len(self.class_order), dtype=torch.int64)
+        position[torch.tensor(self.class_order)] = torch.arange(len(self.class_order))
+        labels = position[data.labels]
+        if split == "validation":
+            train_mask, test_mask = _hold_out(data.labels, ~data.is_test)
+        else:
+            train_mask, test_mask = ~data.is_test, data.is_test
+        train_index = _limit(labels, train_mask, limit_per_class)
+        test_index = test_mask.nonzero().squeeze(1)
+        sizes = _experience_sizes(len(self.class_order), spec)
+        self.info = StreamInfo(
+            name=spec.name,
+            class_names=tuple(data.class_names[c] for c in self.class_order),
+            classes_per_experience=_chunks(range(len(self.class_order)), sizes),
+            resolution=spec.resolution,
+        )
+        self.benchmark = _avalanche_benchmark(
+            (data.images[train_index], labels[train_index]),
+            (data.images[test_index], labels[test_index]),
+            sizes,
+        )
+
+    def experiences(self) -> Iterator[tuple[Experience, Experience]]:
+        """(train, test) experience pairs, in order, read from the Avalanche benchmark."""
+        for train, test in zip(
+            self.benchmark.train_stream, self.benchmark.test_stream, strict=True
+        ):
+            yield _from_avalanche(train), _from_avalanche(test)
+
+
+def build_stream(
+    spec: StreamSpec,
+    *,
+    seed: int = 1993,
+    limit_per_class: int | None = None,
+    use_cache: bool = True,
+    track: Callable[..., Iterator[Any]] | None = None,
+    split: str = "test",
+    context: DataContext | None = None,
+) -> Stream:
+    """``split="validation"`` evaluates on held-out training images, for choosing defaults
+    without looking at the test split; ``context`` says where user data lives."""
+    if limit_per_class is not None and limit_per_class < 1:
+        raise ConfigError(f"--limit-per-class must be at least 1, got {limit_per_class}")
+    if split not in SPLITS:
+        raise ConfigError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}")
+    prepared = prepare(spec, use_cache=use_cache, track=track, context=context)
+    return Stream(spec, prepared, seed, limit_per_class, split)
+
+
+def _hold_out(labels: torch.Tensor, train: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Split the training images of each class into (train, validation) masks, seeded.
+
+    ``labels`` are spec-order labels, so the held-out images do not depend on the class order.
+    """
+    held = torch.zeros_like(train)
+    generator = torch.Generator().manual_seed(VALIDATION_SEED)
+    for label in labels[train].unique().tolist():
+        index = (train & (labels == label)).nonzero().squeeze(1)
+        count = max(1, round(VALIDATION_FRACTION * len(index)))
+        held[index[torch.randperm(len(index), generator=generator)[:count]]] = True
+    return train & ~held, held
+
+
+def _limit(labels: torch.Tensor, mask: torch.Tensor, limit: int | None) -> torch.Tensor:
+    index = mask.nonzero().squeeze(1)
+    if limit is None:
+        return index
+    keep = [index[labels[index] == c][:limit] for c in labels[index].unique().tolist()]
+    return torch.cat(keep).sort().values
+
+
+def _experience_sizes(num_classes: int, spec: StreamSpec) -> list[int]:
+    first = spec.initial_classes or spec.increment
+    if first > num_classes:
+        raise ConfigError(f"stream {spec.name!r}: {first} initial classes but only {num_classes}")
+    rest = num_classes - first
+    sizes = [first] + [spec.increment] * (rest // spec.increment)
+    if rest % spec.increment:
+        sizes.append(rest % spec.increment)
+    return sizes
+
+
+def _chunks(items: range, sizes: list[int]) -> tuple[tuple[int, ...], ...]:
+    bounds = np.cumsum([0, *sizes])
+    return tuple(tuple(items[a:b]) for a, b in itertools.pairwise(bounds))
+
+
+def _avalanche_benchmark(
+    train: tuple[torch.Tensor, torch.Tensor],
+    test: tuple[torch.Tensor, torch.Tensor],
+    sizes: list[int],
+) -> Any:
+    # Imported here: avalanche takes seconds to import and only runs need it.
+    from avalanche.benchmarks.scenarios import class_incremental_benchmark
+    from avalanche.benchmarks.utils import DataAttribute
+    from avalanche.benchmarks.utils.classification_dataset import ClassificationDataset
+    from torch.utils.data import TensorDataset
+
+    def dataset(images: torch.Tensor, labels: torch.Tensor) -> ClassificationDataset:
+        # Task labels (all 0: class-incremental) make items (x, y, t), as Avalanche expects.
+        return ClassificationDataset(
+            [TensorDataset(images, labels)],
+            data_attributes=[
+                DataAttribute(labels.tolist(), "targets"),
+                DataAttribute([0] * len(labels), "targets_task_labels", use_in_getitem=True),
+            ],
+        )
+
+    return class_incremental_benchmark(
+        {"train": dataset(*train), "test": dataset(*test)},
+        class_order=list(range(sum(sizes))),
+        num_classes_per_exp=sizes,
+    )
+
+
+def _from_avalanche(experience: Any) -> Experience:
+    loader = torch.utils.data.DataLoader(experience.dataset, batch_size=4096, shuffle=False)
+    batches = list(loader)
+    return Experience(
+        index=experience.current_experience,
+        classes=tuple(sorted(experience.classes_in_this_experience)),
+        images=torch.cat([b[0] for b in batches]),
+        labels=torch.cat([b[1] for b in batches]),
+    )

@@ -1,0 +1,224 @@
+"""The grid of a sweep: strategies x streams x backbones x seeds, from a YAML file and
+command-line flags, checked whole before any run starts."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from cl_bench.data.streams import SPLITS
+from cl_bench.experiments.names import resolve_backbone, resolve_stream
+from cl_bench.experiments.runs import RunSpec, resolve_device
+from cl_bench.training.registry import Registry
+from cl_bench.utils.config import canonical_overrides, parse_assignments, yaml_text
+from cl_bench.utils.errors import ConfigError
+
+GRID_KEYS = (
+    "strategy",
+    "stream",
+    "backbone",
+    "seed",
+    "set",
+    "increment",
+    "initial-classes",
+    "limit-per-class",
+    "split",
+    "weights",
+    "device",
+    "cache",
+    "output",
+    "leaderboards",
+)
+_DEFAULTS: dict[str, Any] = {
+    "set": {},
+    "increment": None,
+    "initial-classes": None,
+    "limit-per-class": None,
+    "split": "test",
+    "weights": None,
+    "device": "auto",
+    "cache": True,
+    "output": "runs",
+    "leaderboards": "leaderboards",
+}
+
+
+@dataclass(frozen=True)
+class Grid:
+    """Every combination of the names and seeds, with options shared by all runs."""
+
+    strategies: tuple[str, ...]
+    streams: tuple[str, ...]
+    backbones: tuple[str, ...]
+    seeds: tuple[int, ...]
+    overrides: Mapping[str, str]
+    increment: int | None
+    initial_classes: int | None
+    limit_per_class: int | None
+    split: str
+    weights: Path | None
+    device: str
+    use_cache: bool
+    output: Path
+    leaderboards: Path
+
+    def runs(self) -> list[RunSpec]:
+        return [
+            RunSpec(
+                strategy=strategy,
+                stream=stream,
+                backbone=backbone,
+                seed=seed,
+                overrides=dict(self.overrides),
+                increment=self.increment,
+                initial_classes=self.initial_classes,
+                limit_per_class=self.limit_per_class,
+                split=self.split,
+                weights=self.weights,
+                device=self.device,
+                use_cache=self.use_cache,
+            )
+            for stream in self.streams
+            for backbone in self.backbones
+            for strategy in self.strategies
+            for seed in self.seeds
+        ]
+
+
+def read_grid_file(path: Path) -> dict[str, Any]:
+    """The keys of a YAML grid file; an unknown key is an error listing the valid ones."""
+    try:
+        values = yaml.safe_load(path.read_text()) or {}
+    except (OSError, yaml.YAMLError) as error:
+        raise ConfigError(f"grid file {path} is unreadable: {error}") from error
+    if not isinstance(values, dict):
+        raise ConfigError(f"grid file {path} must be a mapping of keys such as `strategy:`")
+    unknown = sorted(str(key) for key in values if key not in GRID_KEYS)
+    if unknown:
+        raise ConfigError(
+            f"grid file {path}: unknown key{'s' if len(unknown) > 1 else ''} "
+            f"{', '.join(map(repr, unknown))}; valid keys: {', '.join(GRID_KEYS)}"
+        )
+    return values
+
+
+def make_grid(
+    file_values: Mapping[str, Any], flags: Mapping[str, Any], defaults: Mapping[str, Any]
+) -> Grid:
+    """A grid from a grid file's keys, command-line flags on top, then ``defaults``.
+
+    A flag that was given replaces the file's value for its key, except ``set``, whose
+    keys are merged (the command line wins for a key set in both).
+    """
+    given = {key: value for key, value in flags.items() if value not in (None, ())}
+    values = {**_DEFAULTS, **defaults, **file_values, **given}
+    overrides = {**_assignments(file_values.get("set", {})), **_assignments(given.get("set", ()))}
+    if not _names(values.get("strategy"), "strategy"):
+        raise ConfigError(
+            "no strategy: give --strategy NAME (repeatable) or `strategy:` in the grid file"
+        )
+    limit = _count(values, "limit-per-class", minimum=1)
+    if not isinstance(values["cache"], bool):
+        raise ConfigError(f"cache must be true or false, got {values['cache']!r}")
+    backbones = _names(values["backbone"], "backbone")
+    weights = values["weights"]
+    if weights is not None:
+        if not isinstance(weights, str | Path) or len(backbones) != 1:
+            raise ConfigError(
+                f"weights must be one checkpoint file for one backbone, got {weights!r} for "
+                f"backbones {list(backbones)}; sweep backbones with their own weights one "
+                "backbone at a time"
+            )
+        weights = Path(weights).absolute()  # a worker's working folder may not be ours
+    if values["split"] not in SPLITS:
+        raise ConfigError(f"unknown split {values['split']!r}; choose one of {', '.join(SPLITS)}")
+    seeds = _listed(values["seed"], "seed")
+    if not all(_is_int(seed) for seed in seeds):
+        raise ConfigError(f"seeds must be integers, got {list(seeds)}")
+    return Grid(
+        strategies=_names(values["strategy"], "strategy"),
+        streams=_names(values["stream"], "stream"),
+        backbones=backbones,
+        seeds=tuple(dict.fromkeys(seeds)),
+        overrides=overrides,
+        increment=_count(values, "increment", minimum=1),
+        initial_classes=_count(values, "initial-classes", minimum=0),
+        limit_per_class=limit,
+        split=values["split"],
+        weights=weights,
+        device=str(values["device"]),
+        use_cache=values["cache"],
+        output=Path(values["output"]),
+        leaderboards=Path(values["leaderboards"]),
+    )
+
+
+def _count(values: Mapping[str, Any], key: str, minimum: int) -> int | None:
+    value = values[key]
+    if value is not None and (not _is_int(value) or value < minimum):
+        raise ConfigError(f"{key} must be an integer of at least {minimum}, got {value!r}")
+    return value
+
+
+def _listed(value: Any, key: str) -> tuple[Any, ...]:
+    items = tuple(value) if isinstance(value, list | tuple) else (value,)
+    if not items or any(item is None for item in items):
+        raise ConfigError(f"{key}: expected a value or a list of values, got {value!r}")
+    return items
+
+
+def _names(value: Any, key: str) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    items = _listed(value, key)
+    if not all(isinstance(item, str) and item for item in items):
+        raise ConfigError(f"{key}: expected names, got {value!r}")
+    return tuple(dict.fromkeys(items))  # repeated names would name the same record
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _assignments(value: Any) -> dict[str, str]:
+    """``set`` as ``KEY=VALUE`` strings (flags, or a YAML list) or a YAML mapping.
+
+    Mapping values are written back as YAML scalars (``true``, ``0.01``), so a grid file
+    and ``--set`` name the same variant, hence the same record.
+    """
+    if isinstance(value, Mapping):
+        return {str(key): yaml_text(item) for key, item in value.items()}
+    if isinstance(value, list | tuple) and all(isinstance(item, str) for item in value):
+        return parse_assignments(value)
+    raise ConfigError(f"set: expected a mapping KEY: VALUE or a list of KEY=VALUE, got {value!r}")
+
+
+def checked_runs(runs: Sequence[RunSpec], registry: Registry) -> list[RunSpec]:
+    """The runs with their overrides in canonical form (:func:`canonical_overrides`),
+    every name and config checked before any compute: a typo fails at once, and two
+    entries that would write the same record (a name and its spec file) are refused."""
+    checked = []
+    by_path: dict[Path, RunSpec] = {}
+    for spec in runs:
+        try:  # --set applies to every strategy of the grid
+            config = registry.strategy(spec.strategy).strategy.Config
+            spec = replace(spec, overrides=canonical_overrides(config, spec.overrides))
+        except ConfigError as error:
+            raise ConfigError(f"strategy {spec.strategy!r}: {error}") from error
+        if spec.weights is not None and not spec.weights.is_file():
+            raise ConfigError(f"weights file {spec.weights} does not exist")
+        other = by_path.setdefault(spec.record_path(Path()), spec)
+        if other is not spec:
+            raise ConfigError(
+                f"{other.label!r} and {spec.label!r} would write the same record; "
+                "give each stream or backbone once"
+            )
+        resolve_stream(registry, spec.stream, spec.increment, spec.initial_classes)
+        resolve_backbone(registry, spec.backbone)
+        resolve_device(spec.device)
+        checked.append(spec)
+    return checked

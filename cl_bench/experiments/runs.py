@@ -1,0 +1,217 @@
+"""One run: what names it (:class:`RunSpec`), and the two steps every run goes through.
+
+``clbench evaluate`` and every sweep worker call :func:`evaluate_run`, and the process
+that owns the output folder calls :func:`write_run`, so a sweep writes the same
+records, under the same paths, that single runs would.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from cl_bench.data.streams import build_stream
+from cl_bench.evaluation.metrics import summarise
+from cl_bench.evaluation.protocol import run
+from cl_bench.experiments.names import resolve_backbone, resolve_stream, stream_name
+from cl_bench.models.backbones.base import BackboneOptions
+from cl_bench.models.backend import Backend, shared_backend
+from cl_bench.models.feature_cache import FeatureCache
+from cl_bench.results.heatmaps import write_compatibility_heatmap
+from cl_bench.results.records import (
+    RECORD_FORMAT,
+    checkpoint_sha256,
+    package_versions,
+    record_path,
+    utc_now,
+    variant_of,
+    write_record,
+)
+from cl_bench.training.registry import Registry
+from cl_bench.utils.config import build_config, canonical_overrides, config_to_dict
+from cl_bench.utils.errors import ClbenchError
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One run: what ``clbench evaluate`` takes, and what names its record."""
+
+    strategy: str
+    stream: str
+    backbone: str
+    seed: int
+    overrides: Mapping[str, str] = field(default_factory=dict)
+    limit_per_class: int | None = None
+    split: str = "test"
+    weights: Path | None = None
+    device: str = "auto"
+    use_cache: bool = True
+    increment: int | None = None  # for an image folder given by path
+    initial_classes: int | None = None
+
+    @property
+    def variant(self) -> str:
+        weights = checkpoint_sha256(self.weights.absolute()) if self.weights else None
+        return variant_of(self.overrides, self.limit_per_class, self.split, weights)
+
+    @property
+    def label(self) -> str:
+        variant = f" [{self.variant}]" if self.variant else ""
+        return f"{self.strategy} on {self.stream} with {self.backbone}, seed {self.seed}{variant}"
+
+    def record_path(self, root: Path) -> Path:
+        return record_path(
+            root,
+            stream=stream_name(self.stream, self.increment, self.initial_classes),
+            strategy=self.strategy,
+            backbone=self.backbone,
+            seed=self.seed,
+            variant=self.variant,
+        )
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` is CUDA when available; a CUDA device that is not there is a clear error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError as error:
+        raise ClbenchError(
+            f"--device {name!r} is not a device; use cpu, cuda, cuda:N or auto"
+        ) from error
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ClbenchError(f"--device {name}: no CUDA device is available; use --device cpu")
+    return device
+
+
+def evaluate_run(
+    spec: RunSpec, registry: Registry, track: Callable[..., Iterator[Any]] | None = None
+) -> dict[str, Any]:
+    """Run ``spec`` and return its complete run record (nothing written).
+
+    Names and config are validated before any data is loaded or model built.
+    """
+    device = resolve_device(spec.device)
+    strategy_spec = registry.strategy(spec.strategy)
+    stream_spec = resolve_stream(registry, spec.stream, spec.increment, spec.initial_classes)
+    backbone_spec = resolve_backbone(registry, spec.backbone)
+    overrides = canonical_overrides(strategy_spec.strategy.Config, spec.overrides)
+    config = build_config(strategy_spec.strategy.Config, overrides)
+    started, clock = utc_now(), time.perf_counter()
+    # The backbone first: a missing checkpoint should fail before images are prepared.
+    backend = shared_backend(
+        backbone_spec,
+        BackboneOptions(device=device, weights=spec.weights, image_size=stream_spec.resolution),
+    )
+    backend.feature_cache = FeatureCache(enabled=spec.use_cache)
+    backend.stats.reset()
+    stream_spec = stream_spec.fitted_to(backend.backbone.input_size, backend.backbone.crop_pct)
+    built = build_stream(
+        stream_spec,
+        seed=spec.seed,
+        limit_per_class=spec.limit_per_class,
+        use_cache=spec.use_cache,
+        track=track,
+        split=spec.split,
+    )
+    result = run(
+        strategy_spec, stream=built, backbone=backend, config=config, seed=spec.seed, track=track
+    )
+    return {
+        "format": RECORD_FORMAT,
+        "stream": stream_spec.name,
+        "strategy": spec.strategy,
+        "backbone": spec.backbone,
+        "seed": spec.seed,
+        # the checkpoint as loaded, whatever has happened to its file since
+        "variant": variant_of(
+            overrides, spec.limit_per_class, spec.split, _loaded_sha256(backend, spec.weights)
+        ),
+        "split": spec.split,
+        "config": config_to_dict(config),
+        "overrides": dict(overrides),
+        "limit_per_class": spec.limit_per_class,
+        "stream_info": {
+            "spec_file": stream_spec.path.name if stream_spec.path else None,
+            "class_order": built.class_order,
+            "class_names": list(built.info.class_names),
+            "classes_per_experience": [list(c) for c in built.info.classes_per_experience],
+            "resolution": built.info.resolution,
+            "fit": [stream_spec.fit, stream_spec.crop_pct] if stream_spec.fit == "crop" else "pad",
+            "train_images": sum(len(e.dataset) for e in built.benchmark.train_stream),
+            "test_images": sum(result.test_counts),
+            # Where this strategy's result should land, in the papers' own setting.
+            "published": [
+                dataclasses.asdict(p) for p in stream_spec.published if p.strategy == spec.strategy
+            ],
+        },
+        "backbone_weights": backend.weights,
+        "strategy_provider": registry.provider("strategy", spec.strategy).distribution,
+        "strategy_report": result.strategy_report,
+        "versions": package_versions(),
+        "device": str(device),
+        "started": started,
+        "finished": utc_now(),
+        "metrics": {
+            **summarise(result.correct, result.test_counts),
+            "correct": result.correct,
+            "test_counts": result.test_counts,
+            "compatibility": result.compatibility,
+        },
+        "resources": {
+            "wall_seconds": time.perf_counter() - clock,
+            "train_seconds": result.train_seconds,
+            "eval_seconds": result.eval_seconds,
+            "compatibility_seconds": result.compatibility_seconds,
+            "peak_rss_mib": result.peak_rss_mib,
+            "peak_accelerator_mib": result.peak_accelerator_mib,
+            "trainable_parameters": result.trainable_parameters,
+            "total_parameters": result.total_parameters,
+            "rehearsal_samples": result.rehearsal_samples,
+            "torch_threads": torch.get_num_threads(),
+            # Frozen work actually done (cache hits excluded): what the feature cache saves.
+            "frozen_images_forwarded": backend.stats.images_forwarded,
+            "frozen_block_evaluations": backend.stats.block_evaluations,
+            "images_from_cache": backend.stats.images_from_cache,
+        },
+    }
+
+
+def _loaded_sha256(backend: Backend, weights: Path | None) -> str | None:
+    """The digest of the checkpoint the backbone loaded (as its plugin reports it)."""
+    if weights is None:
+        return None
+    return (backend.weights or {}).get("sha256") or checkpoint_sha256(weights.absolute())
+
+
+def write_run(root: Path, record: Mapping[str, Any]) -> tuple[Path, Path]:
+    """Write ``record`` under ``root`` and its compatibility heat map beside it.
+
+    The heat map first: a record on disk means its run is complete, so it goes last,
+    and a record that cannot be written takes its heat map with it. Returns the paths of
+    the record and of the heat map.
+    """
+    path = record_path(
+        root,
+        stream=record["stream"],
+        strategy=record["strategy"],
+        backbone=record["backbone"],
+        seed=record["seed"],
+        variant=record["variant"],
+    )
+    heatmap = write_compatibility_heatmap(
+        dict(record), path.with_name(f"{path.stem}-compatibility.png")
+    )
+    try:
+        write_record(path, record)
+    except BaseException:
+        heatmap.unlink(missing_ok=True)
+        raise
+    return path, heatmap

@@ -1,0 +1,173 @@
+"""Sweeps: run every cell of a grid on an executor and write what each run gives.
+
+Each run goes through :func:`cl_bench.experiments.runs.evaluate_run` in a worker with
+``threads_per_run`` torch threads (1 by default: workers share the cores). CPU
+reductions sum in an order that depends on the thread count, so a trained strategy's
+numbers match a single run's exactly only at the same thread count (the record says
+how many threads ran it); with discrete decisions, such as SEMA's expansions, the
+difference can exceed the last digits. The parent process writes every file, so
+records land in one folder even when the runs execute on a Ray cluster.
+
+A run whose record exists is skipped, so an interrupted or partly failed sweep resumes
+by running it again. A run that fails (it raises, its worker dies, or its record cannot
+be written) leaves a failure note beside its record's path
+(:func:`cl_bench.results.records.failure_path`); the next sweep retries it, and its record
+replaces the note.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import traceback
+import warnings
+from collections.abc import Iterator, Sequence
+from contextlib import closing
+from dataclasses import dataclass
+from functools import cache, partial
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+
+from cl_bench.experiments.executors import Executor
+from cl_bench.experiments.runs import RunSpec, evaluate_run, write_run
+from cl_bench.results.records import failure_path, utc_now
+from cl_bench.training.registry import PluginWarning, Registry
+from cl_bench.utils.files import CACHE_ENV, DATA_ENV, data_root, write_atomically
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """What a worker sends back: the record, or the error as text (always picklable)."""
+
+    spec: RunSpec
+    seconds: float
+    record: dict[str, Any] | None = None
+    error_type: str | None = None
+    error: str | None = None
+    traceback: str | None = None
+
+
+def attempt_run(
+    spec: RunSpec,
+    cache_dir: str | None = None,
+    data_root: str | None = None,
+    threads: int = 1,
+) -> Attempt:
+    """Evaluate ``spec`` in a worker with ``threads`` torch threads; an exception becomes
+    a failure."""
+    if cache_dir:
+        os.environ[CACHE_ENV] = cache_dir  # the parent's cache, also on Ray workers
+    if data_root:
+        os.environ[DATA_ENV] = data_root
+    torch.set_num_threads(threads)
+    clock = time.perf_counter()
+    try:
+        record = evaluate_run(spec, _worker_registry())
+    except Exception as error:
+        return Attempt(
+            spec,
+            time.perf_counter() - clock,
+            error_type=type(error).__name__,
+            error=str(error),
+            traceback=traceback.format_exc(),
+        )
+    return Attempt(spec, time.perf_counter() - clock, record=record)
+
+
+def lost_attempt(spec: RunSpec, error: BaseException) -> Attempt:
+    """A run whose worker died (killed, out of memory, node lost): a failure like any other."""
+    text = "".join(traceback.format_exception(error))
+    return Attempt(
+        spec,
+        0.0,
+        error_type=type(error).__name__,
+        error=f"the worker running it was lost: {error}",
+        traceback=text,
+    )
+
+
+@cache
+def _worker_registry() -> Registry:
+    with warnings.catch_warnings():  # the parent has already reported plugin problems
+        warnings.simplefilter("ignore", PluginWarning)
+        return Registry.discover()
+
+
+@dataclass(frozen=True)
+class Outcome:
+    spec: RunSpec
+    status: Literal["ran", "skipped", "failed"]
+    path: Path  # the record, or the failure note
+    seconds: float | None = None
+    error: str | None = None
+
+
+def run_sweep(
+    runs: Sequence[RunSpec], output: Path, executor: Executor, threads_per_run: int = 1
+) -> Iterator[Outcome]:
+    """Skipped runs first, then each run as it finishes, its files already written.
+
+    Closing the iterator early (Ctrl-C) stops the executor's workers.
+    """
+    todo = []
+    for spec in runs:
+        path = spec.record_path(output)
+        if path.is_file():
+            yield Outcome(spec, "skipped", path)
+        else:
+            todo.append(spec)
+    cache_root = os.environ.get(CACHE_ENV)  # made absolute: a Ray worker's folder is not ours
+    work = partial(
+        attempt_run,
+        cache_dir=str(Path(cache_root).resolve()) if cache_root else None,
+        data_root=str(data_root()),
+        threads=threads_per_run,
+    )
+    with closing(executor.run(work, todo, lost_attempt)) as attempts:
+        for attempt in attempts:
+            yield _settle(attempt, output)
+
+
+def _settle(attempt: Attempt, output: Path) -> Outcome:
+    spec = attempt.spec
+    if attempt.record is not None:
+        try:
+            path, _ = write_run(output, attempt.record)
+        except Exception as error:  # e.g. a heat map of values that cannot be drawn
+            attempt = Attempt(
+                spec,
+                attempt.seconds,
+                error_type=type(error).__name__,
+                error=f"the run finished but writing its files failed: {error}",
+                traceback=traceback.format_exc(),
+            )
+        else:
+            return Outcome(spec, "ran", path, attempt.seconds)
+    note = failure_path(spec.record_path(output))
+    failure = {
+        "failed": True,
+        "stream": spec.stream,
+        "strategy": spec.strategy,
+        "backbone": spec.backbone,
+        "seed": spec.seed,
+        "variant": spec.variant,
+        "overrides": dict(spec.overrides),
+        "limit_per_class": spec.limit_per_class,
+        "split": spec.split,
+        "device": spec.device,
+        "error_type": attempt.error_type,
+        "error": attempt.error,
+        "traceback": attempt.traceback,
+        "seconds": attempt.seconds,
+        "time": utc_now(),
+    }
+    text = json.dumps(failure, indent=2, sort_keys=True) + "\n"
+    error = f"{attempt.error_type}: {attempt.error}"
+    try:
+        write_atomically(note, lambda tmp: tmp.write_text(text))
+    except OSError as note_error:  # a full disk or a read-only folder: say so, go on
+        error += f" (and its failure note could not be written: {note_error})"
+    return Outcome(spec, "failed", note, attempt.seconds, error)

@@ -1,0 +1,217 @@
+"""The shared adapter backend: one frozen backbone per process, adapters around it, and a
+content-addressed cache of its frozen computation.
+
+Strategies receive a :class:`Backend` as their ``backbone``. Everything frozen that a
+strategy asks for (pooled features, or the input of the first adapted block) is looked
+up by the content of the images in the registered dataset's cache entry and computed
+only on a miss; training an adapter in the last blocks then runs only those blocks.
+Images that are not in the registered dataset (augmented copies, say) are computed
+fresh and never stored: augmentation and caching do not mix silently.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from cl_bench.models.adapters import AdapterSet
+from cl_bench.models.backbones.base import Backbone, BackboneOptions, BackboneSpec
+from cl_bench.models.feature_cache import FeatureCache
+from cl_bench.models.view import ModelView
+
+CACHE_FORMAT = 1
+BATCH_SIZE = 256
+
+
+@dataclass
+class BackendStats:
+    """Work done on the frozen model, for benchmarks: images and block evaluations."""
+
+    images_forwarded: int = 0  # images that entered the frozen network (any depth)
+    block_evaluations: int = 0  # images x frozen blocks actually run
+    images_from_cache: int = 0
+
+    def reset(self) -> None:
+        self.images_forwarded = self.block_evaluations = self.images_from_cache = 0
+
+
+@dataclass
+class _Dataset:
+    images: torch.Tensor
+    rows: dict[bytes, int]
+    fingerprint: str
+    layers: dict[str, torch.Tensor] = field(default_factory=dict)
+
+
+def image_hashes(images: torch.Tensor) -> list[bytes]:
+    flat = images.reshape(len(images), -1).contiguous().numpy()
+    return [hashlib.sha1(row.tobytes()).digest() for row in flat]
+
+
+class Backend:
+    """Serves one frozen backbone: plain, cached, adapted and batched multi-adapter forwards."""
+
+    def __init__(self, backbone: Backbone, feature_cache: FeatureCache | None = None):
+        self.backbone = backbone
+        self._dataset: _Dataset | None = None
+        self.feature_cache = feature_cache or FeatureCache(enabled=False)
+        self.view = ModelView(backbone.model, probe_size=backbone.input_size or 64)
+        self.stats = BackendStats()
+
+    @property
+    def feature_cache(self) -> FeatureCache:
+        return self._feature_cache
+
+    @feature_cache.setter
+    def feature_cache(self, cache: FeatureCache) -> None:
+        """A new cache (another root, or caching off) forgets what was read from the old one."""
+        self._feature_cache = cache
+        if self._dataset is not None:
+            self._dataset.layers.clear()
+
+    # The surface strategies used on the bare backbone.
+    name = property(lambda self: self.backbone.name)
+    device = property(lambda self: self.backbone.device)
+    model = property(lambda self: self.backbone.model)
+    weights = property(lambda self: self.backbone.weights)
+    num_features = property(lambda self: self.backbone.num_features)
+
+    def num_parameters(self) -> int:
+        return self.backbone.num_parameters()
+
+    # --- the cache -----------------------------------------------------------------
+    def register(self, images: torch.Tensor) -> None:
+        """Declare the images whose frozen computation is worth caching (a stream's data)."""
+        hashes = image_hashes(images)
+        digest = hashlib.sha256(b"".join(hashes)).hexdigest()
+        if self._dataset is not None and self._dataset.fingerprint == digest:
+            return
+        self._dataset = _Dataset(images, {h: i for i, h in enumerate(hashes)}, digest)
+
+    def _key(self, layer: str, dataset: _Dataset) -> dict[str, Any]:
+        b = self.backbone
+        return {
+            "format": CACHE_FORMAT,
+            "backbone": b.name,
+            "weights": json.dumps(b.weights, sort_keys=True),
+            "transform": {"mean": b.mean, "std": b.std, "input_size": b.input_size,
+                          "resize": "bicubic-antialias"},
+            "dataset": dataset.fingerprint,
+            "layer": layer,
+            "dtype": "float32",
+        }  # fmt: skip
+
+    def _cached(self, images: torch.Tensor, layer: str, compute) -> torch.Tensor:
+        """Rows of the registered dataset's ``layer`` entry, or fresh computation on a miss."""
+        dataset = self._dataset
+        if dataset is None or not self.feature_cache.enabled:
+            return compute(images)
+        rows = [dataset.rows.get(h) for h in image_hashes(images.cpu())]
+        if any(row is None for row in rows):
+            return compute(images)
+        if layer not in dataset.layers:
+            dataset.layers[layer] = self.feature_cache.get_or_compute(
+                self._key(layer, dataset), lambda: self._batched(compute, dataset.images).cpu()
+            )
+        self.stats.images_from_cache += len(rows)
+        return dataset.layers[layer][rows].to(self.device)
+
+    @staticmethod
+    def _batched(compute, images: torch.Tensor, batch_size: int = BATCH_SIZE) -> torch.Tensor:
+        return torch.cat([compute(images[i : i + batch_size])
+                          for i in range(0, len(images), batch_size)])  # fmt: skip
+
+    # --- frozen computation ----------------------------------------------------------
+    @torch.no_grad()
+    def _run_frozen(self, images: torch.Tensor, upto: int) -> torch.Tensor:
+        """Stem and blocks ``0 .. upto-1`` on uint8 images (``upto = len(view)``: all)."""
+        self.stats.images_forwarded += len(images)
+        self.stats.block_evaluations += len(images) * upto
+        x = self.view.stem(self.backbone.preprocess(images))
+        for index in range(upto):
+            x = self.view.run_block(index, x)
+        return x
+
+    def _pooled(self, images: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            return self.view.head(self._run_frozen(images, len(self.view)))
+
+    def features(self, images: torch.Tensor) -> torch.Tensor:
+        """Pooled frozen features (N x num_features) of uint8 images, cached."""
+        return self._cached(images, "pooled", self._pooled)
+
+    def features_of(self, images: torch.Tensor, batch_size: int = BATCH_SIZE) -> torch.Tensor:
+        """:meth:`features` of many images, batched."""
+        if len(images) == 0:
+            return torch.empty(0, self.num_features, device=self.device)
+        return self._batched(self.features, images, batch_size)
+
+    def block_input(self, images: torch.Tensor, block: int) -> torch.Tensor:
+        """The frozen input of ``block`` (the output of the block before), cached."""
+        return self._cached(images, f"input:{block}", lambda x: self._run_frozen(x, block))
+
+    # --- adapted computation ---------------------------------------------------------
+    def forward_from(
+        self, x: torch.Tensor, start: int, adapters: AdapterSet | None, stop: int | None = None
+    ) -> torch.Tensor:
+        """Blocks ``start ..`` on ``x`` with ``adapters``, then the head: pooled features.
+
+        With ``stop``, run blocks ``start .. stop-1`` only and return the input of block
+        ``stop`` (for strategies that read or cache intermediate adapted features).
+        Gradients flow to the adapters; the frozen blocks have none of their own.
+        """
+        end = len(self.view) if stop is None else stop
+        self.stats.block_evaluations += len(x) * (end - start)
+        for index in range(start, end):
+            x = self.view.run_block(index, x, adapters.at(index) if adapters else None)
+        return self.view.head(x) if stop is None else x
+
+    def forward(self, images: torch.Tensor, adapters: AdapterSet | None = None) -> torch.Tensor:
+        """Pooled features of uint8 images through the backbone with ``adapters`` attached."""
+        start = adapters.first_block() if adapters is not None else None
+        if start is None:
+            return self.features(images)
+        return self.forward_from(self.block_input(images, start), start, adapters)
+
+    def forward_many(
+        self, images: torch.Tensor, sets: Sequence[AdapterSet], stack: bool | None = None
+    ) -> list[torch.Tensor]:
+        """Pooled features under each of ``sets``, in one call.
+
+        The frozen part before the first adapted block is computed (or read from the
+        cache) once and shared. The remaining blocks then run either on the K copies
+        stacked along the batch, each copy with its own adapters (``stack=True``: one
+        large batch, which suits accelerators), or set by set on the shared input
+        (``stack=False``: on CPUs, measured faster; see benchmarks/README.md). By
+        default: stacked on CUDA, set by set elsewhere.
+        """
+        starts = [s.first_block() for s in sets]
+        if not sets or all(start is None for start in starts):
+            return [self.features(images)] * len(sets)
+        start = min(s for s in starts if s is not None)
+        x = self.block_input(images, start)
+        if stack is None:
+            stack = self.device.type == "cuda"
+        if not stack:
+            return [self.forward_from(x, start, adapters) for adapters in sets]
+        stacked = x.repeat(len(sets), *([1] * (x.dim() - 1)))
+        self.stats.block_evaluations += len(stacked) * (len(self.view) - start)
+        for index in range(start, len(self.view)):
+            stacked = self.view.run_block_many(index, stacked, [s.at(index) for s in sets])
+        return list(self.view.head(stacked).chunk(len(sets)))
+
+
+_SHARED: dict[tuple[str, str, str, int | None], Backend] = {}
+
+
+def shared_backend(spec: BackboneSpec, options: BackboneOptions) -> Backend:
+    """The process's one backend for (backbone, weights, device, input size): loaded once."""
+    key = (spec.name, str(options.weights), str(options.device), options.image_size)
+    if key not in _SHARED:
+        _SHARED[key] = Backend(spec.load(options))
+    return _SHARED[key]

@@ -1,0 +1,124 @@
+"""Run records: one JSON file per run, written atomically, the only input of leaderboards."""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import importlib.metadata
+import json
+import platform
+from collections.abc import Iterator, Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from cl_bench.utils.errors import RecordError
+from cl_bench.utils.files import sha256_file, write_atomically
+
+RECORD_FORMAT = 1
+FAILURE_SUFFIX = ".failed.json"
+_VERSIONED = ("clbench", "torch", "torchvision", "timm", "avalanche-lib", "numpy", "pluggy")
+
+
+def variant_of(
+    overrides: Mapping[str, Any],
+    limit_per_class: int | None,
+    split: str = "test",
+    weights_sha256: str | None = None,
+) -> str:
+    """A readable label for a non-default run ("" for defaults): rows never mix variants.
+
+    A local checkpoint (``--weights``) is named by its content, so that two checkpoints
+    of one architecture never share a record, and a renamed copy of one still does.
+    """
+    parts = [f"{key}={overrides[key]}" for key in sorted(overrides)]
+    if limit_per_class is not None:
+        parts.append(f"limit-per-class={limit_per_class}")
+    if split != "test":
+        parts.append(f"split={split}")
+    if weights_sha256 is not None:
+        parts.append(f"weights={weights_sha256[:12]}")
+    return ",".join(parts)
+
+
+@functools.cache
+def checkpoint_sha256(path: Path) -> str:
+    """A checkpoint's SHA-256, read once per process: a sweep names its runs by it
+    before and after they run, and a file moved meanwhile must not break that."""
+    return sha256_file(path.resolve())
+
+
+def variant_suffix(variant: str) -> str:
+    """``-<hash>`` naming a non-default variant in file names; empty for the default."""
+    return f"-{hashlib.sha256(variant.encode()).hexdigest()[:8]}" if variant else ""
+
+
+def record_path(
+    root: Path, *, stream: str, strategy: str, backbone: str, seed: int, variant: str
+) -> Path:
+    folder = root / safe_name(stream) / safe_name(strategy) / safe_name(backbone)
+    return folder / f"seed{seed}{variant_suffix(variant)}.json"
+
+
+def safe_name(name: str) -> str:
+    """A name as one portable path component (``timm:org/x`` -> ``timm--org--x``)."""
+    return name.replace(":", "--").replace("/", "--").replace("\\", "--")
+
+
+def failure_path(record: Path) -> Path:
+    """Where a sweep notes that the run of ``record`` failed: beside it, never read as a record.
+
+    ``seed1993.json`` -> ``seed1993.failed.json``. A later sweep retries the run; writing
+    the record removes the note (:func:`write_record`).
+    """
+    return record.with_name(record.stem + FAILURE_SUFFIX)
+
+
+def package_versions(extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    versions = {"python": platform.python_version()}
+    for name in _VERSIONED:
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            versions[name] = "not installed"
+    versions.update(extra or {})
+    return versions
+
+
+def utc_now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def write_record(path: Path, record: Mapping[str, Any]) -> None:
+    """Write ``record`` atomically; a failure note left for the same run goes (it succeeded)."""
+    text = json.dumps(record, indent=2, sort_keys=True, allow_nan=False) + "\n"
+    write_atomically(path, lambda tmp: tmp.write_text(text))
+    failure_path(path).unlink(missing_ok=True)
+
+
+def read_record(path: Path) -> dict[str, Any]:
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as error:
+        raise RecordError(
+            f"run record {path} is unreadable ({error}); delete it and rerun"
+        ) from error
+    missing = [
+        k
+        for k in ("format", "stream", "strategy", "backbone", "seed", "metrics")
+        if k not in record
+    ]
+    if missing or record.get("format") != RECORD_FORMAT:
+        raise RecordError(
+            f"run record {path} is not a clbench format-{RECORD_FORMAT} record "
+            f"(missing {missing or 'nothing'}, format {record.get('format')!r}); "
+            "delete it and rerun"
+        )
+    return record
+
+
+def iter_records(root: Path) -> Iterator[tuple[Path, dict[str, Any]]]:
+    """Every record under ``root``, in a stable order (failure notes are not records)."""
+    for path in sorted(root.rglob("*.json")):
+        if not path.name.endswith(FAILURE_SUFFIX):
+            yield path, read_record(path)

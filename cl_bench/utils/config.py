@@ -1,0 +1,149 @@
+"""Strategy hyper-parameters: dataclass defaults overridden by ``--set key=value``.
+
+Values are parsed as YAML scalars (``0.01``, ``true``, ``[1, 2]``) and checked
+against the field's type, so that a typo fails before any compute is spent.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import yaml
+
+from cl_bench.utils.errors import ConfigError
+
+
+def require(condition: bool, key: str, message: str) -> None:
+    """Validate a config value in ``__post_init__``; the error names the key."""
+    if not condition:
+        raise ConfigError(f"config key {key!r}: {message}")
+
+
+def parse_assignments(items: Iterable[str]) -> dict[str, str]:
+    """``["lr=0.01", "epochs=3"]`` -> ``{"lr": "0.01", "epochs": "3"}``."""
+    parsed: dict[str, str] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise ConfigError(f"--set expects key=value, got {item!r}")
+        parsed[key] = value.strip()
+    return parsed
+
+
+def build_config(config_cls: type, overrides: Mapping[str, Any]) -> Any:
+    """Instantiate ``config_cls`` with ``overrides`` applied (strings are parsed as YAML)."""
+    fields = {f.name: f for f in dataclasses.fields(config_cls)}
+    hints = typing.get_type_hints(config_cls)
+    values: dict[str, Any] = {}
+    for key, raw in overrides.items():
+        if key not in fields:
+            allowed = ", ".join(sorted(fields)) or "(this strategy takes no config)"
+            raise ConfigError(f"unknown config key {key!r}; valid keys: {allowed}")
+        text = raw if isinstance(raw, str) else None
+        value = _parse(raw) if isinstance(raw, str) else raw
+        values[key] = _coerce(key, value, hints[key], text)
+    try:
+        return config_cls(**values)
+    except ConfigError:
+        raise
+    except (TypeError, ValueError) as error:
+        raise ConfigError(f"invalid config: {error}") from error
+
+
+def canonical_overrides(config_cls: type, overrides: Mapping[str, Any]) -> dict[str, str]:
+    """``overrides`` as the one text of each typed value (``lr=0.010`` and ``lr=1e-2`` both
+    become ``lr=0.01``), without those equal to the default, so that a run's variant,
+    hence its record, names its config and not how it was typed. Checks the overrides
+    as :func:`build_config` does."""
+    config = build_config(config_cls, overrides)
+    default = build_config(config_cls, {})
+    return {
+        key: yaml_text(getattr(config, key))
+        for key in overrides
+        if getattr(config, key) != getattr(default, key)
+    }
+
+
+def yaml_text(value: Any) -> str:
+    """A value as one line of YAML that reads back as that value (``0.01``, ``true``,
+    ``[1, 2]``, ``abc``, and ``'0.010'`` for the string 0.010)."""
+    if isinstance(value, str) and _parse(value) == value:
+        return value
+    text = yaml.safe_dump(_plain(value), default_flow_style=True, width=2**30)
+    return text.strip().removesuffix("...").strip()
+
+
+def _plain(value: Any) -> Any:
+    """Tuples as lists: YAML's safe dumper writes lists only."""
+    return list(map(_plain, value)) if isinstance(value, tuple | list) else value
+
+
+def config_to_dict(config: Any) -> dict[str, Any]:
+    return dataclasses.asdict(config)
+
+
+def _parse(raw: str) -> Any:
+    try:
+        return yaml.safe_load(raw) if raw != "" else ""
+    except yaml.YAMLError:
+        return raw
+
+
+def _coerce(key: str, value: Any, hint: Any, text: str | None = None) -> Any:
+    """``value`` as the field's type. ``text`` is what was typed: a string field or a
+    string choice takes it as typed (``tag=0.010`` is "0.010", ``mode=on`` is "on"),
+    where YAML alone would read a number or a boolean."""
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        for option in args:
+            try:
+                return _coerce(key, value, option, text)
+            except ConfigError:
+                continue
+        raise ConfigError(f"config key {key!r}: {value!r} is not a valid {_name(hint)}")
+    if origin is typing.Literal:
+        if value in args:
+            return value
+        if text in args:
+            return text
+        raise ConfigError(f"config key {key!r}: {value!r} is not one of {list(args)}")
+    if origin in (tuple, list):
+        if not isinstance(value, list | tuple):
+            raise ConfigError(f"config key {key!r}: expected a list like [1, 2], got {value!r}")
+        inner = args[0] if args else Any
+        return origin(_coerce(key, item, inner) for item in value)
+    if hint is type(None):
+        if value is None:
+            return None
+        raise ConfigError(f"config key {key!r}: expected null, got {value!r}")
+    if hint is Any:
+        return value
+    if hint is bool:
+        if isinstance(value, bool):
+            return value
+    elif hint is float:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return float(value)
+        if isinstance(value, str):  # YAML 1.1 reads 1e-3 (no dot) as a string
+            try:
+                return float(value)
+            except ValueError:
+                pass
+    elif hint is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif hint is str:
+        return value if isinstance(value, str) else text if text is not None else str(value)
+    raise ConfigError(f"config key {key!r}: expected {_name(hint)}, got {value!r}")
+
+
+def _name(hint: Any) -> str:
+    return getattr(hint, "__name__", str(hint))
