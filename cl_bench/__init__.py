@@ -12,6 +12,7 @@ from cl_bench.models.adapters import Adapter, AdapterConfig, AdapterMixture, Ada
 from cl_bench.models.backbones.base import Backbone, BackboneOptions, BackboneSpec
 from cl_bench.models.backend import Backend
 from cl_bench.models.view import ModelView, Place
+from cl_bench.training.alignment import ClassGaussians, align_classifier
 from cl_bench.training.strategy import Runtime, Strategy, StrategySpec
 from cl_bench.utils.config import require
 from cl_bench.utils.hooks import hookimpl
@@ -27,6 +28,7 @@ __all__ = [
     "BackboneOptions",
     "BackboneSpec",
     "Backend",
+    "ClassGaussians",
     "Experience",
     "ModelView",
     "Place",
@@ -36,6 +38,7 @@ __all__ = [
     "StreamInfo",
     "StreamSpec",
     "__version__",
+    "align_classifier",
     "common_width",
     "hookimpl",
     "require",

@@ -129,8 +129,8 @@ def test_leaderboard_markdown_and_byte_identity(tmp_path):
     }
     assert first == second
     markdown = first["toy.md"].decode()
-    assert "| a | bb | default | 2 | 0 | 55.00 ± 7.07 |" in markdown
-    assert "| b | bb | default | 1 | 0 | 80.00 |" in markdown
+    assert "| a | continual | bb | default | 2 | 0 | 55.00 ± 7.07 |" in markdown
+    assert "| b | continual | bb | default | 1 | 0 | 80.00 |" in markdown
 
 
 def test_leaderboard_shows_the_rehearsal_memory(tmp_path):
@@ -139,10 +139,32 @@ def test_leaderboard_shows_the_rehearsal_memory(tmp_path):
     markdown = next(
         p for p in write_leaderboards(tmp_path / "runs", tmp_path / "lb") if p.suffix == ".md"
     ).read_text()
-    assert "| a | bb | default | 2 | 1,000 | 55.00 ± 7.07 |" in markdown
-    assert "| b | bb | default | 1 | 0 | 80.00 |" in markdown
+    assert "| a | continual | bb | default | 2 | 1,000 | 55.00 ± 7.07 |" in markdown
+    assert "| b | continual | bb | default | 1 | 0 | 80.00 |" in markdown
 
 
 def test_empty_records_folder(tmp_path):
     with pytest.raises(RecordError, match="no run records"):
         write_leaderboards(tmp_path, tmp_path / "out")
+
+
+def test_reference_rows_are_marked_in_every_leaderboard_output(tmp_path):
+    """A reference method (joint training) keeps its rank by accuracy but is labelled as
+    a bound in the CSV, the Markdown table and the curves' legend; records of before the
+    key existed are continual."""
+    runs = tmp_path / "runs"
+    write_all(runs, [("cil", 1, 50.0), ("cil", 2, 52.0)])
+    for seed in (1, 2):
+        record = fake_record("joint", seed, 80.0)
+        record["reference"] = True
+        path = record_path(runs, stream="toy", strategy="joint", backbone="bb", seed=seed,
+                           variant="")  # fmt: skip
+        write_record(path, record)
+    out = tmp_path / "boards"
+    write_leaderboards(runs, out)
+    csv = (out / "toy.csv").read_text().splitlines()
+    assert csv[0].startswith("strategy,backbone,variant,kind,")
+    assert csv[1].startswith("joint,bb,,reference,") and csv[2].startswith("cil,bb,,continual,")
+    markdown = (out / "toy.md").read_text()
+    assert "| joint | reference | bb |" in markdown and "| cil | continual | bb |" in markdown
+    assert "- Kind: continual, or reference" in markdown

@@ -102,9 +102,9 @@ def test_report_page_table_and_figures(runs, tmp_path):
         assert (out / name).read_bytes() == (tmp_path / "lb" / name).read_bytes()
     assert written - leaderboard == {"toy-report.md", "toy-compatibility-a-bb.png"}
     page = (out / "toy-report.md").read_text()
-    assert "| a | bb | default | 2 | 0 | 55.00 ± 7.07 |" in page
-    assert "| b | bb | default | 1 | 0 | 80.00 |" in page
-    assert page.index("| b | bb |") < page.index("| a | bb |")  # by mean last accuracy
+    assert "| a | continual | bb | default | 2 | 0 | 55.00 ± 7.07 |" in page
+    assert "| b | continual | bb | default | 1 | 0 | 80.00 |" in page
+    assert page.index("| b | continual |") < page.index("| a | continual |")  # by last accuracy
     assert "| a / bb | 40.0 | 60.0 | 55.0 |" in page  # a[T][j], mean over seeds
     figures = re.findall(r"!\[[^]]*\]\(([^)]+)\)", page)
     assert figures == ["toy-curves.png", "toy-compatibility-a-bb.png"]

@@ -128,6 +128,8 @@ def evaluate_run(
         "format": RECORD_FORMAT,
         "stream": stream_spec.name,
         "strategy": spec.strategy,
+        # A bound such as joint training, not a continual method (leaderboards mark it).
+        "reference": strategy_spec.reference,
         "backbone": spec.backbone,
         "seed": spec.seed,
         # the checkpoint as loaded, whatever has happened to its file since

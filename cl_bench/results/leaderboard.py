@@ -1,7 +1,9 @@
 """Leaderboards regenerated from run records: CSV (the data), Markdown (the view), PNG (curves).
 
 One row per (strategy, backbone, variant) and stream: mean and sample standard
-deviation (ddof=1) over seeds, sorted by mean last accuracy. Output depends only on
+deviation (ddof=1) over seeds, sorted by mean last accuracy. A row's ``kind`` says
+whether it is a continual method or a reference (a bound such as joint training, which
+sees all past data): marked in every output, never left out. Output depends only on
 the records, so regenerating from the same records gives byte-identical files.
 """
 
@@ -55,6 +57,7 @@ def load_runs(records_dir: Path) -> pd.DataFrame:
                 "strategy": record["strategy"],
                 "backbone": record["backbone"],
                 "variant": record.get("variant", ""),
+                "kind": "reference" if record.get("reference") else "continual",
                 "seed": record["seed"],
                 "curve": metrics["accuracy_curve"],
                 "trainable_parameters": record["resources"]["trainable_parameters"],
@@ -103,6 +106,7 @@ def aggregate(runs: pd.DataFrame) -> pd.DataFrame:
     groups = []
     for key, group in runs.groupby(GROUP, sort=True):
         row: dict[str, Any] = dict(zip(GROUP, key, strict=True))
+        row["kind"] = "reference" if (group["kind"] == "reference").any() else "continual"
         row["seeds"] = " ".join(str(s) for s in sorted(group["seed"]))
         row["n_seeds"] = len(group)
         row["trainable_parameters"] = int(group["trainable_parameters"].max())
@@ -182,17 +186,20 @@ def markdown(stream: str, rows: pd.DataFrame, plot_name: str) -> str:
 
 def table_lines(rows: pd.DataFrame) -> list[str]:
     """The leaderboard table of one stream's rows of ``aggregate``, then what each column is."""
-    header = ["Strategy", "Backbone", "Variant", "Seeds", "Rehearsal", *SHORT.values()]
+    header = ["Strategy", "Kind", "Backbone", "Variant", "Seeds", "Rehearsal", *SHORT.values()]
     lines = [
         "| " + " | ".join(header) + " |",
-        "|" + "|".join(["---"] * 4 + ["---:"] * (1 + len(SHORT))) + "|",
+        "|" + "|".join(["---"] * 5 + ["---:"] * (1 + len(SHORT))) + "|",
     ]
     for _, row in rows.iterrows():
-        cells = [row["strategy"], row["backbone"], row["variant"] or "default", str(row["n_seeds"])]
+        cells = [row["strategy"], row["kind"], row["backbone"], row["variant"] or "default",
+                 str(row["n_seeds"])]  # fmt: skip
         cells.append(f"{row['rehearsal_samples']:,}")
         cells += [_fmt(row[f"{m}_mean"], row[f"{m}_std"]) for m in SHORT]
         lines.append("| " + " | ".join(cells) + " |")
     lines += ["", "Columns:", ""]
+    lines.append("- Kind: continual, or reference: a bound that is not a continual method "
+                 "(joint training sees all data seen so far), for comparison only")  # fmt: skip
     lines.append("- Rehearsal: samples of past experiences the strategy keeps for training "
                  "at the end of the stream (0: exemplar-free)")  # fmt: skip
     lines += [f"- {SHORT[m]}: {text}" for m, text in METRICS.items()]
@@ -211,7 +218,11 @@ def _plot_curves(runs: pd.DataFrame, path: Path) -> None:
         steps = np.arange(1, curves.shape[1] + 1)
         mean = curves.mean(axis=0)
         label = " / ".join(k for k in key if k)
-        ax.plot(steps, mean, marker="o", markersize=3, label=f"{label} (n={len(curves)})")
+        reference = (group["kind"] == "reference").any()
+        style = {"linestyle": "--", "color": "black"} if reference else {}
+        label += " (reference)" if reference else ""
+        ax.plot(steps, mean, marker="o", markersize=3, label=f"{label} (n={len(curves)})",
+                **style)  # fmt: skip
         if len(curves) > 1:
             std = curves.std(axis=0, ddof=1)
             ax.fill_between(steps, mean - std, mean + std, alpha=0.2)

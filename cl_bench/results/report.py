@@ -174,7 +174,8 @@ def _final_accuracy_lines(rows: pd.DataFrame, runs: pd.DataFrame) -> list[str]:
 
 
 def _label(row: pd.Series) -> str:
-    return " / ".join(str(row[column]) for column in KEY if row[column])
+    label = " / ".join(str(row[column]) for column in KEY if row[column])
+    return label + (" (reference)" if row.get("kind") == "reference" else "")
 
 
 def _number(value: float, digits: int) -> str:

@@ -105,11 +105,17 @@ class Strategy(abc.ABC):
 
 @dataclass(frozen=True)
 class StrategySpec:
-    """What a plugin registers: a name, a one-line description and the Strategy subclass."""
+    """What a plugin registers: a name, a one-line description and the Strategy subclass.
+
+    ``reference=True`` marks a method that is not continual (joint training on all data
+    seen so far, say): its records and leaderboard rows say so, so that it is read as a
+    bound, never ranked among the continual methods unawares.
+    """
 
     name: str
     description: str
     strategy: type[Strategy]
+    reference: bool = False
 
     def __post_init__(self) -> None:
         if not self.name or self.name != self.name.strip():

@@ -35,8 +35,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cl_bench import AdapterConfig, AdapterSet, Experience, Strategy, require
-from clbench_mos.gaussians import ClassGaussians
+from cl_bench import (
+    AdapterConfig,
+    AdapterSet,
+    ClassGaussians,
+    Experience,
+    Strategy,
+    align_classifier,
+    require,
+)
 from clbench_mos.retrieval import Retrieval, refine
 
 FEATURE_BATCH = 256
@@ -195,26 +202,12 @@ class Mos(Strategy):
     def _align_classifier(self) -> None:
         """Retrain the head on features drawn from every seen class's Gaussian."""
         config = self.config
-        seen = len(self.task_of_class_)
-        self._unfreeze(self.head_)
-        optimiser = torch.optim.SGD(self.head_.parameters(), lr=config.alignment_lr,
-                                    momentum=config.momentum,
-                                    weight_decay=config.weight_decay)  # fmt: skip
-        schedule = torch.optim.lr_scheduler.CosineAnnealingLR(
-            optimiser, max(config.alignment_epochs, 1)
-        )
-        for _ in range(config.alignment_epochs):
-            features, labels = self.gaussians_.sample(
-                config.samples_per_class, self.runtime.generator
-            )
-            order = torch.randperm(len(labels), generator=self.runtime.generator)
-            for index in order.to(labels.device).split(config.samples_per_class):
-                loss = F.cross_entropy(self.head_(features[index])[:, :seen], labels[index])
-                optimiser.zero_grad(set_to_none=True)
-                loss.backward()
-                optimiser.step()
-            schedule.step()
-        self._freeze(self.head_)
+        align_classifier(self.head_, self.gaussians_, epochs=config.alignment_epochs,
+                         lr=config.alignment_lr, momentum=config.momentum,
+                         weight_decay=config.weight_decay,
+                         samples_per_class=config.samples_per_class,
+                         batch_size=config.samples_per_class,
+                         generator=self.runtime.generator)  # fmt: skip
 
     # --- inference ------------------------------------------------------------------
     def predict_per_round(self, images: torch.Tensor) -> torch.Tensor:

@@ -15,6 +15,14 @@ applied with scale 1 and no dropout (0.1 is configured there but never used); af
 expansion the detection pass continues with the next batch and a new pass starts when
 a pass has expanded (at most once per layer per task); the head is one linear layer
 over all classes, old-class logits masked with -inf while training.
+
+``--set classifier_alignment=true`` adds what MOS does after each task (the shared
+``cl_bench.align_classifier``): the mean and covariance of each new class's features
+under the model of its task are stored, and from the second task on the head is
+retrained on features drawn from every seen class's Gaussian (MOS's alignment
+settings: 30 epochs, lr 0.005, 5 x batch_size draws per class). Not part of SEMA as
+published; recorded as its own variant. It answers the bias of the masked head that
+benchmarks/diagnose_sema.py measures.
 """
 
 from __future__ import annotations
@@ -26,7 +34,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cl_bench import Adapter, AdapterConfig, AdapterSet, Experience, Strategy, require
+from cl_bench import (
+    Adapter,
+    AdapterConfig,
+    AdapterSet,
+    ClassGaussians,
+    Experience,
+    Strategy,
+    align_classifier,
+    require,
+)
 from clbench_sema.modules import SemaLayer
 
 
@@ -48,13 +65,21 @@ class SemaConfig:
     adapter_scale: float = 1.0
     rd_hidden: int = 128
     buffer_size: int = 500
+    classifier_alignment: bool = False  # not in SEMA: MOS's alignment of the head
+    alignment_epochs: int = 30
+    alignment_lr: float = 0.005
+    alignment_samples_per_class: int = 160  # 5 x batch_size, as MOS's code draws
+    covariance_eps: float = 1e-4
 
     def __post_init__(self) -> None:
         for key in ("func_epochs", "rd_epochs", "batch_size", "detect_batch_size",
                     "expandable_blocks", "bottleneck", "rd_hidden", "buffer_size"):  # fmt: skip
             require(getattr(self, key) >= 1, key, "must be at least 1")
-        for key in ("lr", "rd_lr", "threshold"):
+        for key in ("lr", "rd_lr", "threshold", "alignment_lr", "covariance_eps"):
             require(getattr(self, key) > 0, key, "must be positive")
+        require(self.alignment_epochs >= 0, "alignment_epochs", "must be non-negative")
+        require(self.alignment_samples_per_class >= 1, "alignment_samples_per_class",
+                "must be at least 1")  # fmt: skip
         require(0 <= self.momentum < 1, "momentum", "must be in [0, 1)")
         require(self.weight_decay >= 0, "weight_decay", "must be non-negative")
 
@@ -84,6 +109,7 @@ class Sema(Strategy):
         self.seen_ = 0
         self.expansions_: list[dict[str, Any]] = []
         self.layout_: list[list[int]] = []
+        self.gaussians_ = ClassGaussians(config.covariance_eps)
         self._freeze_all()
 
     # --- the contract ---------------------------------------------------------------
@@ -97,6 +123,8 @@ class Sema(Strategy):
                 self._classify(tail, experience.labels, [self.head_], known, "head only")
         self._freeze_all()
         self.layout_.append([len(layer.adapters) for layer in self._layers()])
+        if self.config.classifier_alignment:
+            self._align(experience)
 
     @torch.no_grad()
     def predict(self, images: torch.Tensor) -> torch.Tensor:
@@ -207,6 +235,22 @@ class Sema(Strategy):
                 optimiser.step()
             schedule.step()
         self._freeze_all()
+
+    def _align(self, experience: Experience) -> None:
+        """Store the new classes' Gaussians; from the second task on, realign the head."""
+        features = torch.cat([self.embed(chunk) for chunk in experience.images.split(256)])
+        labels = experience.labels.to(features.device)
+        for label in experience.classes:
+            self.gaussians_.add(features[labels == label])
+        if experience.index == 0:
+            return
+        config = self.config
+        align_classifier(self.head_, self.gaussians_, epochs=config.alignment_epochs,
+                         lr=config.alignment_lr, momentum=config.momentum,
+                         weight_decay=config.weight_decay,
+                         samples_per_class=config.alignment_samples_per_class,
+                         batch_size=config.alignment_samples_per_class,
+                         generator=self.runtime.generator)  # fmt: skip
 
     # --- helpers --------------------------------------------------------------------
     def _layers(self) -> list[SemaLayer]:

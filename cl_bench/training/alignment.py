@@ -1,8 +1,17 @@
-"""Per-class Gaussians of features: what MOS keeps of old classes instead of exemplars."""
+"""Classifier alignment from class Gaussians (SLCA, Zhang et al., ICCV 2023): what a
+strategy keeps of old classes instead of exemplars, and how it re-balances its head.
+
+After each experience, a strategy stores the mean and covariance of every new class's
+features (:class:`ClassGaussians`); :func:`align_classifier` then retrains a linear head
+on features drawn from every seen class's Gaussian, so that the head stops favouring
+the newest classes. MOS does this by default; SEMA with ``classifier_alignment=true``.
+"""
 
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
+from torch import nn
 
 
 class ClassGaussians:
@@ -50,3 +59,40 @@ class ClassGaussians:
             draws.append(mean + draw)
             labels.append(torch.full((per_class,), label, dtype=torch.int64))
         return torch.cat(draws), torch.cat(labels).to(draws[0].device)
+
+
+def align_classifier(
+    head: nn.Module,
+    gaussians: ClassGaussians,
+    *,
+    epochs: int,
+    lr: float,
+    momentum: float,
+    weight_decay: float,
+    samples_per_class: int,
+    batch_size: int,
+    generator: torch.Generator,
+) -> None:
+    """Retrain ``head`` (its first ``len(gaussians)`` outputs) with cross-entropy on
+    ``samples_per_class`` fresh draws per class each epoch, SGD with a cosine schedule.
+
+    Only the head's parameters change; their ``requires_grad`` is restored afterwards.
+    """
+    seen = len(gaussians)
+    parameters = list(head.parameters())
+    trainable = [p.requires_grad for p in parameters]
+    for parameter in parameters:
+        parameter.requires_grad_(True)
+    optimiser = torch.optim.SGD(parameters, lr=lr, momentum=momentum, weight_decay=weight_decay)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, max(epochs, 1))
+    for _ in range(epochs):
+        features, labels = gaussians.sample(samples_per_class, generator)
+        order = torch.randperm(len(labels), generator=generator)
+        for index in order.to(labels.device).split(batch_size):
+            loss = F.cross_entropy(head(features[index])[:, :seen], labels[index])
+            optimiser.zero_grad(set_to_none=True)
+            loss.backward()
+            optimiser.step()
+        schedule.step()
+    for parameter, flag in zip(parameters, trainable, strict=True):
+        parameter.requires_grad_(flag)

@@ -1,0 +1,135 @@
+"""What the PILOT-family methods share: AdaptFormer adapters in every block trained with a
+cosine head (first-session adaptation for RanPAC, APER and FeCAM; every session for
+EASE), and the features of a model that no longer changes, computed once per image.
+
+As LAMDA-PILOT's ``_init_train``: SGD with momentum over the adapters, the head and its
+scale; cosine learning rate to 0 over the epochs, stepped per epoch; cross-entropy on
+the session's classes; adapter dropout on while training. Inputs are normalised with the
+backbone's own statistics (PILOT feeds [0, 1] pixels) and not augmented (PILOT uses
+RandomResizedCrop and flips; no strategy here augments: the feature cache needs the
+same pixels).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from cl_bench import AdapterConfig, AdapterSet, Backend, Runtime, require
+
+FEATURE_BATCH = 256
+
+
+@dataclass(frozen=True)
+class AdaptationConfig:
+    """PILOT's CIFAR-100 adapter settings (``exps/ranpac.json``, ``aper_aperpter.json``)."""
+
+    epochs: int = 20
+    lr: float = 0.01
+    batch_size: int = 48
+    weight_decay: float = 5e-4
+    momentum: float = 0.9
+    bottleneck: int = 64  # AdaptFormer's ffn_num
+    adapter_scale: float = 0.1
+    adapter_dropout: float = 0.1
+
+    def __post_init__(self) -> None:
+        for key in ("epochs", "batch_size", "bottleneck"):
+            require(getattr(self, key) >= 1, key, "must be at least 1")
+        require(self.lr > 0, "lr", "must be positive")
+        require(self.weight_decay >= 0, "weight_decay", "must be non-negative")
+        require(self.adapter_scale >= 0, "adapter_scale", "must be non-negative")
+        require(0 <= self.momentum < 1, "momentum", "must be in [0, 1)")
+        require(0 <= self.adapter_dropout < 1, "adapter_dropout", "must be in [0, 1)")
+
+
+class CosineHead(nn.Module):
+    """``sigma * cos(x, w_c)`` with a learnable scale starting at 1 (PILOT's CosineLinear)."""
+
+    def __init__(self, width: int, classes: int, generator: torch.Generator):
+        super().__init__()
+        bound = 1 / math.sqrt(width)
+        weight = (torch.rand(classes, width, generator=generator) * 2 - 1) * bound
+        self.weight = nn.Parameter(weight)
+        self.sigma = nn.Parameter(torch.ones(1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.sigma * F.normalize(x, dim=1) @ F.normalize(self.weight, dim=1).T
+
+
+def train_adapters(
+    backbone: Backend,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    classes: int,
+    config: AdaptationConfig,
+    runtime: Runtime,
+    description: str,
+) -> AdapterSet:
+    """A fresh adapter set on every block, trained with a cosine head on ``labels`` in
+    ``0 .. classes-1``; returned frozen, in eval mode (the head is discarded)."""
+    device = backbone.device
+    adapter = AdapterConfig(bottleneck=config.bottleneck, scale=config.adapter_scale,
+                            dropout=config.adapter_dropout, init="lora")  # fmt: skip
+    adapters = AdapterSet.build(backbone.view, range(len(backbone.view)), adapter).to(device)
+    head = CosineHead(backbone.num_features, classes, runtime.generator).to(device)
+    start = backbone.block_input(images, 0)  # the frozen stem, cached
+    labels = labels.to(device)
+    parameters = [*adapters.parameters(), *head.parameters()]
+    for parameter in parameters:
+        parameter.requires_grad_(True)
+    optimiser = torch.optim.SGD(parameters, lr=config.lr, momentum=config.momentum,
+                                weight_decay=config.weight_decay)  # fmt: skip
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, config.epochs)
+    adapters.train()
+    for _ in runtime.track(range(config.epochs), total=config.epochs, description=description):
+        order = torch.randperm(len(labels), generator=runtime.generator)
+        for index in order.split(config.batch_size):
+            index = index.to(device)
+            logits = head(backbone.forward_from(start[index], 0, adapters))
+            loss = F.cross_entropy(logits, labels[index])
+            optimiser.zero_grad(set_to_none=True)
+            loss.backward()
+            optimiser.step()
+        schedule.step()
+    adapters.eval()
+    adapters.requires_grad_(False)
+    return adapters
+
+
+class FixedFeatures:
+    """The features of a model that no longer changes, computed once per image.
+
+    After its first session a first-session method never trains again, and EASE's
+    finished adapter sets never change: their features of an image (training images
+    for prototypes, test images at every evaluation) are the same each time. Rows are
+    keyed by the image's bytes, so any batch order hits.
+    """
+
+    def __init__(self, compute: Callable[[torch.Tensor], torch.Tensor]):
+        self._compute = compute
+        self._rows: dict[bytes, torch.Tensor] = {}
+
+    @torch.no_grad()
+    def __call__(self, images: torch.Tensor) -> torch.Tensor:
+        keys = [hashlib.sha1(row.numpy().tobytes()).digest()
+                for row in images.cpu().reshape(len(images), -1)]  # fmt: skip
+        missing = [i for i, key in enumerate(keys) if key not in self._rows]
+        for chunk in torch.tensor(missing, dtype=torch.int64).split(FEATURE_BATCH):
+            if len(chunk):
+                computed = self._compute(images[chunk]).float()
+                for i, row in zip(chunk.tolist(), computed, strict=True):
+                    self._rows[keys[i]] = row
+        return torch.stack([self._rows[key] for key in keys])
+
+
+def class_means(features: torch.Tensor, labels: torch.Tensor, classes) -> torch.Tensor:
+    """One mean feature per class of ``classes``, in that order."""
+    labels = labels.to(features.device)
+    return torch.stack([features[labels == c].mean(0) for c in classes])
