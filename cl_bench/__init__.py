@@ -15,6 +15,7 @@ from cl_bench.models.view import ModelView, Place
 from cl_bench.training.alignment import ClassGaussians, align_classifier
 from cl_bench.training.strategy import Runtime, Strategy, StrategySpec
 from cl_bench.utils.config import require
+from cl_bench.utils.errors import ConfigError
 from cl_bench.utils.hooks import hookimpl
 
 __version__ = "0.1.0"
@@ -29,6 +30,7 @@ __all__ = [
     "BackboneSpec",
     "Backend",
     "ClassGaussians",
+    "ConfigError",
     "Experience",
     "ModelView",
     "Place",

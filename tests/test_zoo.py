@@ -38,6 +38,10 @@ def test_ridge_search_picks_the_grid_value_with_least_held_out_error():
     np.testing.assert_allclose(errors, direct, rtol=1e-6)
     assert chosen == RIDGE_GRID[int(np.argmin(direct))]
     assert 1e-8 < chosen < 1e8  # the grid's interior: the choice is not a default
+    # Values below a floor (where the accumulated system is unsolvable) are not offered.
+    floored, _ = select_ridge(features, targets.float(), minimum=chosen * 10)
+    allowed = [i for i, ridge in enumerate(RIDGE_GRID) if ridge >= chosen * 10]
+    assert floored == RIDGE_GRID[min(allowed, key=lambda i: direct[i])]
 
 
 def test_ranpac_weights_are_the_closed_form_ridge_solution(lite0, domains):
