@@ -24,7 +24,7 @@ def test_committed_report_matches_its_records(tmp_path):
     written = write_reports(LEADERBOARDS / "runs", tmp_path)
     names = {p.name for p in written if p.name.startswith("offline-mix-compatibility-")}
     committed = {p.name for p in LEADERBOARDS.glob("offline-mix-compatibility-*.png")}
-    assert names == committed and len(names) == 7
+    assert names == committed and len(names) == 10
     page = (LEADERBOARDS / "offline-mix-report.md").read_text()
     assert (tmp_path / "offline-mix-report.md").read_text() == page
     assert all(name in page for name in names)
@@ -34,9 +34,11 @@ def test_committed_leaderboard_has_every_strategy_over_three_seeds():
     rows = (LEADERBOARDS / "offline-mix.csv").read_text().splitlines()[1:]
     by_strategy = {row.split(",")[0]: row.split(",") for row in rows}
     assert set(by_strategy) == {"simplecil", "finetune-head", "sema", "mos", "oca",
-                                "lambda-orth", "independent-head"}  # fmt: skip
+                                "lambda-orth", "independent-head", "aper", "fecam",
+                                "joint"}  # fmt: skip
     for row in by_strategy.values():
-        assert row[2] == "" and row[4] == "3"  # default variant, three seeds
+        assert row[2] == "" and row[5] == "3"  # default variant, three seeds
+    assert by_strategy["joint"][3] == "reference" and by_strategy["mos"][3] == "continual"
 
 
 def test_committed_leaderboard_has_compatibility_columns():

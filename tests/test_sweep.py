@@ -62,7 +62,7 @@ def test_local_sweep_writes_every_record_and_the_leaderboards(local_sweep):
     assert all(r["variant"] == "limit-per-class=4" for r in found.values())
     assert len(list((root / "runs").rglob("*-compatibility.png"))) == 4
     csv = (root / "leaderboards" / "offline-mix.csv").read_text()
-    assert "simplecil,efficientnet_lite0,limit-per-class=4,1993 1994,2" in csv
+    assert "simplecil,efficientnet_lite0,limit-per-class=4,continual,1993 1994,2" in csv
     assert err.count("ran ") == 4
 
 
