@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 
@@ -33,12 +34,17 @@ class StreamInfo:
 
 @dataclass(frozen=True)
 class Experience:
-    """One experience's images (uint8, N x 3 x H x W, RGB) and labels."""
+    """One experience's images (uint8, N x 3 x H x W, RGB) and labels.
+
+    ``origin`` is the Avalanche experience these tensors were read from (None for one
+    built by hand), for strategies that run Avalanche's own training loop on it.
+    """
 
     index: int
     classes: tuple[int, ...]
     images: torch.Tensor
     labels: torch.Tensor
+    origin: Any = field(default=None, repr=False, compare=False)
 
     def __len__(self) -> int:
         return len(self.labels)

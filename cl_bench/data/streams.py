@@ -132,6 +132,20 @@ def _chunks(items: range, sizes: list[int]) -> tuple[tuple[int, ...], ...]:
     return tuple(tuple(items[a:b]) for a, b in itertools.pairwise(bounds))
 
 
+class LabelledImages(torch.utils.data.Dataset):
+    """``(image, int label)`` pairs: Avalanche's item convention (a plain TensorDataset
+    would give 0-d tensor labels, which cannot be batched with Avalanche's buffers)."""
+
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor):
+        self.images, self.labels = images, labels.tolist()
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        return self.images[index], self.labels[index]
+
+
 def _avalanche_benchmark(
     train: tuple[torch.Tensor, torch.Tensor],
     test: tuple[torch.Tensor, torch.Tensor],
@@ -141,15 +155,19 @@ def _avalanche_benchmark(
     from avalanche.benchmarks.scenarios import class_incremental_benchmark
     from avalanche.benchmarks.utils import DataAttribute
     from avalanche.benchmarks.utils.classification_dataset import ClassificationDataset
-    from torch.utils.data import TensorDataset
+    from avalanche.benchmarks.utils.flat_data import ConstantSequence
 
     def dataset(images: torch.Tensor, labels: torch.Tensor) -> ClassificationDataset:
-        # Task labels (all 0: class-incremental) make items (x, y, t), as Avalanche expects.
+        # Items (x, y, t) with int y and task labels t (all 0: class-incremental) in a
+        # ConstantSequence, as Avalanche's own datasets hold them, so that strategies can
+        # concatenate these with their replay buffers and batch the two (iCaRL does).
         return ClassificationDataset(
-            [TensorDataset(images, labels)],
+            [LabelledImages(images, labels)],
             data_attributes=[
                 DataAttribute(labels.tolist(), "targets"),
-                DataAttribute([0] * len(labels), "targets_task_labels", use_in_getitem=True),
+                DataAttribute(
+                    ConstantSequence(0, len(labels)), "targets_task_labels", use_in_getitem=True
+                ),
             ],
         )
 
@@ -168,4 +186,5 @@ def _from_avalanche(experience: Any) -> Experience:
         classes=tuple(sorted(experience.classes_in_this_experience)),
         images=torch.cat([b[0] for b in batches]),
         labels=torch.cat([b[1] for b in batches]),
+        origin=experience,
     )

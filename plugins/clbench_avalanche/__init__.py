@@ -1,0 +1,25 @@
+"""Avalanche's training strategies as clbench strategies, ``avalanche:<name>``: on the same
+streams, the same shared backbone and feature cache, and scored by the same metrics as
+every other row. Registered through the ``cl_bench`` entry point like any plugin; which
+strategies run, with which model and which baselines values, is in ``catalogue``."""
+
+from __future__ import annotations
+
+from cl_bench import StrategySpec, hookimpl
+from clbench_avalanche.catalogue import CATALOGUE
+from clbench_avalanche.strategy import strategy_class
+
+PREFIX = "avalanche:"
+
+
+@hookimpl
+def cl_bench_strategies() -> list[StrategySpec]:
+    specs = []
+    for entry in CATALOGUE:
+        if entry.unavailable:
+            description = f"unavailable: {entry.unavailable}"
+        else:
+            description = f"Avalanche {entry.class_name}: {entry.paper}"
+        strategy = strategy_class(entry)
+        specs.append(StrategySpec(PREFIX + entry.name, description, strategy, entry.reference))
+    return specs

@@ -1,0 +1,80 @@
+"""A strategy's ``Config`` built from its Avalanche constructor signature.
+
+Every keyword of the constructor that is a hyper-parameter (not the model, optimiser,
+criterion, plugins or evaluator, which clbench provides) becomes a ``--set`` key, with
+Avalanche's default, or the baselines' value where the catalogue gives one; the keys
+every entry shares set the optimiser and the schedule (finetune-head's values, so that
+``avalanche:naive`` and ``finetune-head`` train alike).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+from typing import Any
+
+from cl_bench import require
+from clbench_avalanche.catalogue import Entry
+
+# What clbench supplies, or what makes no sense to set from the command line.
+PROVIDED = {
+    "self", "model", "optimizer", "criterion", "train_mb_size", "train_epochs",
+    "eval_mb_size", "device", "plugins", "evaluator", "eval_every", "feature_extractor",
+    "classifier", "slda_model", "input_size", "num_classes", "output_layer_name",
+    "buffer_transform", "verbose", "peval_mode", "kwargs",
+}  # fmt: skip
+
+SHARED: tuple[tuple[str, type, Any], ...] = (
+    ("epochs", int, 10),
+    ("lr", float, 0.05),
+    ("momentum", float, 0.9),
+    ("weight_decay", float, 5e-4),
+    ("batch_size", int, 64),
+    ("adapters", bool, False),  # also train an adapter set on every block
+)
+
+
+def _field_type(value: Any) -> type:
+    if isinstance(value, bool):
+        return bool
+    if isinstance(value, int):
+        return int
+    if isinstance(value, float):
+        return float
+    if isinstance(value, str):
+        return str
+    return float | None  # None defaults (EWC's decay_factor) are numbers when set
+
+
+def _validate(config: Any) -> None:
+    for key in ("epochs", "batch_size"):
+        require(getattr(config, key) >= 1, key, "must be at least 1")
+    require(config.lr > 0, "lr", "must be positive")
+    require(0 <= config.momentum < 1, "momentum", "must be in [0, 1)")
+    require(config.weight_decay >= 0, "weight_decay", "must be non-negative")
+
+
+def make_config(entry: Entry, strategy_class: type) -> type:
+    """The frozen dataclass of ``entry``'s hyper-parameters, named after the strategy."""
+    fields: list[tuple[str, Any, Any]] = [
+        (name, kind, dataclasses.field(default=value)) for name, kind, value in SHARED
+    ]
+    taken = {name for name, _, _ in SHARED}
+    for parameter in inspect.signature(strategy_class.__init__).parameters.values():
+        name = parameter.name
+        if name in PROVIDED or parameter.kind is parameter.VAR_KEYWORD or name in taken:
+            continue
+        if name in entry.baselines:
+            value = entry.baselines[name]
+        elif parameter.default is not inspect.Parameter.empty:
+            value = parameter.default
+        else:
+            raise TypeError(
+                f"avalanche:{entry.name}: {entry.class_name}({name}=...) has no default and "
+                "the catalogue gives none"
+            )
+        fields.append((name, _field_type(value), dataclasses.field(default=value)))
+    return dataclasses.make_dataclass(
+        f"{entry.class_name}Config", fields, frozen=True,
+        namespace={"__post_init__": _validate, "__module__": __name__},
+    )  # fmt: skip
