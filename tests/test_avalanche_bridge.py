@@ -109,9 +109,104 @@ def test_cumulative_is_marked_as_a_reference():
     assert registry.strategy("avalanche:cumulative").reference
     assert not registry.strategy("avalanche:naive").reference
 
+
 def test_list_keys_shows_the_constructor_keys():
     code, out, _ = clbench("list", "strategies", "--keys")
     rows = [[cell.strip() for cell in line.split("│")[1:-1]] for line in out.splitlines()]
     ewc = [row for row in rows if len(row) == 3 and row[1] == "ewc_lambda"]
     assert code == 0 and ewc == [["", "ewc_lambda", "1.0"]]
     assert any(row[:2] == ["simplecil", "batch_size"] for row in rows if len(row) == 3)
+
+
+def test_stable_ace_loss_equals_avalanches_where_that_is_finite():
+    """Where Avalanche's ACE loss is finite ours is the same number; where its log of a
+    softmax underflows (logits 1000 apart) it is NaN and ours is not."""
+    from avalanche.training.regularization import ACECriterion
+    from clbench_avalanche.fixes import asymmetric_cross_entropy
+
+    generator = torch.Generator().manual_seed(0)
+    incoming, replayed = torch.randn(2, 16, 10, generator=generator)
+    labels = torch.tensor([7, 9, 8] * 5 + [7])
+    replayed_labels = torch.randint(0, 10, (16,), generator=generator)
+    ours = asymmetric_cross_entropy(incoming, labels, replayed, replayed_labels)
+    theirs = ACECriterion()(incoming, labels, replayed, replayed_labels)
+    assert ours.item() == pytest.approx(theirs.item(), rel=1e-5)
+    incoming[:, 8] += 1000
+    assert torch.isnan(ACECriterion()(incoming, labels, replayed, replayed_labels))
+    assert torch.isfinite(asymmetric_cross_entropy(incoming, labels, replayed, replayed_labels))
+
+
+def test_copying_the_model_copies_adapters_but_shares_the_backend(lite0):
+    """LwF deep-copies its model every experience: the backbone must not be copied."""
+    import copy
+
+    from clbench_avalanche.strategy import BackboneFeatures
+
+    from cl_bench import AdapterConfig, AdapterSet
+
+    backend = Backend(lite0)
+    adapters = AdapterSet.build(backend.view, [len(backend.view) - 1], AdapterConfig())
+    features = BackboneFeatures(backend, adapters)
+    copied = copy.deepcopy(features)
+    assert copied.backend is backend and copied.adapters is not adapters
+    for ours, theirs in zip(adapters.parameters(), copied.parameters(), strict=True):
+        assert torch.equal(ours, theirs) and ours.data_ptr() != theirs.data_ptr()
+
+
+def test_a_diverged_strategy_stops_with_a_clear_error(small_stream, lite0):
+    """Non-finite weights after an experience (as MAS reaches at lr 0.05) stop the run."""
+    from cl_bench.training.strategy import Runtime
+
+    backend = Backend(lite0)
+    cls = strategy_class(BY_NAME["naive"])
+    config = build_config(cls.Config, {"epochs": "1"})
+    runtime = Runtime(device=backend.device, seed=0)
+    strategy = cls(backbone=backend, stream=small_stream.info, config=config, runtime=runtime)
+    with torch.no_grad():
+        strategy.head_.classifier.bias[0] = float("nan")
+    experience, _ = next(iter(small_stream.experiences()))
+    with pytest.raises(FloatingPointError, match=r"diverged: non-finite weights in .*bias"):
+        strategy.train(experience)
+
+
+def test_adapters_true_trains_adapters_and_leaves_the_backbone_frozen(small_stream, lite0):
+    from cl_bench.training.strategy import Runtime
+
+    backend = Backend(lite0)
+    frozen = {k: v.clone() for k, v in lite0.model.state_dict().items()}
+    cls = strategy_class(BY_NAME["naive"])
+    config = build_config(cls.Config, {"epochs": "1", "adapters": "true"})
+    runtime = Runtime(device=backend.device, seed=0)
+    strategy = cls(backbone=backend, stream=small_stream.info, config=config, runtime=runtime)
+    adapters = strategy.features_.adapters
+    before = [p.detach().clone() for p in adapters.parameters()]
+    experience, _ = next(iter(small_stream.experiences()))
+    strategy.train(experience)
+    assert any(not torch.equal(a, p) for a, p in zip(before, adapters.parameters(), strict=True))
+    assert all(torch.equal(frozen[k], v) for k, v in lite0.model.state_dict().items())
+
+
+def test_si_learns_importances_where_avalanches_plugin_learns_none(small_stream, lite0):
+    """Avalanche 0.6's SI snapshots weights as views on a CPU, so its importances stay 0
+    and it trains as Naive; avalanche:si keeps copies and learns them."""
+    from dataclasses import replace
+
+    from cl_bench.training.strategy import Runtime
+
+    backend = Backend(lite0)
+    experience, _ = next(iter(small_stream.experiences()))
+    importance = {}
+    ours = BY_NAME["si"]
+    for entry in (
+        ours,
+        replace(ours, class_name="SynapticIntelligence", module="avalanche.training"),
+    ):
+        cls = strategy_class(entry)
+        config = build_config(cls.Config, {"epochs": "1"})
+        runtime = Runtime(device=backend.device, seed=0)
+        strategy = cls(backbone=backend, stream=small_stream.info, config=config, runtime=runtime)
+        strategy.train(experience)
+        [plugin] = [p for p in strategy.template_.plugins if hasattr(p, "ewc_data")]
+        importance[entry.class_name] = sum(d.data.abs().sum() for d in plugin.ewc_data[1].values())
+    assert importance["SynapticIntelligence"] == 0  # the defect, as shipped
+    assert importance["StableSynapticIntelligence"] > 0

@@ -154,14 +154,17 @@ def _avalanche_benchmark(
     # Imported here: avalanche takes seconds to import and only runs need it.
     from avalanche.benchmarks.scenarios import class_incremental_benchmark
     from avalanche.benchmarks.utils import DataAttribute
-    from avalanche.benchmarks.utils.classification_dataset import ClassificationDataset
+    from avalanche.benchmarks.utils.classification_dataset import (
+        TaskAwareSupervisedClassificationDataset as Dataset,
+    )
     from avalanche.benchmarks.utils.flat_data import ConstantSequence
 
-    def dataset(images: torch.Tensor, labels: torch.Tensor) -> ClassificationDataset:
-        # Items (x, y, t) with int y and task labels t (all 0: class-incremental) in a
-        # ConstantSequence, as Avalanche's own datasets hold them, so that strategies can
-        # concatenate these with their replay buffers and batch the two (iCaRL does).
-        return ClassificationDataset(
+    def dataset(images: torch.Tensor, labels: torch.Tensor) -> Dataset:
+        # As Avalanche's own tensor datasets: task-aware (LwF reads `task_set`), items
+        # (x, y, t) with int y, task labels t (all 0: class-incremental) in a
+        # ConstantSequence, so that strategies can concatenate these with their replay
+        # buffers and batch the two (iCaRL does).
+        return Dataset(
             [LabelledImages(images, labels)],
             data_attributes=[
                 DataAttribute(labels.tolist(), "targets"),

@@ -212,25 +212,34 @@ def _plot_curves(runs: pd.DataFrame, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=100)
-    for key, group in runs.groupby(["strategy", "backbone", "variant"], sort=True):
+    groups = list(runs.groupby(["strategy", "backbone", "variant"], sort=True))
+    # Legend order = final accuracy, best first; 20 distinct colours, then new markers.
+    groups.sort(key=lambda item: -np.mean([curve[-1] for curve in item[1]["curve"]]))
+    tab20 = plt.get_cmap("tab20").colors  # dark hues first, then their light pairs
+    palette, greys = tab20[::2] + tab20[1::2], ["0.0", "0.45", "0.7"]
+    fig, ax = plt.subplots(figsize=(10, 5), dpi=100)
+    continual = references = 0
+    for key, group in groups:
         curves = np.array(group["curve"].tolist(), dtype=float)
         steps = np.arange(1, curves.shape[1] + 1)
         mean = curves.mean(axis=0)
         label = " / ".join(k for k in key if k)
-        reference = (group["kind"] == "reference").any()
-        style = {"linestyle": "--", "color": "black"} if reference else {}
-        label += " (reference)" if reference else ""
-        ax.plot(steps, mean, marker="o", markersize=3, label=f"{label} (n={len(curves)})",
-                **style)  # fmt: skip
+        if (group["kind"] == "reference").any():
+            style = {"linestyle": "--", "marker": "x", "color": greys[references % 3]}
+            label, references = label + " (reference)", references + 1
+        else:
+            marker = "os^D"[continual // len(palette) % 4]
+            style = {"marker": marker, "color": palette[continual % len(palette)]}
+            continual += 1
+        ax.plot(steps, mean, markersize=3, label=f"{label} (n={len(curves)})", **style)
         if len(curves) > 1:
             std = curves.std(axis=0, ddof=1)
-            ax.fill_between(steps, mean - std, mean + std, alpha=0.2)
+            ax.fill_between(steps, mean - std, mean + std, alpha=0.08, color=style["color"])
     ax.set_xlabel("experience")
     ax.set_ylabel("accuracy on all classes seen (%)")
     ax.set_title(str(runs["stream"].iloc[0]))
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1), frameon=False)
     fig.tight_layout()
     fig.savefig(path, format="png", metadata={"Software": None})
     plt.close(fig)

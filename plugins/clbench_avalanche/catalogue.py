@@ -23,7 +23,9 @@ class Entry:
     class_name: str
     paper: str
     module: str = "avalanche.training"  # where class_name lives (a user's own package too)
-    model: Literal["classifier", "icarl", "slda"] = "classifier"
+    # the head: one that grows with the classes seen, one over all the stream's classes
+    # (for losses that need every output from the start), or none (StreamingLDA's own)
+    model: Literal["incremental", "all-classes", "slda"] = "incremental"
     baselines: Mapping[str, Any] = field(default_factory=dict)
     source: str = ""  # the baselines file the values come from
     unavailable: str | None = None
@@ -38,7 +40,8 @@ CATALOGUE: tuple[Entry, ...] = (
           source="permuted_mnist/ewc.py"),
     Entry("lwf", "LwF", "Li and Hoiem, TPAMI 2017",
           baselines={"alpha": 1.0, "temperature": 1.0}, source="split_mnist/lwf.py"),
-    Entry("si", "SynapticIntelligence", "Zenke et al., ICML 2017",
+    Entry("si", "StableSynapticIntelligence", "Zenke et al., ICML 2017 (weights copied: see fixes)",
+          module="clbench_avalanche.fixes",
           baselines={"si_lambda": 1.0, "eps": 0.001},
           source="split_mnist/synaptic_intelligence.py"),
     Entry("mas", "MAS", "Aljundi et al., ECCV 2018"),
@@ -50,9 +53,10 @@ CATALOGUE: tuple[Entry, ...] = (
           source="split_cifar100/agem.py"),
     Entry("replay", "Replay", "experience replay, class-balanced buffer"),
     Entry("gdumb", "GDumb", "Prabhu et al., ECCV 2020"),
-    Entry("der", "DER", "Buzzega et al., NeurIPS 2020 (DER++)"),
-    Entry("er_ace", "ER_ACE", "Caccia et al., ICLR 2022"),
-    Entry("icarl", "ICaRL", "Rebuffi et al., CVPR 2017", model="icarl",
+    Entry("der", "DER", "Buzzega et al., NeurIPS 2020 (DER++)", model="all-classes"),
+    Entry("er_ace", "StableER_ACE", "Caccia et al., ICLR 2022 (loss in log space: see fixes)",
+          module="clbench_avalanche.fixes"),
+    Entry("icarl", "ICaRL", "Rebuffi et al., CVPR 2017", model="all-classes",
           baselines={"memory_size": 2000, "fixed_memory": True},
           source="split_cifar100/icarl.py"),
     Entry("streaminglda", "StreamingLDA", "Hayes and Kanan, CVPR-W 2020", model="slda",

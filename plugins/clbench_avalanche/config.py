@@ -2,9 +2,11 @@
 
 Every keyword of the constructor that is a hyper-parameter (not the model, optimiser,
 criterion, plugins or evaluator, which clbench provides) becomes a ``--set`` key, with
-Avalanche's default, or the baselines' value where the catalogue gives one; the keys
-every entry shares set the optimiser and the schedule (finetune-head's values, so that
-``avalanche:naive`` and ``finetune-head`` train alike).
+Avalanche's default, or the baselines' value where the catalogue gives one. Keys every
+entry shares: ``epochs`` and ``batch_size``, and for those trained by SGD the optimiser
+and ``adapters`` (finetune-head's values, so that ``avalanche:naive`` and
+``finetune-head`` train alike). StreamingLDA is fitted, not trained by SGD: one pass, as
+its constructor's default.
 """
 
 from __future__ import annotations
@@ -24,14 +26,14 @@ PROVIDED = {
     "buffer_transform", "verbose", "peval_mode", "kwargs",
 }  # fmt: skip
 
-SHARED: tuple[tuple[str, type, Any], ...] = (
-    ("epochs", int, 10),
+SHARED: tuple[tuple[str, type, Any], ...] = (("epochs", int, 10), ("batch_size", int, 64))
+SGD: tuple[tuple[str, type, Any], ...] = (
     ("lr", float, 0.05),
     ("momentum", float, 0.9),
     ("weight_decay", float, 5e-4),
-    ("batch_size", int, 64),
     ("adapters", bool, False),  # also train an adapter set on every block
 )
+SHARED_KEYS = {name for name, _, _ in SHARED + SGD}
 
 
 def _field_type(value: Any) -> type:
@@ -49,17 +51,19 @@ def _field_type(value: Any) -> type:
 def _validate(config: Any) -> None:
     for key in ("epochs", "batch_size"):
         require(getattr(config, key) >= 1, key, "must be at least 1")
-    require(config.lr > 0, "lr", "must be positive")
-    require(0 <= config.momentum < 1, "momentum", "must be in [0, 1)")
-    require(config.weight_decay >= 0, "weight_decay", "must be non-negative")
+    if hasattr(config, "lr"):
+        require(config.lr > 0, "lr", "must be positive")
+        require(0 <= config.momentum < 1, "momentum", "must be in [0, 1)")
+        require(config.weight_decay >= 0, "weight_decay", "must be non-negative")
 
 
 def make_config(entry: Entry, strategy_class: type) -> type:
     """The frozen dataclass of ``entry``'s hyper-parameters, named after the strategy."""
+    shared = SHARED + SGD if entry.model != "slda" else (("epochs", int, 1), SHARED[1])
     fields: list[tuple[str, Any, Any]] = [
-        (name, kind, dataclasses.field(default=value)) for name, kind, value in SHARED
+        (name, kind, dataclasses.field(default=value)) for name, kind, value in shared
     ]
-    taken = {name for name, _, _ in SHARED}
+    taken = SHARED_KEYS
     for parameter in inspect.signature(strategy_class.__init__).parameters.values():
         name = parameter.name
         if name in PROVIDED or parameter.kind is parameter.VAR_KEYWORD or name in taken:

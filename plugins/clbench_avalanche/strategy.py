@@ -5,14 +5,20 @@ template's own forward pass, so its predictions are the ones Avalanche would sco
 The model is the shared backend's frozen backbone (its pooled features from the
 feature cache, or with ``--set adapters=true`` the backbone with a trainable adapter set
 on every block) followed by a head: an ``IncrementalClassifier`` that grows with the
-classes seen; iCaRL gets the same feature module and a linear layer over all the
-stream's classes (its loss needs every output), StreamingLDA the feature module alone.
-Avalanche is imported when a strategy is built, never when clbench starts.
+classes seen, or a linear layer over all the stream's classes for strategies whose loss
+needs every output from the start (iCaRL, DER); StreamingLDA gets the features alone.
+How each constructor takes them (``model=``, or iCaRL's ``feature_extractor=`` and
+``classifier=``, or ``slda_model=``) is read from its signature. The backbone is never
+copied: strategies that deep-copy their model (LwF keeps the previous one) copy the
+head and adapters and share the backend. Avalanche is imported when a strategy is
+built, never when clbench starts.
 """
 
 from __future__ import annotations
 
+import copy
 import importlib
+import inspect
 import warnings
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -22,9 +28,7 @@ from torch import nn
 
 from cl_bench import AdapterConfig, AdapterSet, Backend, ConfigError, Experience, Strategy
 from clbench_avalanche.catalogue import Entry
-from clbench_avalanche.config import SHARED, make_config
-
-SHARED_KEYS = {name for name, _, _ in SHARED}
+from clbench_avalanche.config import SHARED_KEYS, make_config
 
 
 class BackboneFeatures(nn.Module):
@@ -39,6 +43,10 @@ class BackboneFeatures(nn.Module):
         if self.adapters is None:
             return self.backend.features(images)
         return self.backend.forward(images, self.adapters)
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> BackboneFeatures:
+        """A copy with its own adapters and the same shared backend (and feature cache)."""
+        return BackboneFeatures(self.backend, copy.deepcopy(self.adapters, memo))
 
 
 @dataclass(frozen=True)
@@ -82,7 +90,17 @@ class AvalancheStrategy(Strategy, metaclass=_LazyConfig):
         if "benchmark" not in vars(origin):  # iCaRL reads the legacy scenario API
             sizes = [len(classes) for classes in self.stream.classes_per_experience]
             origin.benchmark = LegacyScenarioInfo(sizes, list(range(sum(sizes))))
-        self.template_.train(origin)
+        with warnings.catch_warnings():
+            # Avalanche 0.6 indexes with a list (its utils.py); torch warns every batch
+            warnings.filterwarnings("ignore", "Using a non-tuple sequence", UserWarning)
+            self.template_.train(origin)
+        diverged = [name for name, p in self.template_.model.named_parameters()
+                    if not torch.isfinite(p).all()]  # fmt: skip
+        if diverged:
+            raise FloatingPointError(
+                f"training diverged: non-finite weights in {', '.join(diverged)}; "
+                "try a smaller --set lr"
+            )
 
     @torch.no_grad()
     def predict(self, images: torch.Tensor) -> torch.Tensor:
@@ -101,42 +119,58 @@ class AvalancheStrategy(Strategy, metaclass=_LazyConfig):
     def embed(self, images: torch.Tensor) -> torch.Tensor:
         return self.features_(images)
 
+    def learned_modules(self) -> list[nn.Module]:
+        """The template's live model: strategies such as GDumb replace it each experience."""
+        return [self.template_.model]
+
     def rehearsal_samples(self) -> int:
         """Samples kept from past experiences, wherever this strategy keeps them."""
         return sum(map(_stored_samples, [self.template_, *self.template_.plugins]))
 
     # --- construction ---------------------------------------------------------------
     def _build(self) -> Any:
-        config, backend = self.config, self.backbone
+        config, backend, entry = self.config, self.backbone, self.entry
         adapters = None
         if getattr(config, "adapters", False):
             adapter = AdapterConfig(bottleneck=16, scale=0.1, dropout=0.1, init="lora")
             view = backend.view
             adapters = AdapterSet.build(view, range(len(view)), adapter).to(backend.device)
         self.features_ = BackboneFeatures(backend, adapters)
-        entry = self.entry
-        own = {key: value for key, value in vars(config).items() if key not in SHARED_KEYS}
-        common = {"train_mb_size": config.batch_size, "train_epochs": config.epochs,
-                  "eval_mb_size": 256, "device": backend.device,
-                  "evaluator": self._evaluator()}  # fmt: skip
         cls = avalanche_class(entry)
+        arguments = {key: value for key, value in vars(config).items() if key not in SHARED_KEYS}
+        arguments.update(
+            train_mb_size=config.batch_size,
+            train_epochs=config.epochs,
+            eval_mb_size=256,
+            device=backend.device,
+            evaluator=self._evaluator(),
+        )
+        accepted = inspect.signature(cls.__init__).parameters  # fmt: skip
         if entry.model == "slda":
-            return cls(slda_model=self.features_, criterion=nn.CrossEntropyLoss(),
-                       input_size=backend.num_features, num_classes=self.stream.num_classes,
-                       **own, **common)  # fmt: skip
-        if entry.model == "icarl":
-            self.head_ = nn.Linear(backend.num_features, self.stream.num_classes).to(backend.device)
-            parameters = [*self.head_.parameters(), *(adapters.parameters() if adapters else [])]
-            return cls(feature_extractor=self.features_, classifier=self.head_,
-                       optimizer=self._optimiser(parameters), buffer_transform=None,
-                       **own, **common)  # fmt: skip
-        from avalanche.models import IncrementalClassifier
+            arguments.update(
+                slda_model=self.features_,
+                criterion=nn.CrossEntropyLoss(),
+                input_size=backend.num_features,
+                num_classes=self.stream.num_classes,
+            )
+            return cls(**arguments)  # fmt: skip
+        if entry.model == "all-classes":
+            self.head_ = nn.Linear(backend.num_features, self.stream.num_classes)
+        else:
+            from avalanche.models import IncrementalClassifier
 
-        first = len(self.stream.classes_per_experience[0])
-        self.head_ = IncrementalClassifier(backend.num_features, initial_out_features=first)
-        model = nn.Sequential(self.features_, self.head_).to(backend.device)
-        return cls(model=model, optimizer=self._optimiser(list(model.parameters())),
-                   criterion=nn.CrossEntropyLoss(), **own, **common)  # fmt: skip
+            first = len(self.stream.classes_per_experience[0])
+            self.head_ = IncrementalClassifier(backend.num_features, initial_out_features=first)
+        self.head_.to(backend.device)
+        if "feature_extractor" in accepted:  # iCaRL: its own model of the two parts
+            arguments.update(feature_extractor=self.features_, classifier=self.head_,
+                             buffer_transform=None)  # fmt: skip
+            parameters = [*self.head_.parameters(), *self.features_.parameters()]
+        else:
+            model = nn.Sequential(self.features_, self.head_).to(backend.device)
+            arguments.update(model=model, criterion=nn.CrossEntropyLoss())
+            parameters = list(model.parameters())
+        return cls(optimizer=self._optimiser(parameters), **arguments)
 
     def _optimiser(self, parameters: list[nn.Parameter]) -> torch.optim.Optimizer:
         config = self.config
