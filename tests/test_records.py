@@ -75,11 +75,24 @@ def test_written_files_get_the_umasks_permissions_not_0600(tmp_path):
     assert stat.S_IMODE(target.stat().st_mode) == stat.S_IMODE(plain.stat().st_mode)
 
 
-def test_record_rejects_nan(tmp_path):
+def test_non_finite_numbers_are_stored_and_read_back(tmp_path):
+    """A run that produced NaN or infinity is recorded, not lost at the write, and the
+    readers (records, pandas, the leaderboard) get the same values back."""
+    import math
+
+    import pandas as pd
+
+    from cl_bench.results.leaderboard import write_leaderboards
+
     record = fake_record("a", 1, float("nan"))
-    with pytest.raises(ValueError):
-        write_record(tmp_path / "r.json", record)
-    assert not (tmp_path / "r.json").exists()
+    record["config"] = {"threshold": float("inf")}
+    path = tmp_path / "runs" / "r.json"
+    write_record(path, record)
+    back = read_record(path)
+    assert math.isnan(back["metrics"]["last_accuracy"]) and back["config"]["threshold"] == math.inf
+    write_leaderboards(tmp_path / "runs", tmp_path / "boards")
+    [csv] = (tmp_path / "boards").glob("*.csv")
+    assert math.isnan(pd.read_csv(csv)["last_accuracy_mean"].iloc[0])
 
 
 @pytest.mark.parametrize("content", ["{not json", json.dumps({"format": 99, "stream": "x"})])

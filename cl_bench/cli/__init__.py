@@ -18,6 +18,7 @@ from cl_bench.cli.console import console
 from cl_bench.cli.evaluate import evaluate
 from cl_bench.cli.leaderboard import leaderboard
 from cl_bench.cli.list import list_command
+from cl_bench.cli.options import WritableFolder
 from cl_bench.cli.prepare import prepare_command
 from cl_bench.cli.report import report
 from cl_bench.cli.sweep import sweep
@@ -29,14 +30,14 @@ from cl_bench.utils.files import CACHE_ENV, DATA_ENV
 @click.version_option(__version__, prog_name="clbench")
 @click.option(
     "--cache-dir",
-    type=click.Path(path_type=Path),
+    type=WritableFolder(),
     default=None,
     help=f"Where prepared streams and frozen features are cached (default: ${CACHE_ENV} "
     "or the user cache directory).",
 )
 @click.option(
     "--data-root",
-    type=click.Path(path_type=Path),
+    type=click.Path(path_type=Path, file_okay=False),
     default=None,
     help=f"Folder of the data sets you obtain yourself (CIFAR-100, ImageNet-R, ...; default: "
     f"${DATA_ENV} or ./data).",

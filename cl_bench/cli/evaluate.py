@@ -12,13 +12,17 @@ from cl_bench.cli.options import (
     DEFAULT_BACKBONE,
     DEFAULT_SEED,
     DEFAULT_STREAM,
+    SEED,
+    WritableFolder,
     discover_registry,
     folder_split_options,
     limit_per_class_option,
     no_cache_option,
+    nonempty_file,
 )
 from cl_bench.data.streams import SPLITS
-from cl_bench.experiments.runs import RunSpec, evaluate_run, write_run
+from cl_bench.experiments.runs import RunSpec, UnsavedRecordError, evaluate_run, write_run
+from cl_bench.results.records import record_text
 from cl_bench.utils.config import parse_assignments
 
 
@@ -42,7 +46,7 @@ from cl_bench.utils.config import parse_assignments
     "--seed",
     default=DEFAULT_SEED,
     show_default=True,
-    type=int,
+    type=SEED,
     help="Draws the class order and seeds training, as PyCIL/PILOT do.",
 )
 @click.option(
@@ -63,14 +67,15 @@ from cl_bench.utils.config import parse_assignments
 )
 @click.option(
     "--weights",
-    type=click.Path(path_type=Path),
+    type=click.Path(path_type=Path, exists=True, dir_okay=False),
+    callback=nonempty_file,
     default=None,
     help="Local checkpoint file for the backbone instead of a download.",
 )
 @click.option("--device", default="auto", show_default=True, help="cpu, cuda, cuda:1, or auto.")
 @click.option(
     "--output",
-    type=click.Path(path_type=Path),
+    type=WritableFolder(),
     default=Path("runs"),
     show_default=True,
     help="Folder of run records.",
@@ -109,7 +114,13 @@ def evaluate(
     )
     with progress_tracker() as track:
         record = evaluate_run(spec, registry, track)
-    path, heatmap = write_run(output, record)
+    try:
+        path, heatmap = write_run(output, record)
+    except UnsavedRecordError as error:
+        _print_summary(record)
+        if error.saved is None:
+            print(record_text(record), end="")
+        raise
     _print_summary(record)
     console.print(f"record written to {path}, compatibility heat map to {heatmap.name}",
                   soft_wrap=True, highlight=False)  # fmt: skip

@@ -11,10 +11,37 @@ import click
 
 from cl_bench.cli.console import console
 from cl_bench.training.registry import Registry
+from cl_bench.utils.files import folder_problem
 
 DEFAULT_STREAM = "offline-mix"
 DEFAULT_BACKBONE = "efficientnet_lite0"
 DEFAULT_SEED = 1993
+# numpy's seeds (class orders are drawn with them) are 32-bit unsigned
+SEED = click.IntRange(0, 2**32 - 1)
+
+
+class WritableFolder(click.Path):
+    """A folder that exists and is writable, or can be created: checked when the command
+    line is read, before any compute, so that no result is lost at its final write."""
+
+    name = "folder"
+
+    def __init__(self) -> None:
+        super().__init__(path_type=Path, file_okay=False)
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Path:
+        path = Path(super().convert(value, param, ctx))
+        problem = folder_problem(path)
+        if problem:
+            self.fail(f"{str(path)!r} {problem}", param, ctx)
+        return path
+
+
+def nonempty_file(ctx: click.Context, param: click.Parameter, value: Path | None) -> Path | None:
+    """A file that exists and has bytes (a checkpoint's format is checked when loaded)."""
+    if value is not None and value.stat().st_size == 0:
+        raise click.BadParameter(f"{str(value)!r} is empty", ctx, param)
+    return value
 
 
 def discover_registry() -> Registry:
@@ -59,10 +86,10 @@ def records_options(out_help: str) -> Callable[[Callable[..., Any]], Callable[..
     regenerate files from records share them."""
 
     def decorate(command: Callable[..., Any]) -> Callable[..., Any]:
-        folder = click.Path(path_type=Path)
-        command = click.option("--out", type=folder, default=Path("leaderboards"),
+        runs = click.Path(path_type=Path, exists=True, file_okay=False)
+        command = click.option("--out", type=WritableFolder(), default=Path("leaderboards"),
                                show_default=True, help=out_help)(command)  # fmt: skip
-        return click.option("--runs", type=folder, default=Path("runs"), show_default=True,
+        return click.option("--runs", type=runs, default=Path("runs"), show_default=True,
                             help="Folder of run records to read.")(command)  # fmt: skip
 
     return decorate

@@ -15,10 +15,13 @@ from cl_bench.cli.options import (
     DEFAULT_BACKBONE,
     DEFAULT_SEED,
     DEFAULT_STREAM,
+    SEED,
+    WritableFolder,
     discover_registry,
     folder_split_options,
     limit_per_class_option,
     no_cache_option,
+    nonempty_file,
 )
 from cl_bench.data.streams import SPLITS
 from cl_bench.experiments.executors import make_executor
@@ -52,7 +55,7 @@ from cl_bench.utils.errors import RecordError
     help=f"Backbone name or timm:<architecture>; repeatable. [default: {DEFAULT_BACKBONE}]",
 )
 @click.option(
-    "--seed", "seeds", multiple=True, type=int, help=f"Seed; repeatable. [default: {DEFAULT_SEED}]"
+    "--seed", "seeds", multiple=True, type=SEED, help=f"Seed; repeatable. [default: {DEFAULT_SEED}]"
 )
 @click.option(
     "--set",
@@ -71,7 +74,8 @@ from cl_bench.utils.errors import RecordError
 )
 @click.option(
     "--weights",
-    type=click.Path(path_type=Path, dir_okay=False),
+    type=click.Path(path_type=Path, exists=True, dir_okay=False),
+    callback=nonempty_file,
     default=None,
     help="Local checkpoint file for the (one) backbone instead of a download.",
 )
@@ -79,13 +83,13 @@ from cl_bench.utils.errors import RecordError
 @no_cache_option
 @click.option(
     "--output",
-    type=click.Path(path_type=Path),
+    type=WritableFolder(),
     default=None,
     help="Folder of run records. [default: runs]",
 )
 @click.option(
     "--leaderboards",
-    type=click.Path(path_type=Path),
+    type=WritableFolder(),
     default=None,
     help="Folder the leaderboards are regenerated into at the end. [default: leaderboards]",
 )

@@ -15,6 +15,7 @@ from typing import Any
 
 import yaml
 
+from cl_bench.utils.config import require_types
 from cl_bench.utils.errors import ConfigError, MissingDataError
 
 FITS = ("pad", "crop")
@@ -30,6 +31,9 @@ class SourceEntry:
     num_classes: int | None = None  # expected count: fewer found means incomplete data
     obtain: str = ""  # how to get the data, shown when it is missing
 
+    def __post_init__(self) -> None:
+        require_types(self, "stream spec source")
+
 
 @dataclass(frozen=True)
 class PublishedResult:
@@ -40,6 +44,9 @@ class PublishedResult:
     average: float | None
     last: float | None
     source: str
+
+    def __post_init__(self) -> None:
+        require_types(self, "stream spec published result")
 
 
 @dataclass(frozen=True)
@@ -63,21 +70,29 @@ class StreamSpec:
 
     def __post_init__(self) -> None:
         where = f"stream {self.name!r}" + (f" ({self.path})" if self.path else "")
+        require_types(self, where)
         checks = {
-            "resolution": self.resolution >= 8,
-            "increment": self.increment >= 1,
-            "initial_classes": self.initial_classes >= 0,
-            "test_fraction": 0 < self.test_fraction < 1,
-            "max_train_per_class": self.max_train_per_class is None
-            or self.max_train_per_class >= 1,
-            "max_test_per_class": self.max_test_per_class is None or self.max_test_per_class >= 1,
-            "sources": len(self.sources) >= 1,
-            "fit": self.fit in FITS,
-            "crop_pct": 0 < self.crop_pct <= 1,
+            "resolution": (self.resolution >= 8, "at least 8 (pixels)"),
+            "increment": (self.increment >= 1, "at least 1"),
+            "initial_classes": (self.initial_classes >= 0, "0 or more"),
+            "test_fraction": (0 < self.test_fraction < 1, "between 0 and 1"),
+            "max_train_per_class": (
+                self.max_train_per_class is None or self.max_train_per_class >= 1,
+                "at least 1, or null for all",
+            ),
+            "max_test_per_class": (
+                self.max_test_per_class is None or self.max_test_per_class >= 1,
+                "at least 1, or null for all",
+            ),
+            "sources": (len(self.sources) >= 1, "at least one source"),
+            "fit": (self.fit in FITS, f"one of {', '.join(FITS)}"),
+            "crop_pct": (0 < self.crop_pct <= 1, "in (0, 1]"),
         }
-        for key, ok in checks.items():
+        for key, (ok, accepted) in checks.items():
             if not ok:
-                raise ConfigError(f"{where}: invalid {key}: {getattr(self, key)!r}")
+                raise ConfigError(
+                    f"{where}: invalid {key}: {getattr(self, key)!r}; it must be {accepted}"
+                )
 
     @classmethod
     def from_yaml(cls, path: Path) -> StreamSpec:
@@ -98,6 +113,13 @@ class StreamSpec:
             raise ConfigError(
                 f"{where}: unknown keys {sorted(unknown)}; allowed: {sorted(allowed)}"
             )
+        for key in ("sources", "published"):
+            entries = raw.get(key, [])
+            if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
+                raise ConfigError(f"{where}: {key} must be a list of mappings, got {entries!r}")
+        for entry in raw.get("sources", []):
+            if not isinstance(entry.get("classes") or [], list):
+                raise ConfigError(f"{where}: a source's classes must be a list of names")
         try:
             sources = tuple(
                 SourceEntry(**{**entry, "classes": tuple(entry.get("classes") or ()) or None})
@@ -107,6 +129,10 @@ class StreamSpec:
             return cls(**{**raw, "sources": sources, "published": published, "path": path})
         except (KeyError, TypeError) as error:
             raise ConfigError(f"{where}: missing or malformed field: {error}") from error
+        except ConfigError as error:  # a source's or result's field: say which file
+            if path is None or str(path) in str(error):
+                raise
+            raise ConfigError(f"{where}: {error}") from error
 
     @classmethod
     def for_folder(cls, root: Path, *, increment: int, initial_classes: int) -> StreamSpec:

@@ -80,6 +80,7 @@ def run(
         result.test_counts.append(len(test))
         start = time.perf_counter()
         _call(spec, f"training on experience {train.index}", partial(strategy.train, train))
+        _check_finite(spec, strategy, train.index)
         result.train_seconds.append(time.perf_counter() - start)
         start = time.perf_counter()
         result.correct.append([_count_correct(spec, strategy, seen, runtime) for seen in tests])
@@ -139,6 +140,11 @@ def _embed_seen(
                     f"strategy {spec.name!r}: embed returned shape {tuple(embedded.shape)} "
                     f"for {len(images)} images; it must return one feature row per image"
                 )
+            if not torch.isfinite(embedded).all():
+                raise PluginError(
+                    f"strategy {spec.name!r}: embed returned NaN or infinite features on "
+                    f"experience {test.index} after training on experience {len(tests) - 1}"
+                )
             features.append(embedded.detach().float().cpu())
             labels.append(batch_labels)
     ids = torch.arange(sum(len(test) for test in tests))  # positions in experience order
@@ -166,6 +172,24 @@ def _call(spec: StrategySpec, what: str, action: Callable[[], Any]) -> Any:
         raise PluginError(
             f"strategy {spec.name!r} failed during {what}: {type(error).__name__}: {error}"
         ) from error
+
+
+def _check_finite(spec: StrategySpec, strategy: Strategy, experience: int) -> None:
+    """A strategy whose loss went NaN or infinite leaves such weights: stop there, with
+    the strategy and experience named, rather than score a broken model."""
+    broken = [
+        name
+        for module in strategy.learned_modules()
+        for name, parameter in module.named_parameters()
+        if not torch.isfinite(parameter).all()
+    ]
+    if broken:
+        shown = ", ".join(broken[:3]) + (f" and {len(broken) - 3} more" if len(broken) > 3 else "")
+        raise PluginError(
+            f"strategy {spec.name!r} diverged while training on experience {experience}: "
+            f"NaN or infinite weights in {shown}; its loss was not finite (a smaller "
+            "learning rate, --set lr=..., usually helps)"
+        )
 
 
 def _parameters(modules: list[torch.nn.Module]) -> list[torch.nn.Parameter]:

@@ -16,6 +16,7 @@ from cl_bench.experiments.runs import RunSpec, resolve_device
 from cl_bench.training.registry import Registry
 from cl_bench.utils.config import canonical_overrides, parse_assignments, yaml_text
 from cl_bench.utils.errors import ConfigError
+from cl_bench.utils.files import folder_problem
 
 GRID_KEYS = (
     "strategy",
@@ -137,8 +138,14 @@ def make_grid(
     if values["split"] not in SPLITS:
         raise ConfigError(f"unknown split {values['split']!r}; choose one of {', '.join(SPLITS)}")
     seeds = _listed(values["seed"], "seed")
-    if not all(_is_int(seed) for seed in seeds):
-        raise ConfigError(f"seeds must be integers, got {list(seeds)}")
+    if not all(_is_int(seed) and 0 <= seed < 2**32 for seed in seeds):
+        raise ConfigError(f"seeds must be integers in 0..{2**32 - 1}, got {list(seeds)}")
+    for key in ("output", "leaderboards"):
+        if not isinstance(values[key], str | Path):
+            raise ConfigError(f"{key} must be a folder path, got {values[key]!r}")
+        problem = folder_problem(Path(values[key]))
+        if problem:
+            raise ConfigError(f"{key} {str(values[key])!r} {problem}")
     return Grid(
         strategies=_names(values["strategy"], "strategy"),
         streams=_names(values["stream"], "stream"),

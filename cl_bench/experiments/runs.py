@@ -29,6 +29,7 @@ from cl_bench.results.records import (
     checkpoint_sha256,
     package_versions,
     record_path,
+    save_elsewhere,
     utc_now,
     variant_of,
     write_record,
@@ -208,12 +209,27 @@ def write_run(root: Path, record: Mapping[str, Any]) -> tuple[Path, Path]:
         seed=record["seed"],
         variant=record["variant"],
     )
-    heatmap = write_compatibility_heatmap(
-        dict(record), path.with_name(f"{path.stem}-compatibility.png")
-    )
+    heatmap = path.with_name(f"{path.stem}-compatibility.png")
     try:
+        write_compatibility_heatmap(dict(record), heatmap)
         write_record(path, record)
+    except OSError as error:
+        heatmap.unlink(missing_ok=True)
+        raise UnsavedRecordError(record, path, error) from error
     except BaseException:
         heatmap.unlink(missing_ok=True)
         raise
     return path, heatmap
+
+
+class UnsavedRecordError(ClbenchError):
+    """A finished run whose record could not be written where it belonged: it is saved
+    in the temporary folder instead, or, failing that, carried here to be printed."""
+
+    def __init__(self, record: Mapping[str, Any], intended: Path, error: OSError):
+        self.record, self.saved = record, save_elsewhere(record, intended)
+        where = f"it was saved to {self.saved}" if self.saved else "it is printed above"
+        super().__init__(
+            f"the run finished but its record could not be written to {intended} "
+            f"({error.strerror or error}); {where}: move it there once that is fixed"
+        )

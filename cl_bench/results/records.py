@@ -7,6 +7,8 @@ import hashlib
 import importlib.metadata
 import json
 import platform
+import re
+import tempfile
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
@@ -89,11 +91,33 @@ def utc_now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
+def record_text(record: Mapping[str, Any]) -> str:
+    """The record as JSON. Non-finite numbers are written as ``NaN``/``Infinity``, which
+    Python's json and pandas read back as the same values (strict JSON has no spelling
+    for them, and a run that produced one must not be lost for it)."""
+    return json.dumps(record, indent=2, sort_keys=True, allow_nan=True) + "\n"
+
+
 def write_record(path: Path, record: Mapping[str, Any]) -> None:
     """Write ``record`` atomically; a failure note left for the same run goes (it succeeded)."""
-    text = json.dumps(record, indent=2, sort_keys=True, allow_nan=False) + "\n"
+    text = record_text(record)
     write_atomically(path, lambda tmp: tmp.write_text(text))
     failure_path(path).unlink(missing_ok=True)
+
+
+def save_elsewhere(record: Mapping[str, Any], intended: Path) -> Path | None:
+    """Save a record that could not be written to ``intended`` in the temporary folder, so
+    that a finished run survives a full disk or a folder that stopped being writable;
+    None if that fails too."""
+    folder = Path(tempfile.gettempdir()) / "clbench-unsaved"
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
+    name = "-".join(str(record.get(key)) for key in ("stream", "strategy", "backbone", "seed"))
+    path = folder / f"{re.sub(r'[^A-Za-z0-9._-]', '_', name)}-{stamp}.json"
+    try:
+        write_atomically(path, lambda tmp: tmp.write_text(record_text(record)))
+    except OSError:
+        return None
+    return path
 
 
 def read_record(path: Path) -> dict[str, Any]:

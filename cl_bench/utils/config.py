@@ -6,7 +6,9 @@ against the field's type, so that a typo fails before any compute is spent.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import math
 import types
 import typing
 from collections.abc import Iterable, Mapping
@@ -130,13 +132,16 @@ def _coerce(key: str, value: Any, hint: Any, text: str | None = None) -> Any:
         if isinstance(value, bool):
             return value
     elif hint is float:
+        number = None
         if isinstance(value, int | float) and not isinstance(value, bool):
-            return float(value)
-        if isinstance(value, str):  # YAML 1.1 reads 1e-3 (no dot) as a string
-            try:
-                return float(value)
-            except ValueError:
-                pass
+            number = float(value)
+        elif isinstance(value, str):  # YAML 1.1 reads 1e-3 (no dot) as a string
+            with contextlib.suppress(ValueError):
+                number = float(value)
+        if number is not None:
+            if not math.isfinite(number):
+                raise ConfigError(f"config key {key!r}: {value!r} is not a finite number")
+            return number
     elif hint is int:
         if isinstance(value, int) and not isinstance(value, bool):
             return value
@@ -147,3 +152,50 @@ def _coerce(key: str, value: Any, hint: Any, text: str | None = None) -> Any:
 
 def _name(hint: Any) -> str:
     return getattr(hint, "__name__", str(hint))
+
+
+def require_types(instance: Any, where: str) -> None:
+    """Every field of the dataclass ``instance`` holds a value of its annotated type, as
+    read from an untrusted file: no coercion (``"5"`` is not an int, ``true`` is not a
+    number, a float must be finite), with a message naming the field and the value."""
+    hints = typing.get_type_hints(type(instance))
+    for item in dataclasses.fields(instance):
+        value, hint = getattr(instance, item.name), hints[item.name]
+        if not _matches(value, hint):
+            raise ConfigError(f"{where}: {item.name} must be {_describe(hint)}, got {value!r}")
+
+
+def _matches(value: Any, hint: Any) -> bool:
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        return any(_matches(value, option) for option in args)
+    if origin is typing.Literal:
+        return value in args
+    if origin is tuple:
+        items = args[:1] if len(args) == 2 and args[1] is Ellipsis else args
+        return isinstance(value, tuple) and all(_matches(v, items[0]) for v in value)
+    if hint is Any:
+        return True
+    if hint is type(None):
+        return value is None
+    if hint is float:
+        number = isinstance(value, int | float) and not isinstance(value, bool)
+        return number and math.isfinite(value)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, hint)
+
+
+def _describe(hint: Any) -> str:
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(_describe(option) for option in args)
+    if origin is tuple:
+        return f"a list of {_describe(args[0])}"
+    if hint is type(None):
+        return "null"
+    if hint is float:
+        return "a finite number"
+    return {"int": "an integer", "str": "a string", "bool": "true or false"}.get(
+        _name(hint), _name(hint)
+    )

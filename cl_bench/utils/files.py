@@ -68,3 +68,24 @@ def sha256_file(path: Path) -> str:
         for chunk in iter(lambda: handle.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def folder_problem(path: Path) -> str | None:
+    """Why ``path`` cannot be (or become) a folder this process writes into, or None.
+
+    Checked before any compute, so that a run's result never dies at the final write.
+    """
+    if path.exists():
+        if not path.is_dir():
+            return "is a file, not a folder"
+        if not os.access(path, os.W_OK | os.X_OK):
+            return "is a folder this user cannot write to"
+        return None
+    parent = path.absolute().parent
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir():
+        return f"cannot be created: {parent} is a file"
+    if not os.access(parent, os.W_OK | os.X_OK):
+        return f"cannot be created: {parent} is not writable"
+    return None

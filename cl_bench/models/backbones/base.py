@@ -11,6 +11,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from cl_bench.utils.errors import WeightsMismatchError
+
 
 @dataclass(frozen=True)
 class BackboneOptions:
@@ -84,3 +86,18 @@ class BackboneSpec:
     name: str
     description: str
     load: Callable[[BackboneOptions], Backbone] = field(repr=False)
+
+
+def read_checkpoint(path: Path, origin: str) -> dict[str, torch.Tensor]:
+    """A state dict from ``path`` (tensors only: weights_only), or an error saying that
+    the file is not one; whether it fits the architecture is the loader's check."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:
+        reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        raise WeightsMismatchError(
+            f"{origin}: {path} is not a readable PyTorch checkpoint ({reason})"
+        ) from error
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise WeightsMismatchError(f"{origin}: {path} holds no state dict of tensors")
+    return state

@@ -15,7 +15,7 @@ from urllib.parse import urlparse
 
 import torch
 
-from cl_bench.models.backbones.base import Backbone, BackboneOptions
+from cl_bench.models.backbones.base import Backbone, BackboneOptions, read_checkpoint
 from cl_bench.utils.errors import BackboneUnavailableError, WeightsMismatchError
 from cl_bench.utils.files import sha256_file
 
@@ -138,7 +138,14 @@ def tiny_vit(options: BackboneOptions) -> Backbone:
             num_classes=0,
         )
     if options.weights is not None:
-        model.load_state_dict(torch.load(options.weights, map_location="cpu", weights_only=True))
+        state = read_checkpoint(options.weights, "vit_tiny_random")
+        try:
+            model.load_state_dict(state)
+        except RuntimeError as error:
+            raise WeightsMismatchError(
+                f"vit_tiny_random: {options.weights} does not fit this architecture: "
+                f"{str(error).splitlines()[0]}"
+            ) from error
     return Backbone(
         name="vit_tiny_random",
         model=model,

@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from cl_bench.models.backbones.base import Backbone, BackboneOptions
+from cl_bench.models.backbones.base import Backbone, BackboneOptions, read_checkpoint
 from cl_bench.utils.errors import MissingDataError, WeightsMismatchError
 from cl_bench.utils.files import sha256_file
 
@@ -102,10 +102,7 @@ class PackagedCNN:
 
 def build_verified(architecture: str, path: Path, origin: str) -> nn.Module:
     """A timm ``architecture`` with the checkpoint at ``path`` mapped in and strictly loaded."""
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:
-        raise WeightsMismatchError(f"{origin}: cannot read the checkpoint ({error})") from error
+    state = read_checkpoint(path, origin)
     import timm  # deferred: importing timm costs seconds that `clbench list` need not pay
 
     model = timm.create_model(architecture, pretrained=False)
