@@ -57,7 +57,7 @@ def test_plugin_failing_to_import_is_skipped_with_a_warning():
     with pytest.warns(PluginWarning, match="'bad' of distribution 'dist-bad' failed to load"):
         registry = Registry.from_plugins([("dist-bad", "bad", broken), ("dist-ok", "ok", good)])
     assert list(registry.strategies) == ["alpha"]
-    assert "missing_dependency" in registry.problems[0]
+    assert "missing_dependency" in str(registry.problems[0])
 
 
 def test_plugin_raising_while_registering_is_skipped_with_a_warning():

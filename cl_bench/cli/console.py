@@ -16,6 +16,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 from rich.table import Table
+from rich.text import Text
 
 T = TypeVar("T")
 
@@ -64,5 +65,5 @@ def table(
         right = numeric and index > 0
         result.add_column(column, justify="right" if right else "left", no_wrap=index == 0)
     for row in rows:
-        result.add_row(*(str(cell) for cell in row))
+        result.add_row(*(Text(str(cell)) for cell in row))  # literal: never markup
     return result

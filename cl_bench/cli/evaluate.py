@@ -123,7 +123,7 @@ def evaluate(
         raise
     _print_summary(record)
     console.print(f"record written to {path}, compatibility heat map to {heatmap.name}",
-                  soft_wrap=True, highlight=False)  # fmt: skip
+                  soft_wrap=True, highlight=False, markup=False)  # fmt: skip
 
 
 def _pct(value: float | None, digits: int = 2) -> str:

@@ -16,4 +16,4 @@ from cl_bench.results.leaderboard import write_leaderboards
 def leaderboard(runs: Path, out: Path) -> None:
     """Regenerate CSV and Markdown leaderboards (and accuracy plots) from run records."""
     for path in write_leaderboards(runs, out):
-        console.print(f"wrote {path}", soft_wrap=True, highlight=False)
+        console.print(f"wrote {path}", soft_wrap=True, highlight=False, markup=False)

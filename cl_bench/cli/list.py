@@ -25,6 +25,7 @@ def list_command(kind: str, keys: bool) -> None:
         stdout.print(table("--set keys", ["strategy", "key", "default"], rows, numeric=False))
         return
     rows = [(name, p.distribution, p.spec.description) for name, p in entries]
+    rows += [(f"{p.plugin} (broken)", p.distribution, p.error) for p in registry.problems]
     stdout.print(table(kind, ["name", "distribution", "description"], rows, numeric=False))
 
 

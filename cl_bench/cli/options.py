@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+from rich.markup import escape
 
 from cl_bench.cli.console import console
 from cl_bench.training.registry import Registry
@@ -48,7 +49,7 @@ def discover_registry() -> Registry:
     """The installed plugins; the ones that failed to load are shown as warnings."""
     registry = Registry.discover()
     for problem in registry.problems:
-        console.print(f"[yellow]warning:[/] {problem}")
+        console.print(f"[yellow]warning:[/] {escape(str(problem))}")
     return registry
 
 

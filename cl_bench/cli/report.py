@@ -16,4 +16,4 @@ from cl_bench.results.report import write_reports
 def report(runs: Path, out: Path) -> None:
     """Leaderboards, and per stream a report page: table, curves, compatibility heat maps."""
     for path in write_reports(runs, out):
-        console.print(f"wrote {path}", soft_wrap=True, highlight=False)
+        console.print(f"wrote {path}", soft_wrap=True, highlight=False, markup=False)

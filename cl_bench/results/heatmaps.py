@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from cl_bench.results.text import plot_text
 from cl_bench.utils.files import write_atomically
 
 PANELS = {
@@ -33,8 +34,8 @@ def write_compatibility_heatmap(record: dict[str, Any], path: Path) -> Path:
         summary = compatibility[score]
         ac, am = _number(summary["ac"], 2), _number(summary["am"], 1)
         panels[f"{name}: AC {ac}, AM {am}"] = summary["matrix"]
-    title = (f"{record['strategy']} on {record['stream']} with {record['backbone']}, "
-             f"seed {record['seed']}: compatibility C[t][k]")  # fmt: skip
+    names = (plot_text(record[key]) for key in ("strategy", "stream", "backbone"))
+    title = "{} on {} with {}, ".format(*names) + f"seed {record['seed']}: compatibility C[t][k]"
     return draw_heatmaps(panels, title, path)
 
 

@@ -120,6 +120,14 @@ def save_elsewhere(record: Mapping[str, Any], intended: Path) -> Path | None:
     return path
 
 
+# The fields every reader relies on, and the types they must have (a record is a file
+# anyone can edit or hand over: it is checked, never trusted).
+RECORD_TYPES: dict[str, tuple[type, ...]] = {
+    "stream": (str,), "strategy": (str,), "backbone": (str,), "variant": (str,),
+    "seed": (int,), "metrics": (dict,), "config": (dict,), "reference": (bool,),
+}  # fmt: skip
+
+
 def read_record(path: Path) -> dict[str, Any]:
     try:
         record = json.loads(path.read_text())
@@ -138,7 +146,20 @@ def read_record(path: Path) -> dict[str, Any]:
             f"(missing {missing or 'nothing'}, format {record.get('format')!r}); "
             "delete it and rerun"
         )
+    for key, kinds in RECORD_TYPES.items():
+        value = record.get(key)
+        if key in record and not _is_instance(value, kinds):
+            names = " or ".join(kind.__name__ for kind in kinds)
+            raise RecordError(
+                f"run record {path}: {key} is {value!r}, not a {names}; the file was not "
+                "written by clbench: delete it and rerun"
+            )
     return record
+
+
+def _is_instance(value: Any, kinds: tuple[type, ...]) -> bool:
+    """isinstance, except that a bool is not an int (JSON's true is not a seed)."""
+    return isinstance(value, kinds) and (bool in kinds or not isinstance(value, bool))
 
 
 def iter_records(root: Path) -> Iterator[tuple[Path, dict[str, Any]]]:

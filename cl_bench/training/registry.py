@@ -57,12 +57,24 @@ _KINDS = (
 )
 
 
+@dataclass(frozen=True)
+class PluginProblem:
+    """A plugin that failed to load or to register: shown by ``clbench list``, skipped."""
+
+    distribution: str
+    plugin: str
+    error: str
+
+    def __str__(self) -> str:
+        return f"plugin {self.plugin!r} of distribution {self.distribution!r} {self.error}"
+
+
 @dataclass
 class Registry:
     strategies: dict[str, Provided[StrategySpec]] = field(default_factory=dict)
     streams: dict[str, Provided[StreamSpec]] = field(default_factory=dict)
     backbones: dict[str, Provided[BackboneSpec]] = field(default_factory=dict)
-    problems: list[str] = field(default_factory=list)
+    problems: list[PluginProblem] = field(default_factory=list)
 
     @classmethod
     def discover(cls, group: str = ENTRY_POINT_GROUP) -> Registry:
@@ -79,7 +91,6 @@ class Registry:
         manager = pluggy.PluginManager(PROJECT_NAME)
         manager.add_hookspecs(hookspecs)
         for distribution, name, load in plugins:
-            label = f"plugin {name!r} of distribution {distribution!r}"
             module = None
             try:
                 module = load()
@@ -88,7 +99,7 @@ class Registry:
             except Exception as error:  # a broken plugin must not take the others down
                 if module is not None and manager.is_registered(module):
                     manager.unregister(module)
-                registry._warn(f"{label} failed to load and is skipped: {error!r}")
+                registry._warn(distribution, name, f"failed to load and is skipped: {error!r}")
                 continue
             for kind in _KINDS:
                 registry._collect(manager, module, kind, distribution, name)
@@ -114,7 +125,9 @@ class Registry:
                     )
             except Exception as error:
                 self._warn(
-                    f"{label} failed to register its {plural(kind.name)} and is skipped: {error!r}"
+                    distribution,
+                    plugin,
+                    f"failed to register its {plural(kind.name)} and is skipped: {error!r}",
                 )
                 continue
             table = self._table(kind.name)
@@ -134,9 +147,10 @@ class Registry:
             kind
         ]
 
-    def _warn(self, message: str) -> None:
-        self.problems.append(message)
-        warnings.warn(message, PluginWarning, stacklevel=3)
+    def _warn(self, distribution: str, plugin: str, error: str) -> None:
+        problem = PluginProblem(distribution, plugin, error)
+        self.problems.append(problem)
+        warnings.warn(str(problem), PluginWarning, stacklevel=3)
 
     def strategy(self, name: str) -> StrategySpec:
         return self._lookup("strategy", name)

@@ -118,6 +118,11 @@ class StrategySpec:
     reference: bool = False
 
     def __post_init__(self) -> None:
+        for key in ("name", "description"):
+            if not isinstance(getattr(self, key), str):
+                raise TypeError(f"strategy {key} must be a string, got {getattr(self, key)!r}")
+        if not isinstance(self.reference, bool):
+            raise TypeError(f"strategy {self.name!r}: reference must be true or false")
         if not self.name or self.name != self.name.strip():
             raise ValueError(f"strategy name {self.name!r} must be non-empty without spaces")
         if not (isinstance(self.strategy, type) and issubclass(self.strategy, Strategy)):
