@@ -12,6 +12,7 @@ import re
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -29,9 +30,9 @@ from cl_bench.data.sources.base import (
 )
 from cl_bench.data.spec import StreamSpec
 from cl_bench.utils.errors import ConfigError
-from cl_bench.utils.files import cache_dir, data_root, write_atomically
+from cl_bench.utils.files import cache_dir, data_root, tensor_digest, write_atomically
 
-PREPARED_FORMAT = 2
+PREPARED_FORMAT = 3  # 3: entries carry a checksum
 BLANK_STD = 3.0  # pixel standard deviation (of 255) below which an image is blank
 
 
@@ -74,21 +75,35 @@ def prepare(
         return _load_and_split(spec, sources, track)
     if path.is_file():  # files appear whole (renamed into place): no lock to read one
         with contextlib.suppress(Exception):
-            return PreparedData(**torch.load(path, weights_only=True))
+            return _read_prepared(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     # Sweep workers that start on one stream together: one prepares it, the others wait
     # for the lock and then load what it wrote.
     with FileLock(f"{path}.lock"):
         if path.is_file():
             try:
-                return PreparedData(**torch.load(path, weights_only=True))
-            except Exception as error:  # truncated or foreign file: rebuild it
+                return _read_prepared(path)
+            except Exception as error:  # truncated, corrupt or foreign file: rebuild it
                 warnings.warn(
                     f"prepared stream cache {path} is unreadable ({error}); rebuilding it",
                     stacklevel=2,
                 )
         data = _load_and_split(spec, sources, track)
-        write_atomically(path, lambda tmp: torch.save(data.__dict__, tmp))
+        payload = {"data": data.__dict__, "sha256": _digest(data)}
+        write_atomically(path, lambda tmp: torch.save(payload, tmp))
+    return data
+
+
+def _digest(data: PreparedData) -> str:
+    return "".join(tensor_digest(t) for t in (data.images, data.labels, data.is_test))
+
+
+def _read_prepared(path: Path) -> PreparedData:
+    """A prepared stream whose checksum matches, or an error saying why not."""
+    payload = torch.load(path, weights_only=True)
+    data = PreparedData(**payload["data"])
+    if _digest(data) != payload["sha256"]:
+        raise ValueError("checksum mismatch")
     return data
 
 

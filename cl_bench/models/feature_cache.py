@@ -20,7 +20,7 @@ import torch
 from filelock import FileLock
 
 from cl_bench.utils.errors import ClbenchError
-from cl_bench.utils.files import cache_dir, write_atomically
+from cl_bench.utils.files import cache_dir, tensor_digest, write_atomically
 
 ENTRY_FORMAT = 1
 _SUFFIX = ".pt"
@@ -55,14 +55,6 @@ def canonical_key(key: Mapping[str, Any]) -> str:
             f"feature cache keys must be plain JSON (str, int, float, bool, None, list, dict): "
             f"{error}"
         ) from error
-
-
-def tensor_digest(tensor: torch.Tensor) -> str:
-    """sha256 of dtype, shape and raw bytes: detects corruption that still unpickles."""
-    flat = tensor.detach().cpu().contiguous().reshape(-1)
-    digest = hashlib.sha256(f"{flat.dtype}|{tuple(tensor.shape)}|".encode())
-    digest.update(flat.view(torch.uint8).numpy().tobytes())
-    return digest.hexdigest()
 
 
 class FeatureCache:

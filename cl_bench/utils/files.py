@@ -9,6 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import platformdirs
+import torch
 
 CACHE_ENV = "CLBENCH_CACHE_DIR"
 DATA_ENV = "CLBENCH_DATA_ROOT"
@@ -89,3 +90,11 @@ def folder_problem(path: Path) -> str | None:
     if not os.access(parent, os.W_OK | os.X_OK):
         return f"cannot be created: {parent} is not writable"
     return None
+
+
+def tensor_digest(tensor: torch.Tensor) -> str:
+    """sha256 of dtype, shape and raw bytes: detects corruption that still unpickles."""
+    flat = tensor.detach().cpu().contiguous().reshape(-1)
+    digest = hashlib.sha256(f"{flat.dtype}|{tuple(tensor.shape)}|".encode())
+    digest.update(flat.view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
