@@ -22,7 +22,7 @@ from cl_bench.models.backend import Backend
 from cl_bench.training.registry import Registry
 from cl_bench.training.strategy import StrategySpec
 from cl_bench.utils.config import build_config
-from cl_bench.utils.errors import ConfigError
+from cl_bench.utils.errors import ConfigError, PluginError
 
 
 @pytest.fixture(scope="module")
@@ -154,19 +154,20 @@ def test_copying_the_model_copies_adapters_but_shares_the_backend(lite0):
 
 
 def test_a_diverged_strategy_stops_with_a_clear_error(small_stream, lite0):
-    """Non-finite weights after an experience (as MAS reaches at lr 0.05) stop the run."""
-    from cl_bench.training.strategy import Runtime
+    """Non-finite weights after an experience (as MAS reaches at lr 0.05) stop the run,
+    by clbench's own check after every experience, naming strategy and experience."""
 
-    backend = Backend(lite0)
-    cls = strategy_class(BY_NAME["naive"])
-    config = build_config(cls.Config, {"epochs": "1"})
-    runtime = Runtime(device=backend.device, seed=0)
-    strategy = cls(backbone=backend, stream=small_stream.info, config=config, runtime=runtime)
-    with torch.no_grad():
-        strategy.head_.classifier.bias[0] = float("nan")
-    experience, _ = next(iter(small_stream.experiences()))
-    with pytest.raises(FloatingPointError, match=r"diverged: non-finite weights in .*bias"):
-        strategy.train(experience)
+    class Poisoned(strategy_class(BY_NAME["naive"])):
+        def train(self, experience):
+            with torch.no_grad():
+                self.head_.classifier.bias[0] = float("nan")
+            super().train(experience)
+
+    spec = StrategySpec("avalanche:naive", "poisoned", Poisoned)
+    config = build_config(Poisoned.Config, {"epochs": "1"})
+    with pytest.raises(PluginError, match=r"'avalanche:naive' diverged while training on "
+                       r"experience 0: NaN or infinite weights in .*bias"):  # fmt: skip
+        run(spec, stream=small_stream, backbone=Backend(lite0), config=config, seed=0)
 
 
 def test_adapters_true_trains_adapters_and_leaves_the_backbone_frozen(small_stream, lite0):

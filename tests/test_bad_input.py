@@ -163,3 +163,8 @@ def test_bad_command_line_is_refused_before_any_compute(scratch, argv, culprit):
 def test_bad_stream_spec_is_refused_with_the_field_named(scratch, old, new, culprit):
     spec = spec_with(scratch / "folder", old, new)
     assert_refused(scratch, [*EVALUATE, "--stream", spec], culprit)
+
+
+def test_a_cache_folder_from_the_environment_that_is_a_file_is_refused(scratch, monkeypatch):
+    monkeypatch.setenv("CLBENCH_CACHE_DIR", str(scratch / "file"))
+    assert_refused(scratch, EVALUATE, "CLBENCH_CACHE_DIR")

@@ -36,7 +36,8 @@ from cl_bench.results.records import (
 )
 from cl_bench.training.registry import Registry
 from cl_bench.utils.config import build_config, canonical_overrides, config_to_dict
-from cl_bench.utils.errors import ClbenchError
+from cl_bench.utils.errors import ClbenchError, ConfigError
+from cl_bench.utils.files import CACHE_ENV, cache_dir, folder_problem
 
 
 @dataclass(frozen=True)
@@ -105,6 +106,9 @@ def evaluate_run(
     backbone_spec = resolve_backbone(registry, spec.backbone)
     overrides = canonical_overrides(strategy_spec.strategy.Config, spec.overrides)
     config = build_config(strategy_spec.strategy.Config, overrides)
+    if spec.use_cache and (problem := folder_problem(cache_dir())):
+        raise ConfigError(f"cache folder {str(cache_dir())!r} {problem}; set --cache-dir or "
+                          f"${CACHE_ENV} to a writable folder, or pass --no-cache")  # fmt: skip
     started, clock = utc_now(), time.perf_counter()
     # The backbone first: a missing checkpoint should fail before images are prepared.
     backend = shared_backend(
