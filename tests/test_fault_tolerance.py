@@ -10,69 +10,31 @@ import shutil
 import signal
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import pytest
+from cli_runner import clbench
+from fault_injection import STAGES, inject
+from test_standard_streams import write_image_folder
 
-# Runs the real CLI in a child process that signals itself at one stage: in the middle
-# of writing the stage's file (the temporary file half written), or at its step.
-HARNESS = textwrap.dedent(
-    """
-    import os, signal, sys
-    stage, sig = sys.argv[1], getattr(signal, sys.argv[2])
-
-    def die():
-        os.kill(os.getpid(), sig)
-
-    def interrupted_writes(module):
-        real = module.write_atomically
-
-        def write_atomically(path, write):
-            def half_then_die(tmp):
-                write(tmp)
-                with open(tmp, "r+b") as handle:
-                    handle.truncate(os.path.getsize(tmp) // 2)
-                die()
-            return real(path, half_then_die)
-
-        module.write_atomically = write_atomically
-
-    import cl_bench.data.prepared, cl_bench.evaluation.protocol, cl_bench.models.feature_cache
-    import cl_bench.results.records
-    if stage == "prepare":
-        interrupted_writes(cl_bench.data.prepared)
-    elif stage == "features":
-        interrupted_writes(cl_bench.models.feature_cache)
-    elif stage == "record":
-        interrupted_writes(cl_bench.results.records)
-    elif stage == "training":
-        protocol = cl_bench.evaluation.protocol
-        real_call = protocol._call
-
-        def _call(spec, what, action):
-            if what == "training on experience 1":
-                die()
-            return real_call(spec, what, action)
-
-        protocol._call = _call
-    from cl_bench.cli import main
-    sys.argv = ["clbench", *sys.argv[3:]]
-    main()
-    """
-)
-RUN = ["evaluate", "--strategy", "finetune-head", "--limit-per-class", "2", "--seed", "7"]
 STABLE = ("metrics", "config", "variant", "strategy", "stream", "seed")  # not timings
 
+# The runs read a small image folder (4 classes, 3 images each per split) in 2
+# experiences, so that every stage (decoding, feature caching, training) is short.
+STREAM = ["--stream", "{photos}", "--increment", "2"]
+RUN = ["evaluate", "--strategy", "finetune-head", *STREAM, "--seed", "7"]
 
-def clbench_process(cache: Path, out: Path, *harness: str) -> subprocess.CompletedProcess:
-    argv = [*RUN, "--output", str(out)]
-    if harness:
-        command = [sys.executable, "-c", HARNESS, *harness, "--cache-dir", str(cache), *argv]
-    else:
-        command = [sys.executable, "-m", "cl_bench.cli", "--cache-dir", str(cache), *argv]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    return subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("photos")
+    write_image_folder(folder, classes=4, per_split=3)
+    return folder
+
+
+def arguments(photos: Path, cache: Path, out: Path, run: list[str] = RUN) -> list[str]:
+    return ["--cache-dir", str(cache), *(a.format(photos=photos) for a in run),
+            "--output", str(out)]  # fmt: skip
 
 
 def the_record(out: Path) -> dict:
@@ -81,12 +43,20 @@ def the_record(out: Path) -> dict:
     return {key: record[key] for key in STABLE}
 
 
+@pytest.fixture(autouse=True)
+def _restore_cache_env(monkeypatch):
+    """--cache-dir sets $CLBENCH_CACHE_DIR for the process: undone after each test."""
+    monkeypatch.setenv("CLBENCH_CACHE_DIR", os.environ.get("CLBENCH_CACHE_DIR", ""))
+
+
 @pytest.fixture(scope="module")
-def reference(tmp_path_factory) -> tuple[Path, dict]:
+def reference(tmp_path_factory, photos) -> tuple[Path, dict]:
     """An uninterrupted run: its cache (streams and features) and its record."""
     root = tmp_path_factory.mktemp("reference")
-    done = clbench_process(root / "cache", root / "out")
-    assert done.returncode == 0, done.stderr
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("CLBENCH_CACHE_DIR", "")
+        code, out, err = clbench(*arguments(photos, root / "cache", root / "out"))
+    assert code == 0, out + err
     return root / "cache", the_record(root / "out")
 
 
@@ -100,22 +70,34 @@ def cache_for(stage: str, reference_cache: Path, target: Path) -> Path:
     return target
 
 
-@pytest.mark.parametrize("stage", ["prepare", "features", "training", "record"])
+@pytest.mark.parametrize("stage", STAGES)
 @pytest.mark.parametrize("sig", ["SIGINT", "SIGKILL"])
-def test_an_interrupted_run_reruns_to_the_same_record(tmp_path, reference, stage, sig):
+def test_an_interrupted_run_reruns_to_the_same_record(
+    tmp_path, monkeypatch, photos, reference, stage, sig
+):
+    """SIGINT in this process (Ctrl-C: exit 130, nothing written); SIGKILL in a child
+    process (nothing cleaned up); then the same command, here."""
     reference_cache, expected = reference
     cache, out = cache_for(stage, reference_cache, tmp_path / "cache"), tmp_path / "out"
-    killed = clbench_process(cache, out, stage, sig)
-    expected_code = 130 if sig == "SIGINT" else -signal.SIGKILL
-    assert killed.returncode == expected_code, killed.stderr[-2000:]
-    assert "Traceback" not in killed.stderr
+    argv = arguments(photos, cache, out)
+    if sig == "SIGINT":
+        with monkeypatch.context() as patch:
+            inject(stage, signal.SIGINT, patch.setattr)
+            code, stdout, stderr = clbench(*argv)
+        assert code == 130 and "Traceback" not in stdout + stderr
+    else:
+        injector = Path(__file__).with_name("fault_injection.py")
+        env = {**os.environ, "OMP_NUM_THREADS": "1"}
+        killed = subprocess.run([sys.executable, str(injector), stage, sig, *argv],
+                                capture_output=True, env=env, timeout=600)  # fmt: skip
+        assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
     assert not list(out.rglob("*.json"))  # no record, not even a partial one
-    rerun = clbench_process(cache, out)
-    assert rerun.returncode == 0, rerun.stderr[-2000:]
+    code, stdout, stderr = clbench(*argv)
+    assert code == 0, stdout + stderr
     assert the_record(out) == expected
 
 
-def test_a_corrupt_cache_entry_is_reported_and_recomputed(tmp_path, reference):
+def test_a_corrupt_cache_entry_is_reported_and_recomputed(tmp_path, photos, reference):
     reference_cache, expected = reference
     cache = shutil.copytree(reference_cache, tmp_path / "cache")
     entries = sorted((cache / "features").glob("*.pt")) + sorted((cache / "streams").glob("*.pt"))
@@ -123,13 +105,13 @@ def test_a_corrupt_cache_entry_is_reported_and_recomputed(tmp_path, reference):
         data = bytearray(entry.read_bytes())
         data[len(data) // 2 : len(data) // 2 + 64] = bytes(64)
         entry.write_bytes(bytes(data))
-    run = clbench_process(cache, tmp_path / "out")
-    assert run.returncode == 0, run.stderr[-2000:]
-    assert "corrupt" in run.stderr or "unreadable" in run.stderr
+    with pytest.warns(UserWarning, match="corrupt|unreadable"):
+        code, out, err = clbench(*arguments(photos, cache, tmp_path / "out"))
+    assert code == 0, out + err
     assert the_record(tmp_path / "out") == expected
 
 
-def test_concurrent_evaluates_and_a_sweep_share_one_cache_and_output(tmp_path, reference):
+def test_concurrent_evaluates_and_a_sweep_share_one_cache_and_output(tmp_path, photos, reference):
     """Two `clbench evaluate` and one `clbench sweep`, started together on one (empty)
     cache folder and one output folder, all finish; the records are right and every
     cache entry is whole."""
@@ -139,14 +121,14 @@ def test_concurrent_evaluates_and_a_sweep_share_one_cache_and_output(tmp_path, r
 
     _, expected = reference
     cache, out = tmp_path / "cache", tmp_path / "out"
-    common = ["--cache-dir", str(cache)]
+    sweep = ["sweep", "--strategy", "finetune-head", "--strategy", "simplecil", *STREAM,
+             "--seed", "7", "--seed", "8", "--workers", "1",
+             "--leaderboards", str(tmp_path / "boards")]  # fmt: skip
     runs = [
-        [*common, *RUN, "--output", str(out)],
-        [*common, *RUN[:2], "simplecil", *RUN[3:], "--output", str(out)],
-        [*common, "sweep", "--strategy", "finetune-head", "--strategy", "simplecil",
-         "--seed", "7", "--seed", "8", "--limit-per-class", "2", "--workers", "1",
-         "--output", str(out), "--leaderboards", str(tmp_path / "boards")],
-    ]  # fmt: skip
+        arguments(photos, cache, out),
+        arguments(photos, cache, out, [*RUN[:2], "simplecil", *RUN[3:]]),
+        arguments(photos, cache, out, sweep),
+    ]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     processes = [
         subprocess.Popen([sys.executable, "-m", "cl_bench.cli", *argv], env=env,
