@@ -111,7 +111,7 @@ def test_position_mapping_fails_loudly_on_mismatch():
 def test_corrupt_weights_file_is_a_clear_error(tmp_path):
     bad = tmp_path / "broken.pth"
     bad.write_bytes(b"not a checkpoint")
-    with pytest.raises(WeightsMismatchError, match="cannot read the checkpoint"):
+    with pytest.raises(WeightsMismatchError, match="is not a readable PyTorch checkpoint"):
         EFFICIENTNET_LITE0.load(BackboneOptions(weights=bad))
 
 
