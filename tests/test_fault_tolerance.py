@@ -81,9 +81,13 @@ def test_an_interrupted_run_reruns_to_the_same_record(
     cache, out = cache_for(stage, reference_cache, tmp_path / "cache"), tmp_path / "out"
     argv = arguments(photos, cache, out)
     if sig == "SIGINT":
-        with monkeypatch.context() as patch:
-            inject(stage, signal.SIGINT, patch.setattr)
-            code, stdout, stderr = clbench(*argv)
+        previous = signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a shell
+        try:
+            with monkeypatch.context() as patch:
+                inject(stage, signal.SIGINT, patch.setattr)
+                code, stdout, stderr = clbench(*argv)
+        finally:
+            signal.signal(signal.SIGINT, previous)
         assert code == 130 and "Traceback" not in stdout + stderr
     else:
         injector = Path(__file__).with_name("fault_injection.py")
