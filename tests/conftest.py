@@ -77,3 +77,13 @@ def lite0():
     from cl_bench.models.backbones.packaged import EFFICIENTNET_LITE0
 
     return EFFICIENTNET_LITE0.load(BackboneOptions())
+
+
+@pytest.fixture(scope="session")
+def cached_backend(lite0):
+    """One backend with the feature cache on, for tests that run whole streams: the
+    frozen features of a stream are computed once per session, as in a sweep."""
+    from cl_bench.models.backend import Backend
+    from cl_bench.models.feature_cache import FeatureCache
+
+    return Backend(lite0, FeatureCache())

@@ -30,7 +30,7 @@ def small_stream(offline_spec):
     return build_stream(offline_spec, seed=1993, limit_per_class=4)
 
 
-def test_naive_matrix_equals_avalanche_evaluation_plugin(small_stream, lite0):
+def test_naive_matrix_equals_avalanche_evaluation_plugin(small_stream, cached_backend):
     from avalanche.evaluation.metrics import accuracy_metrics
     from avalanche.training.plugins import EvaluationPlugin
 
@@ -50,7 +50,7 @@ def test_naive_matrix_equals_avalanche_evaluation_plugin(small_stream, lite0):
 
     spec = StrategySpec("avalanche:naive", "checked", Checked)
     config = build_config(Checked.Config, {"epochs": "2"})
-    result = run(spec, stream=small_stream, backbone=Backend(lite0), config=config, seed=0)
+    result = run(spec, stream=small_stream, backbone=cached_backend, config=config, seed=0)
     matrix = summarise(result.correct, result.test_counts)["accuracy_matrix"]
     assert len(reported) == len(matrix) == 10
     for t, row in enumerate(matrix):
@@ -93,11 +93,11 @@ MEMORY = {"icarl": 200, "streaminglda": 0, "replay": 200, "gem": 200, "agem": 20
 
 
 @pytest.mark.parametrize("name", sorted(MEMORY))
-def test_model_shapes_run_and_predict_seen_classes(name, small_stream, lite0):
+def test_model_shapes_run_and_predict_seen_classes(name, small_stream, cached_backend):
     """Each model shape trains, predicts, and reports the memory it keeps."""
     spec = Registry.discover().strategy(f"avalanche:{name}")
     config = build_config(spec.strategy.Config, {"epochs": "1"})
-    result = run(spec, stream=small_stream, backbone=Backend(lite0), config=config, seed=0)
+    result = run(spec, stream=small_stream, backbone=cached_backend, config=config, seed=0)
     matrix = summarise(result.correct, result.test_counts)["accuracy_matrix"]
     assert matrix[-1][-1] is not None and len(matrix) == 10
     assert torch.tensor(result.correct[-1]).sum() > 0
@@ -153,7 +153,7 @@ def test_copying_the_model_copies_adapters_but_shares_the_backend(lite0):
         assert torch.equal(ours, theirs) and ours.data_ptr() != theirs.data_ptr()
 
 
-def test_a_diverged_strategy_stops_with_a_clear_error(small_stream, lite0):
+def test_a_diverged_strategy_stops_with_a_clear_error(small_stream, cached_backend):
     """Non-finite weights after an experience (as MAS reaches at lr 0.05) stop the run,
     by clbench's own check after every experience, naming strategy and experience."""
 
@@ -167,7 +167,7 @@ def test_a_diverged_strategy_stops_with_a_clear_error(small_stream, lite0):
     config = build_config(Poisoned.Config, {"epochs": "1"})
     with pytest.raises(PluginError, match=r"'avalanche:naive' diverged while training on "
                        r"experience 0: NaN or infinite weights in .*bias"):  # fmt: skip
-        run(spec, stream=small_stream, backbone=Backend(lite0), config=config, seed=0)
+        run(spec, stream=small_stream, backbone=cached_backend, config=config, seed=0)
 
 
 def test_adapters_true_trains_adapters_and_leaves_the_backbone_frozen(small_stream, lite0):

@@ -81,7 +81,9 @@ def test_an_interrupted_run_reruns_to_the_same_record(
     cache, out = cache_for(stage, reference_cache, tmp_path / "cache"), tmp_path / "out"
     argv = arguments(photos, cache, out)
     if sig == "SIGINT":
-        previous = signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a shell
+        # A job started with '&' by a non-interactive shell (as CI may start the suite)
+        # inherits SIGINT ignored, and Python then leaves it ignored: restore Ctrl-C.
+        previous = signal.signal(signal.SIGINT, signal.default_int_handler)
         try:
             with monkeypatch.context() as patch:
                 inject(stage, signal.SIGINT, patch.setattr)

@@ -11,13 +11,12 @@ from torch import nn
 from cl_bench.data.streams import _from_avalanche, build_stream
 from cl_bench.evaluation import metrics
 from cl_bench.evaluation.protocol import run
-from cl_bench.models.backend import Backend
 from cl_bench.training.registry import Registry
 from cl_bench.training.strategy import Runtime
 
 
 @pytest.fixture(scope="module")
-def both_runs(offline_spec, lite0):
+def both_runs(offline_spec, cached_backend):
     from avalanche.evaluation.metrics import accuracy_metrics, bwt_metrics, forgetting_metrics
     from avalanche.training.plugins import EvaluationPlugin, SupervisedPlugin
     from avalanche.training.templates import SupervisedTemplate
@@ -25,7 +24,7 @@ def both_runs(offline_spec, lite0):
     spec = Registry.discover().strategy("simplecil")
     config = spec.strategy.Config()
     stream = build_stream(offline_spec, seed=1993, limit_per_class=4)
-    backend = Backend(lite0)
+    backend = cached_backend
     ours = run(spec, stream=stream, backbone=backend, config=config, seed=1993)
 
     strategy = spec.strategy(
