@@ -1,15 +1,17 @@
 #!/usr/bin/env bash
 # Set up clbench on a fresh Debian machine (Python >= 3.11): the packaged data sets,
-# a virtual environment in .venv with torch, clbench and its built-in plugins.
+# Chromium (the leaderboard site's browser tests drive it), and a virtual environment in
+# .venv with torch, clbench and its built-in plugins.
 # Safe to rerun: finished steps are skipped or are no-ops.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
-if ! dpkg -s openclipart-png dataset-fashion-mnist >/dev/null 2>&1; then
+if ! dpkg -s openclipart-png dataset-fashion-mnist chromium >/dev/null 2>&1; then
   $SUDO apt-get update -qq
-  $SUDO apt-get install -y -qq openclipart-png dataset-fashion-mnist
+  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+    openclipart-png dataset-fashion-mnist chromium
 fi
 
 PYTHON="${PYTHON:-python3}"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,7 @@ import torch
 from cli_runner import clbench
 
 from cl_bench.results.leaderboard import write_leaderboards
+from cl_bench.results.provenance import reproduce_argv
 
 
 @pytest.fixture(scope="module")
@@ -59,6 +61,20 @@ def test_evaluate_writes_complete_records(quick_runs):
     assert resources["total_parameters"] > 3_000_000
     assert record["versions"]["torch"] and record["backbone_weights"]["sha256"]
     assert record["config"] == {"batch_size": 256}
+    commit = record["versions"]["clbench_commit"]  # None where installed from an sdist (tox)
+    assert commit is None or re.fullmatch(r"[0-9a-f]{40}(-dirty)?", commit)
+
+
+def test_a_records_reproduce_command_makes_the_same_record(quick_runs, tmp_path):
+    """The command the leaderboard site shows for a run gives that run's numbers again."""
+    record = records(quick_runs)["finetune-head", 1994]
+    argv = reproduce_argv(record)
+    assert argv[:2] == ["clbench", "evaluate"] and "--limit-per-class" in argv
+    code, _, err = clbench(*argv[2:], "--output", str(tmp_path))
+    assert code == 0, err
+    again = records(tmp_path)["finetune-head", 1994]
+    assert again["variant"] == record["variant"] and again["config"] == record["config"]
+    assert again["metrics"]["correct"] == record["metrics"]["correct"]
 
 
 def test_frozen_features_are_compatible_with_themselves_but_not_strictly(quick_runs):

@@ -9,6 +9,7 @@ import pytest
 
 from cl_bench.results.leaderboard import write_leaderboards
 from cl_bench.results.report import write_reports
+from cl_bench.training.registry import Registry
 
 LEADERBOARDS = Path(__file__).resolve().parents[1] / "leaderboards"
 AVALANCHE = {f"avalanche:{name}" for name in ("naive", "ewc", "lwf", "si", "gem", "agem",
@@ -22,6 +23,19 @@ REFERENCES = {"joint", "avalanche:cumulative"}
 def test_committed_leaderboard_matches_its_records(tmp_path, name):
     write_leaderboards(LEADERBOARDS / "runs", tmp_path)
     assert (tmp_path / name).read_bytes() == (LEADERBOARDS / name).read_bytes()
+
+
+def test_committed_site_matches_its_records(tmp_path):
+    """Every page, stylesheet and script, byte for byte, and no stale page."""
+    descriptions = {name: p.spec.description for name, p in Registry.discover().strategies.items()}
+    write_leaderboards(LEADERBOARDS / "runs", tmp_path, tmp_path / "site", descriptions)
+
+    def files(root: Path) -> dict[str, bytes]:
+        return {str(p.relative_to(root)): p.read_bytes() for p in root.rglob("*") if p.is_file()}
+
+    fresh, committed = files(tmp_path / "site"), files(LEADERBOARDS / "site")
+    assert sorted(fresh) == sorted(committed)
+    assert [name for name in fresh if fresh[name] != committed[name]] == []
 
 
 def test_committed_report_matches_its_records(tmp_path):

@@ -95,11 +95,13 @@ def test_heatmap_draws_the_mean_over_seeds(runs, tmp_path, monkeypatch):
 
 def test_report_page_table_and_figures(runs, tmp_path):
     out = tmp_path / "out"
-    written = {path.name for path in write_reports(runs, out)}
-    leaderboard = {path.name for path in write_leaderboards(runs, tmp_path / "lb")}
+    written = {str(path.relative_to(out)) for path in write_reports(runs, out)}
+    lb = tmp_path / "lb"
+    leaderboard = {str(path.relative_to(lb)) for path in write_leaderboards(runs, lb)}
     assert leaderboard < written  # everything `clbench leaderboard` writes, and the same
+    assert "site/index.html" in leaderboard
     for name in leaderboard:
-        assert (out / name).read_bytes() == (tmp_path / "lb" / name).read_bytes()
+        assert (out / name).read_bytes() == (lb / name).read_bytes()
     assert written - leaderboard == {"toy-report.md", "toy-compatibility-a-bb.png"}
     page = (out / "toy-report.md").read_text()
     assert "| a | continual | bb | default | 2 | 0 | 55.00 ± 7.07 |" in page
@@ -116,9 +118,10 @@ def test_report_regenerates_byte_identical(runs, tmp_path):
     out = tmp_path / "out"
     code, _, err = clbench("report", "--runs", str(runs), "--out", str(out))
     assert code == 0, err
-    first = {p.name: p.read_bytes() for p in out.iterdir()}
+    first = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
     assert f"wrote {out / 'toy-report.md'}" in err
-    second = {p.name: p.read_bytes() for p in write_reports(runs, out)}
+    write_reports(runs, out)
+    second = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
     assert first == second
 
 

@@ -7,13 +7,14 @@ from pathlib import Path
 import click
 
 from cl_bench.cli.console import console
-from cl_bench.cli.options import records_options
+from cl_bench.cli.options import discover_registry, records_options, strategy_descriptions
 from cl_bench.results.leaderboard import write_leaderboards
 
 
 @click.command()
 @records_options("Folder to write the leaderboards into.")
-def leaderboard(runs: Path, out: Path) -> None:
+def leaderboard(runs: Path, out: Path, html: Path | None) -> None:
     """Regenerate CSV and Markdown leaderboards (and accuracy plots) from run records."""
-    for path in write_leaderboards(runs, out):
+    descriptions = strategy_descriptions(discover_registry())
+    for path in write_leaderboards(runs, out, html, descriptions):
         console.print(f"wrote {path}", soft_wrap=True, highlight=False, markup=False)

@@ -45,6 +45,11 @@ def nonempty_file(ctx: click.Context, param: click.Parameter, value: Path | None
     return value
 
 
+def strategy_descriptions(registry: Registry) -> dict[str, str]:
+    """Each installed strategy's one-line description, for pages that show them."""
+    return {name: provided.spec.description for name, provided in registry.strategies.items()}
+
+
 def discover_registry() -> Registry:
     """The installed plugins; the ones that failed to load are shown as warnings."""
     registry = Registry.discover()
@@ -83,11 +88,14 @@ def folder_split_options(command: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def records_options(out_help: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """``--runs`` (records to read) and ``--out`` (where to write), as the commands that
-    regenerate files from records share them."""
+    """``--runs`` (records to read), ``--out`` (where to write) and ``--html`` (where the
+    site goes), as the commands that regenerate files from records share them."""
 
     def decorate(command: Callable[..., Any]) -> Callable[..., Any]:
         runs = click.Path(path_type=Path, exists=True, file_okay=False)
+        command = click.option("--html", type=WritableFolder(), default=None,
+                               help="Folder for the leaderboard site (replaced as a whole). "
+                               "[default: OUT/site]")(command)  # fmt: skip
         command = click.option("--out", type=WritableFolder(), default=Path("leaderboards"),
                                show_default=True, help=out_help)(command)  # fmt: skip
         return click.option("--runs", type=runs, default=Path("runs"), show_default=True,

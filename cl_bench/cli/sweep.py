@@ -22,6 +22,7 @@ from cl_bench.cli.options import (
     limit_per_class_option,
     no_cache_option,
     nonempty_file,
+    strategy_descriptions,
 )
 from cl_bench.data.streams import SPLITS
 from cl_bench.experiments.executors import make_executor
@@ -188,7 +189,8 @@ def sweep(
     stdout.print(outcome_table(outcomes))
     failed = sum(outcome.status == "failed" for outcome in outcomes)
     try:
-        write_leaderboards(grid.output, grid.leaderboards)
+        write_leaderboards(grid.output, grid.leaderboards,
+                           descriptions=strategy_descriptions(registry))  # fmt: skip
         console.print(
             f"leaderboards regenerated in {grid.leaderboards}", soft_wrap=True, highlight=False
         )

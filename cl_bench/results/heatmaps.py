@@ -84,3 +84,14 @@ def _draw(panels: dict[str, Matrix], title: str, path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, format="png", metadata={"Software": None})
     plt.close(fig)
+
+
+def mean_matrix(matrices: Sequence[Sequence[Sequence[float]]]) -> list[list[float]]:
+    """The entry-wise mean of matrices of one shape, rows of any lengths (C is triangular)."""
+    shapes = {tuple(len(row) for row in matrix) for matrix in matrices}
+    if len(shapes) != 1:
+        raise ValueError(f"matrices of different shapes (row lengths {sorted(shapes)})")
+    return [
+        np.mean(np.array([matrix[t] for matrix in matrices], dtype=float), axis=0).tolist()
+        for t in range(len(matrices[0]))
+    ]

@@ -9,6 +9,7 @@ the records, so regenerating from the same records gives byte-identical files.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from cl_bench.results.records import iter_records
+from cl_bench.results.site import check_site_folder, write_site
 from cl_bench.results.text import markdown_text, plot_text
 from cl_bench.utils.errors import RecordError
 from cl_bench.utils.files import write_atomically
@@ -33,6 +35,7 @@ METRICS = {
     "map_ac": "compatibility AC, instance mAP (OCA, lambda-orth), 0-1",
     "map_am": "compatibility AM, instance mAP: mean of C[t][k], k <= t (%)",
     "wall_seconds": "wall time of the run (s)",
+    "peak_rss_mib": "peak resident memory of the run's process (MiB)",
 }
 SHORT = {
     "last_accuracy": "Last acc",
@@ -45,6 +48,7 @@ SHORT = {
     "map_ac": "AC (mAP)",
     "map_am": "AM (mAP)",
     "wall_seconds": "Time (s)",
+    "peak_rss_mib": "Peak memory (MiB)",
 }
 
 
@@ -64,6 +68,7 @@ def load_runs(records_dir: Path) -> pd.DataFrame:
                 "trainable_parameters": record["resources"]["trainable_parameters"],
                 "rehearsal_samples": record["resources"].get("rehearsal_samples", 0),
                 "path": str(path),
+                "record": record,
                 "accuracy_matrix": metrics.get("accuracy_matrix"),
                 "compatibility": metrics.get("compatibility", {}),
                 **{key: metrics.get(key, record["resources"].get(key)) for key in METRICS},
@@ -133,17 +138,31 @@ def read_runs(records_dir: Path) -> pd.DataFrame:
     return runs
 
 
-def write_leaderboards(records_dir: Path, out_dir: Path) -> list[Path]:
-    """Regenerate ``<stream>.csv``, ``<stream>.md`` and ``<stream>-curves.png`` per stream."""
-    return write_leaderboard_files(read_runs(records_dir), out_dir)
+def write_leaderboards(
+    records_dir: Path,
+    out_dir: Path,
+    site_dir: Path | None = None,
+    descriptions: Mapping[str, str] | None = None,
+) -> list[Path]:
+    """Regenerate ``<stream>.csv``, ``<stream>.md`` and ``<stream>-curves.png`` per stream,
+    and the site (``site_dir``, by default ``out_dir/site``)."""
+    return write_leaderboard_files(read_runs(records_dir), out_dir, site_dir, descriptions)
 
 
 def curves_name(stream: str) -> str:
     return f"{stream}-curves.png"
 
 
-def write_leaderboard_files(runs: pd.DataFrame, out_dir: Path) -> list[Path]:
-    """The leaderboard files of every stream in ``runs`` (as ``load_runs`` gives them)."""
+def write_leaderboard_files(
+    runs: pd.DataFrame,
+    out_dir: Path,
+    site_dir: Path | None = None,
+    descriptions: Mapping[str, str] | None = None,
+) -> list[Path]:
+    """The leaderboard files of every stream in ``runs`` (as ``load_runs`` gives them),
+    then the site; ``descriptions`` (strategy name -> its plugin's line) label its pages."""
+    site = site_dir or out_dir / "site"
+    check_site_folder(site)  # before anything is written
     table = aggregate(runs)
     written = []
     for stream, rows in table.groupby("stream", sort=True):
@@ -161,6 +180,8 @@ def write_leaderboard_files(runs: pd.DataFrame, out_dir: Path) -> list[Path]:
         text = markdown(stream, rows, plot_path.name)
         write_atomically(md_path, lambda tmp, text=text: tmp.write_text(text))
         written += [csv_path, md_path, plot_path]
+    short_and_long = {m: (SHORT[m], text) for m, text in METRICS.items()}
+    written.append(write_site(runs, table, site, short_and_long, descriptions) / "index.html")
     return written
 
 

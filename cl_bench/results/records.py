@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from cl_bench.results.provenance import source_commit
 from cl_bench.utils.errors import RecordError
 from cl_bench.utils.files import sha256_file, write_atomically
 
@@ -76,14 +77,15 @@ def failure_path(record: Path) -> Path:
     return record.with_name(record.stem + FAILURE_SUFFIX)
 
 
-def package_versions(extra: Mapping[str, str] | None = None) -> dict[str, str]:
-    versions = {"python": platform.python_version()}
+def package_versions() -> dict[str, str | None]:
+    """Versions of what a result depends on, and the clbench commit (None if unknown)."""
+    versions: dict[str, str | None] = {"python": platform.python_version()}
     for name in _VERSIONED:
         try:
             versions[name] = importlib.metadata.version(name)
         except importlib.metadata.PackageNotFoundError:
             versions[name] = "not installed"
-    versions.update(extra or {})
+    versions["clbench_commit"] = source_commit()
     return versions
 
 

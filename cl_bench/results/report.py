@@ -9,13 +9,13 @@ Output depends only on the records, so regenerating gives byte-identical files.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from cl_bench.results.heatmaps import PANELS, draw_heatmaps
+from cl_bench.results.heatmaps import PANELS, draw_heatmaps, mean_matrix
 from cl_bench.results.leaderboard import (
     aggregate,
     curves_name,
@@ -32,14 +32,21 @@ SCORES = {"search_top1": "search", "map": "map"}  # score -> its leaderboard col
 KEY = ["strategy", "backbone", "variant"]
 
 
-def write_reports(records_dir: Path, out_dir: Path) -> list[Path]:
-    """The leaderboard files, then per stream its heat maps and ``<stream>-report.md``."""
+def write_reports(
+    records_dir: Path,
+    out_dir: Path,
+    site_dir: Path | None = None,
+    descriptions: Mapping[str, str] | None = None,
+) -> list[Path]:
+    """The leaderboard files and site, then per stream its heat maps and
+    ``<stream>-report.md``."""
     runs = read_runs(records_dir)
     streams = []
     for stream, rows in aggregate(runs).groupby("stream", sort=True):
         stream_runs = runs[runs.stream == stream]
         streams.append((str(stream), rows, stream_runs, _heatmaps(stream, rows, stream_runs)))
-    written = write_leaderboard_files(runs, out_dir)  # only once every record is known good
+    # only once every record is known good
+    written = write_leaderboard_files(runs, out_dir, site_dir, descriptions)
     for stream, rows, stream_runs, heatmaps in streams:
         names = {}
         for key, (name, panels, title) in heatmaps.items():
@@ -50,17 +57,6 @@ def write_reports(records_dir: Path, out_dir: Path) -> list[Path]:
         write_atomically(page, lambda tmp, text=text: tmp.write_text(text))
         written.append(page)
     return written
-
-
-def mean_matrix(matrices: Sequence[Sequence[Sequence[float]]]) -> list[list[float]]:
-    """The entry-wise mean of matrices of one shape, rows of any lengths (C is triangular)."""
-    shapes = {tuple(len(row) for row in matrix) for matrix in matrices}
-    if len(shapes) != 1:
-        raise ValueError(f"matrices of different shapes (row lengths {sorted(shapes)})")
-    return [
-        np.mean(np.array([matrix[t] for matrix in matrices], dtype=float), axis=0).tolist()
-        for t in range(len(matrices[0]))
-    ]
 
 
 def heatmap_name(stream: str, row: pd.Series) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -60,6 +61,27 @@ def write_atomically(path: Path, write: Callable[[Path], None]) -> None:
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_folder_atomically(path: Path, write: Callable[[Path], None]) -> None:
+    """Fill a temporary folder beside ``path``, then rename it to ``path`` (the old folder
+    is removed after): a reader never sees a half-written folder, and files the new
+    content no longer has do not linger. Refuses to replace a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"))
+    try:
+        write(tmp)
+        os.chmod(tmp, 0o777 & ~_UMASK)
+        if path.exists():
+            old = tmp.with_name(f"{tmp.name}.old")
+            os.rename(path, old)
+            os.rename(tmp, path)
+            shutil.rmtree(old)
+        else:
+            os.rename(tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
         raise
 
 

@@ -1,0 +1,159 @@
+"""Charts as inline SVG text: the site stays one folder of static files, with no
+library and no network. Every label is escaped here, as the SVG is inserted verbatim."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from html import escape
+
+Matrix = Sequence[Sequence[float | None]]
+
+WIDTH, HEIGHT = 720, 360
+MARGIN = {"left": 48, "right": 12, "top": 12, "bottom": 40}
+
+
+@dataclass(frozen=True)
+class Curve:
+    """One row's accuracy after each experience: the mean over seeds, and its std."""
+
+    id: str
+    label: str
+    mean: Sequence[float]
+    std: Sequence[float] | None
+    colour: str
+    reference: bool = False
+
+
+def _number(value: float) -> str:
+    return f"{value:.1f}"
+
+
+def curves_svg(curves: Sequence[Curve], title: str) -> str:
+    """Accuracy versus experience, one ``<g id=...>`` per curve (the page toggles them)."""
+    steps = max(len(curve.mean) for curve in curves)
+    lows = [
+        m - (s or 0.0)
+        for c in curves
+        for m, s in zip(c.mean, c.std or [0.0] * len(c.mean), strict=True)
+    ]
+    bottom = max(0.0, math.floor(min(lows, default=0.0) / 10) * 10)
+    plot_w = WIDTH - MARGIN["left"] - MARGIN["right"]
+    plot_h = HEIGHT - MARGIN["top"] - MARGIN["bottom"]
+
+    def x(step: int) -> float:  # step is 1-based
+        return MARGIN["left"] + (plot_w * (step - 1) / (steps - 1) if steps > 1 else plot_w / 2)
+
+    def y(value: float) -> float:
+        value = min(max(value, bottom), 100.0)
+        return MARGIN["top"] + plot_h * (100.0 - value) / (100.0 - bottom)
+
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {WIDTH} {HEIGHT}" '
+        f'class="chart" role="img" aria-label="{escape(title)}">',
+        f"<title>{escape(title)}</title>",
+    ]
+    for tick in range(int(bottom), 101, 10):
+        parts.append(
+            f'<line class="grid" x1="{MARGIN["left"]}" x2="{WIDTH - MARGIN["right"]}" '
+            f'y1="{y(tick):.1f}" y2="{y(tick):.1f}"/>'
+            f'<text class="tick" x="{MARGIN["left"] - 6}" y="{y(tick) + 4:.1f}" '
+            f'text-anchor="end">{tick}</text>'
+        )
+    for step in range(1, steps + 1):
+        parts.append(
+            f'<text class="tick" x="{x(step):.1f}" y="{HEIGHT - MARGIN["bottom"] + 16}" '
+            f'text-anchor="middle">{step}</text>'
+        )
+    parts.append(
+        f'<text class="axis" x="{MARGIN["left"] + plot_w / 2:.1f}" y="{HEIGHT - 6}" '
+        'text-anchor="middle">experience</text>'
+        f'<text class="axis" transform="translate(12 {MARGIN["top"] + plot_h / 2:.1f}) '
+        'rotate(-90)" text-anchor="middle">accuracy on all classes seen (%)</text>'
+    )
+    for curve in curves:
+        parts.append(_curve(curve, x, y))
+    parts.append("</svg>")
+    return "\n".join(parts)
+
+
+def _curve(curve: Curve, x, y) -> str:
+    label = escape(curve.label)
+    points = [(x(i + 1), y(m)) for i, m in enumerate(curve.mean)]
+    line = " ".join(f"{px:.1f},{py:.1f}" for px, py in points)
+    dash = ' stroke-dasharray="6 4"' if curve.reference else ""
+    parts = [f'<g class="curve" id="{escape(curve.id)}" data-label="{label}">']
+    if curve.std is not None:
+        upper = [
+            (x(i + 1), y(m + s)) for i, (m, s) in enumerate(zip(curve.mean, curve.std, strict=True))
+        ]
+        lower = [
+            (x(i + 1), y(m - s)) for i, (m, s) in enumerate(zip(curve.mean, curve.std, strict=True))
+        ]
+        band = " ".join(f"{px:.1f},{py:.1f}" for px, py in upper + lower[::-1])
+        parts.append(f'<polygon class="band" points="{band}" fill="{curve.colour}"/>')
+    parts.append(f'<polyline points="{line}" stroke="{curve.colour}"{dash}/>')
+    for step, ((px, py), value) in enumerate(zip(points, curve.mean, strict=True), start=1):
+        parts.append(
+            f'<circle cx="{px:.1f}" cy="{py:.1f}" r="3" fill="{curve.colour}">'
+            f"<title>{label}, experience {step}: {_number(value)}%</title></circle>"
+        )
+    parts.append("</g>")
+    return "".join(parts)
+
+
+def heatmap_svg(matrix: Matrix, title: str, cell: int = 34) -> str:
+    """A lower-triangular matrix M[t][j] (rows: after experience t; columns: experience j),
+    each cell coloured by its value on a 0-100 scale and, when cells are large enough,
+    labelled with it."""
+    size = len(matrix)
+    left, top = 34, 22
+    width, height = left + cell * size + 4, top + cell * size + 4
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" '
+        f'class="heatmap" role="img" aria-label="{escape(title)}" width="{width}" '
+        f'height="{height}">',
+        f"<title>{escape(title)}</title>",
+    ]
+    for j in range(size):
+        parts.append(
+            f'<text class="tick" x="{left + cell * j + cell / 2:.0f}" y="{top - 6}" '
+            f'text-anchor="middle">{j + 1}</text>'
+            f'<text class="tick" x="{left - 6}" y="{top + cell * j + cell / 2 + 4:.0f}" '
+            f'text-anchor="end">{j + 1}</text>'
+        )
+    for t, row in enumerate(matrix):
+        for j, value in enumerate(row):
+            if value is None or (isinstance(value, float) and math.isnan(value)):
+                continue
+            fill, ink = colour_scale(value)
+            cx, cy = left + cell * j, top + cell * t
+            parts.append(
+                f'<rect x="{cx}" y="{cy}" width="{cell}" height="{cell}" fill="{fill}">'
+                f"<title>after experience {t + 1}, experience {j + 1}: "
+                f"{_number(value)}%</title></rect>"
+            )
+            if cell >= 24:  # small multiples show colour only; the title has the value
+                parts.append(
+                    f'<text x="{cx + cell / 2:.0f}" y="{cy + cell / 2 + 4:.0f}" '
+                    f'text-anchor="middle" fill="{ink}" class="value">{value:.0f}</text>'
+                )
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+# viridis at 0, 25, 50, 75 and 100 %: interpolated linearly in between
+_VIRIDIS = [(68, 1, 84), (59, 82, 139), (33, 145, 140), (94, 201, 98), (253, 231, 37)]
+
+
+def colour_scale(value: float) -> tuple[str, str]:
+    """The fill of a 0-100 value, and a text colour that reads on it."""
+    position = min(max(value, 0.0), 100.0) / 100.0 * (len(_VIRIDIS) - 1)
+    low = min(int(position), len(_VIRIDIS) - 2)
+    share = position - low
+    rgb = [
+        round(a + (b - a) * share) for a, b in zip(_VIRIDIS[low], _VIRIDIS[low + 1], strict=True)
+    ]
+    luminance = 0.2126 * rgb[0] + 0.7152 * rgb[1] + 0.0722 * rgb[2]
+    return "#{:02x}{:02x}{:02x}".format(*rgb), "#000" if luminance > 140 else "#fff"
