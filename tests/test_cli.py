@@ -70,7 +70,7 @@ def test_a_records_reproduce_command_makes_the_same_record(quick_runs, tmp_path)
     record = records(quick_runs)["finetune-head", 1994]
     argv = reproduce_argv(record)
     assert argv[:2] == ["clbench", "evaluate"] and "--limit-per-class" in argv
-    code, _, err = clbench(*argv[2:], "--output", str(tmp_path))
+    code, _, err = clbench(*argv[1:], "--output", str(tmp_path))
     assert code == 0, err
     again = records(tmp_path)["finetune-head", 1994]
     assert again["variant"] == record["variant"] and again["config"] == record["config"]
