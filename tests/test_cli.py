@@ -123,8 +123,9 @@ def test_leaderboard_from_records_is_reproducible(quick_runs, tmp_path):
     code, _, _ = clbench("leaderboard", "--runs", str(quick_runs), "--out", str(tmp_path / "a"))
     assert code == 0
     write_leaderboards(quick_runs, tmp_path / "b")
-    names = sorted(p.name for p in (tmp_path / "a").iterdir())
+    names = sorted(p.name for p in (tmp_path / "a").iterdir() if p.is_file())
     assert names == ["offline-mix-curves.png", "offline-mix.csv", "offline-mix.md"]
+    assert (tmp_path / "a" / "site" / "index.html").is_file()  # the site: see test_site
     for name in names:
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
     csv = (tmp_path / "a" / "offline-mix.csv").read_text().splitlines()
