@@ -246,3 +246,25 @@ def test_rehearsal_strategy_end_to_end_records_its_memory(tmp_path):
     assert record["resources"]["rehearsal_samples"] == 3 * 50
     assert "rehearsal memory (samples of past experiences)" in out and "150" in out
     assert record["metrics"]["compatibility"]["search_top1"]["ac"] is not None
+
+
+def test_help_loads_no_command_and_no_torch():
+    """`clbench --help` answers without importing a command module (and torch with it);
+    its one-line summaries are each command's own first paragraph."""
+    import subprocess
+    import sys
+
+    import click
+
+    from cl_bench.cli import COMMANDS, cli
+
+    code = ("import sys; from cl_bench.cli import main; sys.argv = ['clbench', '--help']\n"
+            "try:\n    main()\nexcept SystemExit:\n    pass\n"
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'avalanche',"
+            " 'pandas') or m in ('cl_bench.cli.evaluate', 'cl_bench.cli.sweep')))")  # fmt: skip
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert "Commands:" in out.stdout and out.stdout.strip().endswith("[]")
+    context = click.Context(cli)
+    for name, (_, _, summary) in COMMANDS.items():
+        command = cli.get_command(context, name)
+        assert " ".join(command.help.split("\n\n")[0].split()) == summary, name

@@ -123,7 +123,7 @@ def test_concurrent_evaluates_and_a_sweep_share_one_cache_and_output(tmp_path, p
     cache entry is whole."""
     import torch
 
-    from cl_bench.utils.files import tensor_digest
+    from cl_bench.utils.tensors import tensor_digest
 
     _, expected = reference
     cache, out = tmp_path / "cache", tmp_path / "out"

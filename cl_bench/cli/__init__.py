@@ -5,6 +5,7 @@ May import every stage; nothing imports it.
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
 from pathlib import Path
@@ -13,20 +14,55 @@ import click
 from rich.markup import escape
 
 from cl_bench import __version__
-from cl_bench.cli.cache import cache
 from cl_bench.cli.console import console
-from cl_bench.cli.evaluate import evaluate
-from cl_bench.cli.leaderboard import leaderboard
-from cl_bench.cli.list import list_command
-from cl_bench.cli.options import WritableFolder
-from cl_bench.cli.prepare import prepare_command
-from cl_bench.cli.report import report
-from cl_bench.cli.sweep import sweep
+from cl_bench.cli.path_types import WritableFolder
 from cl_bench.utils.errors import ClbenchError
 from cl_bench.utils.files import CACHE_ENV, DATA_ENV
 
+# name: (module, attribute, first line of its help). A command's module, and torch with
+# it, is imported only when that command runs, so `clbench --help` answers at once.
+COMMANDS = {
+    "list": ("cl_bench.cli.list", "list_command",
+             "List the installed strategies, streams or backbones and who provides them."),
+    "evaluate": ("cl_bench.cli.evaluate", "evaluate",
+                 "Run one strategy over a class-incremental stream and write its run record."),
+    "sweep": ("cl_bench.cli.sweep", "sweep",
+              "Run every strategy x stream x backbone x seed, then regenerate the leaderboards."),
+    "prepare": ("cl_bench.cli.prepare", "prepare_command",
+                "Check a stream's data, decode and cache its images (once, before runs or "
+                "sweeps)."),
+    "leaderboard": ("cl_bench.cli.leaderboard", "leaderboard",
+                    "Regenerate the leaderboards from run records: CSV, Markdown, accuracy "
+                    "plots and the HTML site."),
+    "report": ("cl_bench.cli.report", "report",
+               "Leaderboards, and per stream a report page: table, curves, compatibility "
+               "heat maps."),
+    "cache": ("cl_bench.cli.cache", "cache",
+              "Show or free the on-disk cache of prepared streams and frozen features."),
+}  # fmt: skip
 
-@click.group()
+
+class LazyGroup(click.Group):
+    """A group whose commands are imported when one is run or asked for its help."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(COMMANDS)
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name not in COMMANDS:
+            return None
+        module, attribute, _ = COMMANDS[name]
+        return getattr(importlib.import_module(module), attribute)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        limit = formatter.width - 6 - max(len(name) for name in COMMANDS)
+        rows = [(name, click.utils.make_default_short_help(text, limit))
+                for name, (_, _, text) in COMMANDS.items()]  # fmt: skip
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+
+@click.group(cls=LazyGroup)
 @click.version_option(__version__, prog_name="clbench")
 @click.option(
     "--cache-dir",
@@ -48,10 +84,6 @@ def cli(cache_dir: Path | None, data_root: Path | None) -> None:
         os.environ[CACHE_ENV] = str(cache_dir)
     if data_root is not None:
         os.environ[DATA_ENV] = str(data_root.absolute())
-
-
-for command in (list_command, evaluate, sweep, prepare_command, leaderboard, report, cache):
-    cli.add_command(command)
 
 
 def main() -> None:

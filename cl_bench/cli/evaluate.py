@@ -13,13 +13,12 @@ from cl_bench.cli.options import (
     DEFAULT_SEED,
     DEFAULT_STREAM,
     SEED,
-    WritableFolder,
     discover_registry,
     folder_split_options,
     limit_per_class_option,
     no_cache_option,
-    nonempty_file,
 )
+from cl_bench.cli.path_types import WritableFolder, nonempty_file
 from cl_bench.data.streams import SPLITS
 from cl_bench.experiments.runs import RunSpec, UnsavedRecordError, evaluate_run, write_run
 from cl_bench.results.records import record_text

@@ -11,38 +11,14 @@ import click
 from rich.markup import escape
 
 from cl_bench.cli.console import console
+from cl_bench.cli.path_types import WritableFolder
 from cl_bench.training.registry import Registry
-from cl_bench.utils.files import folder_problem
 
 DEFAULT_STREAM = "offline-mix"
 DEFAULT_BACKBONE = "efficientnet_lite0"
 DEFAULT_SEED = 1993
 # numpy's seeds (class orders are drawn with them) are 32-bit unsigned
 SEED = click.IntRange(0, 2**32 - 1)
-
-
-class WritableFolder(click.Path):
-    """A folder that exists and is writable, or can be created: checked when the command
-    line is read, before any compute, so that no result is lost at its final write."""
-
-    name = "folder"
-
-    def __init__(self) -> None:
-        super().__init__(path_type=Path, file_okay=False)
-
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Path:
-        path = Path(super().convert(value, param, ctx))
-        problem = folder_problem(path)
-        if problem:
-            self.fail(f"{str(path)!r} {problem}", param, ctx)
-        return path
-
-
-def nonempty_file(ctx: click.Context, param: click.Parameter, value: Path | None) -> Path | None:
-    """A file that exists and has bytes (a checkpoint's format is checked when loaded)."""
-    if value is not None and value.stat().st_size == 0:
-        raise click.BadParameter(f"{str(value)!r} is empty", ctx, param)
-    return value
 
 
 def strategy_descriptions(registry: Registry) -> dict[str, str]:

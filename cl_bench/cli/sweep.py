@@ -16,14 +16,13 @@ from cl_bench.cli.options import (
     DEFAULT_SEED,
     DEFAULT_STREAM,
     SEED,
-    WritableFolder,
     discover_registry,
     folder_split_options,
     limit_per_class_option,
     no_cache_option,
-    nonempty_file,
     strategy_descriptions,
 )
+from cl_bench.cli.path_types import WritableFolder, nonempty_file
 from cl_bench.data.streams import SPLITS
 from cl_bench.experiments.executors import make_executor
 from cl_bench.experiments.grid import checked_runs, make_grid, read_grid_file

@@ -30,7 +30,8 @@ from cl_bench.data.sources.base import (
 )
 from cl_bench.data.spec import StreamSpec
 from cl_bench.utils.errors import ConfigError
-from cl_bench.utils.files import cache_dir, data_root, tensor_digest, write_atomically
+from cl_bench.utils.files import cache_dir, data_root, write_atomically
+from cl_bench.utils.tensors import tensor_digest
 
 PREPARED_FORMAT = 3  # 3: entries carry a checksum
 BLANK_STD = 3.0  # pixel standard deviation (of 255) below which an image is blank

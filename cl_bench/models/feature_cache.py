@@ -20,7 +20,8 @@ import torch
 from filelock import FileLock
 
 from cl_bench.utils.errors import ClbenchError
-from cl_bench.utils.files import cache_dir, tensor_digest, write_atomically
+from cl_bench.utils.files import cache_dir, write_atomically
+from cl_bench.utils.tensors import tensor_digest
 
 ENTRY_FORMAT = 1
 _SUFFIX = ".pt"

@@ -1,4 +1,5 @@
-"""Where clbench keeps derived files, and how it writes them safely."""
+"""Where clbench keeps derived files, and how it writes them safely (no torch here: the
+command line imports this before it knows whether a command needs torch)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 import platformdirs
-import torch
 
 CACHE_ENV = "CLBENCH_CACHE_DIR"
 DATA_ENV = "CLBENCH_DATA_ROOT"
@@ -112,11 +112,3 @@ def folder_problem(path: Path) -> str | None:
     if not os.access(parent, os.W_OK | os.X_OK):
         return f"cannot be created: {parent} is not writable"
     return None
-
-
-def tensor_digest(tensor: torch.Tensor) -> str:
-    """sha256 of dtype, shape and raw bytes: detects corruption that still unpickles."""
-    flat = tensor.detach().cpu().contiguous().reshape(-1)
-    digest = hashlib.sha256(f"{flat.dtype}|{tuple(tensor.shape)}|".encode())
-    digest.update(flat.view(torch.uint8).numpy().tobytes())
-    return digest.hexdigest()
