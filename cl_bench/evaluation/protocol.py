@@ -83,11 +83,12 @@ def run(
         _check_finite(spec, strategy, train.index)
         result.train_seconds.append(time.perf_counter() - start)
         start = time.perf_counter()
-        result.correct.append([_count_correct(spec, strategy, seen, runtime) for seen in tests])
+        correct, embedded = _evaluate_seen(spec, strategy, tests, runtime)
+        result.correct.append(correct)
         result.eval_seconds.append(time.perf_counter() - start)
         start = time.perf_counter()
         into_space = partial(_into_space, spec, strategy, backbone.device)
-        tracker.update(*_embed_seen(spec, strategy, tests, runtime), into_space=into_space)
+        tracker.update(*embedded, into_space=into_space)
         result.compatibility_seconds.append(time.perf_counter() - start)
     result.peak_rss_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     if backbone.device.type == "cuda":
@@ -101,54 +102,58 @@ def run(
     return result
 
 
-def _count_correct(
-    spec: StrategySpec, strategy: Strategy, test: Experience, runtime: Runtime
-) -> int:
-    correct = 0
-    batches = test.batches(EVAL_BATCH_SIZE)
-    for images, labels in runtime.track(
-        batches, total=test.num_batches(EVAL_BATCH_SIZE), description=f"testing on {test.index}"
-    ):
-        predicted = _call(
-            spec, f"predicting on experience {test.index}", partial(strategy.predict, images)
-        )
-        if predicted.shape != labels.shape:
-            raise PluginError(
-                f"strategy {spec.name!r}: predict returned shape {tuple(predicted.shape)} "
-                f"for {len(labels)} images; it must return one label per image"
-            )
-        correct += int((predicted.cpu() == labels).sum())
-    return correct
-
-
-def _embed_seen(
+def _evaluate_seen(
     spec: StrategySpec, strategy: Strategy, tests: list[Experience], runtime: Runtime
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """The current model's embeddings of every test image seen so far, labels and ids."""
-    features, labels = [], []
+) -> tuple[list[int], tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+    """Correct predictions per seen experience, and the current model's embeddings of
+    every test image seen so far with their labels and ids: one pass over the test
+    images (``predict_and_embed``), whose embeddings compatibility scoring then reuses."""
+    correct, features, labels = [], [], []
+    after = len(tests) - 1
     for test in tests:
+        hits = 0
         for images, batch_labels in runtime.track(
             test.batches(EVAL_BATCH_SIZE),
             total=test.num_batches(EVAL_BATCH_SIZE),
-            description=f"embedding {test.index}",
+            description=f"testing on {test.index}",
         ):
-            embedded = _call(
-                spec, f"embedding experience {test.index}", partial(strategy.embed, images)
+            predicted, embedded = _call(
+                spec,
+                f"predicting on experience {test.index}",
+                partial(strategy.predict_and_embed, images),
             )
-            if embedded.dim() != 2 or len(embedded) != len(images):
-                raise PluginError(
-                    f"strategy {spec.name!r}: embed returned shape {tuple(embedded.shape)} "
-                    f"for {len(images)} images; it must return one feature row per image"
-                )
-            if not torch.isfinite(embedded).all():
-                raise PluginError(
-                    f"strategy {spec.name!r}: embed returned NaN or infinite features on "
-                    f"experience {test.index} after training on experience {len(tests) - 1}"
-                )
+            _check_outputs(spec, predicted, embedded, len(images), test.index, after)
+            hits += int((predicted.cpu() == batch_labels).sum())
             features.append(embedded.detach().float().cpu())
             labels.append(batch_labels)
+        correct.append(hits)
     ids = torch.arange(sum(len(test) for test in tests))  # positions in experience order
-    return torch.cat(features), torch.cat(labels), ids
+    return correct, (torch.cat(features), torch.cat(labels), ids)
+
+
+def _check_outputs(
+    spec: StrategySpec,
+    predicted: torch.Tensor,
+    embedded: torch.Tensor,
+    count: int,
+    experience: int,
+    after: int,
+) -> None:
+    if predicted.shape != (count,):
+        raise PluginError(
+            f"strategy {spec.name!r}: predict returned shape {tuple(predicted.shape)} "
+            f"for {count} images; it must return one label per image"
+        )
+    if embedded.dim() != 2 or len(embedded) != count:
+        raise PluginError(
+            f"strategy {spec.name!r}: embed returned shape {tuple(embedded.shape)} "
+            f"for {count} images; it must return one feature row per image"
+        )
+    if not torch.isfinite(embedded).all():
+        raise PluginError(
+            f"strategy {spec.name!r}: embed returned NaN or infinite features on "
+            f"experience {experience} after training on experience {after}"
+        )
 
 
 @torch.no_grad()

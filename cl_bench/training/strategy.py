@@ -76,6 +76,13 @@ class Strategy(abc.ABC):
     def embed(self, images: torch.Tensor) -> torch.Tensor:
         """The representation (N x D float) this strategy would use for retrieval."""
 
+    def predict_and_embed(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``predict`` and ``embed`` of one batch. Evaluation calls only this, once per
+        test batch, and compatibility scoring reuses the embeddings: a strategy whose
+        prediction is computed from its embedding should override it to run its network
+        once (the default runs both methods)."""
+        return self.predict(images), self.embed(images)
+
     def to_model_space(self, features: torch.Tensor, step: int) -> torch.Tensor:
         """``embed`` output of the current model, expressed in the space of the model of
         experience ``step`` (earlier or equal), so that it can be compared with a gallery

@@ -92,12 +92,16 @@ class CompatibleHeads(Strategy):
 
     @torch.no_grad()
     def predict(self, images: torch.Tensor) -> torch.Tensor:
+        return self.predict_and_embed(images)[0]
+
+    @torch.no_grad()
+    def predict_and_embed(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         queries = self.embed(images)
         scores = []
         for step, means in enumerate(self.class_means_):
             mapped, means = common_width(self.to_model_space(queries, step), means)
             scores.append(F.normalize(mapped, dim=1) @ F.normalize(means, dim=1).T)
-        return torch.cat(scores, dim=1).argmax(1)
+        return torch.cat(scores, dim=1).argmax(1), queries
 
     def rehearsal_samples(self) -> int:
         return len(self.memory_)

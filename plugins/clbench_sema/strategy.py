@@ -128,8 +128,12 @@ class Sema(Strategy):
 
     @torch.no_grad()
     def predict(self, images: torch.Tensor) -> torch.Tensor:
-        self.adapters_.eval()
-        return self.head_(self.embed(images))[:, : self.seen_].argmax(1)
+        return self.predict_and_embed(images)[0]
+
+    @torch.no_grad()
+    def predict_and_embed(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        features = self.embed(images)
+        return self.head_(features)[:, : self.seen_].argmax(1), features
 
     @torch.no_grad()
     def embed(self, images: torch.Tensor) -> torch.Tensor:

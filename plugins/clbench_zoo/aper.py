@@ -69,8 +69,13 @@ class Aper(Strategy):
 
     @torch.no_grad()
     def predict(self, images: torch.Tensor) -> torch.Tensor:
-        features = F.normalize(self.embed(images).to(self.prototypes_.device), dim=1)
-        return (features @ F.normalize(self.prototypes_, dim=1).T).argmax(1)
+        return self.predict_and_embed(images)[0]
+
+    @torch.no_grad()
+    def predict_and_embed(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        embedded = self.embed(images)
+        features = F.normalize(embedded.to(self.prototypes_.device), dim=1)
+        return (features @ F.normalize(self.prototypes_, dim=1).T).argmax(1), embedded
 
     @torch.no_grad()
     def embed(self, images: torch.Tensor) -> torch.Tensor:

@@ -81,12 +81,19 @@ class Ease(Strategy):
         return self.logits(images).argmax(1)
 
     @torch.no_grad()
-    def logits(self, images: torch.Tensor) -> torch.Tensor:
+    def predict_and_embed(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         subspaces = self._subspace_features(images)
+        return self._logits_of(subspaces).argmax(1), torch.cat(subspaces, dim=1)
+
+    @torch.no_grad()
+    def logits(self, images: torch.Tensor) -> torch.Tensor:
+        return self._logits_of(self._subspace_features(images))
+
+    def _logits_of(self, subspaces: list[torch.Tensor]) -> torch.Tensor:
         current = len(subspaces) - 1
         own = F.one_hot(self.session_of_class_, len(subspaces)).T.float()  # subspace x class
         weight = own + (1 - own) * (self.config.alpha / current if current else 0.0)
-        logits = torch.zeros(len(images), len(self.session_of_class_), device=weight.device)
+        logits = torch.zeros(len(subspaces[0]), len(self.session_of_class_), device=weight.device)
         for j, features in enumerate(subspaces):
             cosine = F.normalize(features, dim=1) @ F.normalize(self.prototypes_[:, j], dim=1).T
             logits += weight[j] * cosine

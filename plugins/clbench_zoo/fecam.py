@@ -138,9 +138,17 @@ class Fecam(Strategy):
         return self.distances(images).argmin(1)
 
     @torch.no_grad()
+    def predict_and_embed(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        embedded = self.embed(images)
+        return self._distances_of(embedded).argmin(1), embedded
+
+    @torch.no_grad()
     def distances(self, images: torch.Tensor) -> torch.Tensor:
         """Squared Mahalanobis distance of each image to each seen class (N x C)."""
-        features = transform(self.features_(images), self.config.tukey_beta)
+        return self._distances_of(self.embed(images))
+
+    def _distances_of(self, embedded: torch.Tensor) -> torch.Tensor:
+        features = transform(embedded, self.config.tukey_beta)
         return mahalanobis(features.to(self.means_.device), self.means_, self.precisions_)
 
     @torch.no_grad()

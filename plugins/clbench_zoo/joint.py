@@ -75,7 +75,12 @@ class Joint(Strategy):
 
     @torch.no_grad()
     def predict(self, images: torch.Tensor) -> torch.Tensor:
-        return self.head_(self.embed(images)).argmax(1)
+        return self.predict_and_embed(images)[0]
+
+    @torch.no_grad()
+    def predict_and_embed(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        features = self.embed(images)
+        return self.head_(features).argmax(1), features
 
     @torch.no_grad()
     def embed(self, images: torch.Tensor) -> torch.Tensor:
