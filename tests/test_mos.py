@@ -43,7 +43,7 @@ def test_stored_sets_are_bit_identical_after_evaluation_and_later_training(lite0
     mos.train(domains.experiences[1])
     before = states(mos)
     images = mixed_images(domains)
-    mos.predict(images), mos.embed(images), mos.predict_per_round(images)
+    mos.predict(images), mos.embed(images), mos._retrieve_batched(images)
     mos.train(domains.experiences[2])
     mos.predict(images)
     after = states(mos)
@@ -94,14 +94,16 @@ def naive_prediction(mos: Mos, image: torch.Tensor) -> tuple[int, int]:
 
 
 @torch.no_grad()
-def test_batched_retrieval_equals_a_naive_per_sample_loop(trained, domains):
+def test_both_retrieval_paths_equal_a_naive_per_sample_loop(trained, domains):
     images = mixed_images(domains, per_domain=12)
-    retrieval, _ = trained._retrieve(images)
     naive = [naive_prediction(trained, image) for image in images]
-    assert retrieval.scores.argmax(1).tolist() == [label for label, _ in naive]
-    assert retrieval.rounds.tolist() == [rounds for _, rounds in naive]
-    assert int(retrieval.rounds.max()) <= 4
-    assert torch.equal(trained.predict(images), trained.predict_per_round(images))
+    for path in (trained._retrieve_batched, trained._retrieve_per_round):  # either device's
+        retrieval, first = path(images)
+        assert retrieval.scores.argmax(1).tolist() == [label for label, _ in naive]
+        assert retrieval.rounds.tolist() == [rounds for _, rounds in naive]
+        assert int(retrieval.rounds.max()) <= 4
+        assert torch.allclose(first, trained.embed(images), atol=1e-5)
+    assert torch.equal(*(trained.predict_and_embed(images)[0], trained.predict(images)))
     assert trained.report()["retrieval_rounds_share"]
 
 
