@@ -23,16 +23,16 @@ def fit(
     warmup_epochs: int,
     runtime: Runtime,
     description: str,
+    fused: bool = True,
 ) -> None:
     """Minimise ``batch_loss(indices)`` over shuffled mini-batches of ``range(size)``.
 
     The learning rate rises linearly for ``warmup_epochs`` and then follows a cosine to
-    zero, stepped per epoch (as OCA's code does).
+    zero, stepped per epoch (as OCA's code does). ``fused``: torch's fused Adam, one
+    kernel per step for all tensors; on a CPU 1.3-2.3x faster than the per-tensor default
+    on these heads and equal up to float rounding (benchmarks/bench_optimisers.py; tested).
     """
-    # fused: one kernel per step for all tensors; on a CPU 1.3-2.3x faster than torch's
-    # default per-tensor Adam on these heads, equal up to float rounding
-    # (benchmarks/bench_optimisers.py); the heads train for thousands of small steps
-    optimiser = torch.optim.Adam(list(parameters), lr=lr, weight_decay=weight_decay, fused=True)
+    optimiser = torch.optim.Adam(list(parameters), lr=lr, weight_decay=weight_decay, fused=fused)
 
     def factor(epoch: int) -> float:
         if epoch < warmup_epochs:
