@@ -225,6 +225,7 @@ class Mos(Strategy):
             return self._retrieve_per_round(images)
         return self._retrieve_batched(images)
 
+    @torch.no_grad()
     def _retrieve_per_round(self, images: torch.Tensor) -> tuple[Retrieval, torch.Tensor]:
         """The first set's features, then a forward per round, only for each sample's
         currently proposed set. Returns the retrieval and the first set's features."""
@@ -239,6 +240,7 @@ class Mos(Strategy):
         first = self.backbone.forward(images, self.stored_[0])
         return self._refine(features_for, first), first
 
+    @torch.no_grad()
     def _retrieve_batched(self, images: torch.Tensor) -> tuple[Retrieval, torch.Tensor]:
         """One shared frozen pass, the adapted blocks once per stored set, then retrieval."""
         features = torch.stack(self.backbone.forward_many(images, list(self.stored_)))
