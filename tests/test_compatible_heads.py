@@ -184,26 +184,3 @@ def test_updates_train_on_their_experience_plus_the_memory_of_old_classes(lite0,
     for experience in domains.experiences:
         without.train(experience)
     assert [(size, classes) for size, classes, _ in without.seen] == [(120, 5)] * 3
-
-
-def test_fused_adam_trains_the_heads_as_the_default_adam_does():
-    """The compatible heads train with torch's fused Adam for speed: the same weights as
-    the per-tensor default, up to float rounding."""
-    from clbench_compatible.training import fit
-
-    generator = torch.Generator().manual_seed(0)
-    inputs = torch.randn(256, 32, generator=generator)
-    targets = torch.randn(256, 8, generator=generator)
-    trained = []
-    for fused in (True, False):
-        torch.manual_seed(0)
-        head = nn.Sequential(nn.Linear(32, 64), nn.ReLU(), nn.Linear(64, 8))
-        initial = [p.detach().clone() for p in head.parameters()]
-        fit(head.parameters(), lambda i, head=head: F.mse_loss(head(inputs[i]), targets[i]),
-            256, epochs=5, lr=1e-3, weight_decay=5e-4, batch_size=32, warmup_epochs=1,
-            runtime=Runtime(device=torch.device("cpu"), seed=0), description="fit",
-            fused=fused)  # fmt: skip
-        trained.append([p.detach() for p in head.parameters()])
-        assert all(not torch.equal(a, b) for a, b in zip(initial, trained[-1], strict=True))
-    for a, b in zip(*trained, strict=True):
-        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)

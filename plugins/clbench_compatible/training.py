@@ -23,16 +23,13 @@ def fit(
     warmup_epochs: int,
     runtime: Runtime,
     description: str,
-    fused: bool = True,
 ) -> None:
     """Minimise ``batch_loss(indices)`` over shuffled mini-batches of ``range(size)``.
 
     The learning rate rises linearly for ``warmup_epochs`` and then follows a cosine to
-    zero, stepped per epoch (as OCA's code does). ``fused``: torch's fused Adam, one
-    kernel per step for all tensors; on a CPU 1.3-2.3x faster than the per-tensor default
-    on these heads and equal up to float rounding (benchmarks/bench_optimisers.py; tested).
+    zero, stepped per epoch (as OCA's code does).
     """
-    optimiser = torch.optim.Adam(list(parameters), lr=lr, weight_decay=weight_decay, fused=fused)
+    optimiser = torch.optim.Adam(list(parameters), lr=lr, weight_decay=weight_decay)
 
     def factor(epoch: int) -> float:
         if epoch < warmup_epochs:
