@@ -18,7 +18,7 @@ import pandas as pd
 
 from cl_bench.results.records import iter_records
 from cl_bench.results.site import check_site_folder, write_site
-from cl_bench.results.text import markdown_text, plot_text
+from cl_bench.results.text import markdown_text, mean_and_std, plot_text
 from cl_bench.utils.errors import RecordError
 from cl_bench.utils.files import write_atomically
 
@@ -185,12 +185,6 @@ def write_leaderboard_files(
     return written
 
 
-def _fmt(mean: float, std: float) -> str:
-    if pd.isna(mean):
-        return "n/a"
-    return f"{mean:.2f}" if pd.isna(std) else f"{mean:.2f} ± {std:.2f}"
-
-
 def markdown(stream: str, rows: pd.DataFrame, plot_name: str) -> str:
     lines = [
         f"# Leaderboard: {markdown_text(stream)}",
@@ -217,7 +211,7 @@ def table_lines(rows: pd.DataFrame) -> list[str]:
         names = [row["strategy"], row["kind"], row["backbone"], row["variant"] or "default"]
         cells = [*map(markdown_text, names), str(row["n_seeds"])]
         cells.append(f"{row['rehearsal_samples']:,}")
-        cells += [_fmt(row[f"{m}_mean"], row[f"{m}_std"]) for m in SHORT]
+        cells += [mean_and_std(row[f"{m}_mean"], row[f"{m}_std"]) for m in SHORT]
         lines.append("| " + " | ".join(cells) + " |")
     lines += ["", "Columns:", ""]
     lines.append("- Kind: continual, or reference: a bound that is not a continual method "

@@ -4,6 +4,7 @@ escaped wherever it is rendered, so that it reads as written and never as markup
 from __future__ import annotations
 
 import html
+import math
 import re
 
 
@@ -19,3 +20,11 @@ def markdown_text(value: object) -> str:
 def plot_text(value: object) -> str:
     """Literal in a matplotlib label: a ``$`` pair would otherwise start mathtext."""
     return str(value).replace("$", r"\$")
+
+
+def mean_and_std(mean: float, std: float) -> str:
+    """A leaderboard cell: mean ± sample std over seeds, the mean alone for one seed,
+    n/a without a value (the same text in Markdown and on the site)."""
+    if mean is None or math.isnan(mean):
+        return "n/a"
+    return f"{mean:.2f}" if std is None or math.isnan(std) else f"{mean:.2f} ± {std:.2f}"

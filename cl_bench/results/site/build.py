@@ -27,6 +27,7 @@ from cl_bench.results.heatmaps import mean_matrix
 from cl_bench.results.provenance import reproduce_command
 from cl_bench.results.records import record_text
 from cl_bench.results.site.svg import Curve, curves_svg, heatmap_svg
+from cl_bench.results.text import mean_and_std
 from cl_bench.utils.errors import ConfigError
 from cl_bench.utils.files import write_folder_atomically
 
@@ -78,12 +79,6 @@ def csv_number(value: Any) -> str:
     if isinstance(value, float | np.floating):
         return CSV_FLOAT % value
     return str(value)
-
-
-def shown(mean: float, std: float) -> str:
-    if pd.isna(mean):
-        return "n/a"
-    return f"{mean:.2f}" if pd.isna(std) else f"{mean:.2f} ± {std:.2f}"
 
 
 def palette(count: int) -> list[str]:
@@ -231,7 +226,7 @@ class _Renderer:
                     {
                         "key": key,
                         "value": csv_number(mean),
-                        "text": shown(mean, std),
+                        "text": mean_and_std(mean, std),
                         "std": csv_number(std),
                     }
                 )
@@ -255,7 +250,7 @@ class _Renderer:
                 str(row[k]) for k in ("strategy", "kind", "backbone", "variant")
             ).lower(),
             "cells": cells,
-            "last": shown(row["last_accuracy_mean"], row["last_accuracy_std"]),
+            "last": mean_and_std(row["last_accuracy_mean"], row["last_accuracy_std"]),
             "curve_mean": curves.mean(axis=0).tolist(),
             "curve_std": curves.std(axis=0, ddof=1).tolist() if len(curves) > 1 else None,
             "heatmap": heatmap_svg(
