@@ -65,3 +65,18 @@ def test_committed_leaderboard_has_compatibility_columns():
     header = (LEADERBOARDS / "offline-mix.csv").read_text().splitlines()[0].split(",")
     for column in ("search_ac", "search_am", "map_ac", "map_am"):
         assert f"{column}_mean" in header and f"{column}_std" in header
+
+
+def test_the_grid_file_regenerates_every_committed_record_and_no_other():
+    """``clbench sweep --grid sweeps/offline-mix.yaml`` writes exactly the records that
+    the committed leaderboard comes from (same strategies, variants, seeds and paths)."""
+    from cl_bench.experiments.grid import checked_runs, make_grid, read_grid_file
+
+    root = LEADERBOARDS.parent
+    values = read_grid_file(root / "sweeps" / "offline-mix.yaml")
+    grid = make_grid(values, {}, {"stream": "offline-mix", "backbone": "efficientnet_lite0",
+                                  "seed": (1993,)})  # fmt: skip
+    runs = checked_runs(grid.runs(), Registry.discover())
+    planned = {run.record_path(root / grid.output) for run in runs}
+    committed = set((LEADERBOARDS / "runs").rglob("*.json"))
+    assert planned == committed

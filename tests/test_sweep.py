@@ -181,6 +181,26 @@ def test_grid_file_with_an_unknown_key_is_a_clear_error(tmp_path):
     assert not (tmp_path / "runs").exists()
 
 
+def test_a_strategy_variant_in_a_grid_file_gets_its_own_overrides(tmp_path):
+    grid = tmp_path / "grid.yaml"
+    grid.write_text(
+        "strategy:\n  - sema\n  - {name: sema, set: {classifier_alignment: true}}\n"
+        "  - name: finetune-head\nseed: [1, 2]\nset: {batch_size: 16}\n"
+    )
+    runs = make_grid(read_grid_file(grid), {}, DEFAULTS).runs()
+    assert [(run.strategy, run.overrides, run.seed) for run in runs] == [
+        ("sema", {"batch_size": "16"}, 1),
+        ("sema", {"batch_size": "16"}, 2),
+        ("sema", {"batch_size": "16", "classifier_alignment": "true"}, 1),
+        ("sema", {"batch_size": "16", "classifier_alignment": "true"}, 2),
+        ("finetune-head", {"batch_size": "16"}, 1),
+        ("finetune-head", {"batch_size": "16"}, 2),
+    ]
+    for bad in ({"name": "sema", "sett": {}}, {"set": {"lr": 1}}, 3):
+        with pytest.raises(ConfigError, match="strategy: "):
+            make_grid({"strategy": [bad]}, {}, DEFAULTS)
+
+
 def test_grid_file_expands_and_flags_override_it(tmp_path):
     grid = tmp_path / "grid.yaml"
     grid.write_text(
@@ -189,7 +209,8 @@ def test_grid_file_expands_and_flags_override_it(tmp_path):
     )
     flags = {"seed": (7,), "set": ("lr=0.1",), "strategy": (), "split": None}
     made = make_grid(read_grid_file(grid), flags, DEFAULTS)
-    assert made.strategies == ("simplecil", "finetune-head") and made.seeds == (7,)
+    assert [entry.name for entry in made.strategies] == ["simplecil", "finetune-head"]
+    assert made.seeds == (7,)
     assert made.overrides == {"lr": "0.1", "orthogonal": "true"}  # as --set would write them
     assert made.output == Path("elsewhere") and made.leaderboards == Path("leaderboards")
     runs = made.runs()

@@ -49,10 +49,19 @@ _DEFAULTS: dict[str, Any] = {
 
 
 @dataclass(frozen=True)
+class StrategyEntry:
+    """A strategy of the grid, with overrides of its own (a variant such as
+    ``sema`` with ``classifier_alignment: true``) on top of the grid's ``set``."""
+
+    name: str
+    overrides: Mapping[str, str]
+
+
+@dataclass(frozen=True)
 class Grid:
     """Every combination of the names and seeds, with options shared by all runs."""
 
-    strategies: tuple[str, ...]
+    strategies: tuple[StrategyEntry, ...]
     streams: tuple[str, ...]
     backbones: tuple[str, ...]
     seeds: tuple[int, ...]
@@ -70,11 +79,11 @@ class Grid:
     def runs(self) -> list[RunSpec]:
         return [
             RunSpec(
-                strategy=strategy,
+                strategy=strategy.name,
                 stream=stream,
                 backbone=backbone,
                 seed=seed,
-                overrides=dict(self.overrides),
+                overrides={**self.overrides, **strategy.overrides},
                 increment=self.increment,
                 initial_classes=self.initial_classes,
                 limit_per_class=self.limit_per_class,
@@ -118,7 +127,7 @@ def make_grid(
     given = {key: value for key, value in flags.items() if value not in (None, ())}
     values = {**_DEFAULTS, **defaults, **file_values, **given}
     overrides = {**_assignments(file_values.get("set", {})), **_assignments(given.get("set", ()))}
-    if not _names(values.get("strategy"), "strategy"):
+    if not _strategies(values.get("strategy")):
         raise ConfigError(
             "no strategy: give --strategy NAME (repeatable) or `strategy:` in the grid file"
         )
@@ -147,7 +156,7 @@ def make_grid(
         if problem:
             raise ConfigError(f"{key} {str(values[key])!r} {problem}")
     return Grid(
-        strategies=_names(values["strategy"], "strategy"),
+        strategies=_strategies(values["strategy"]),
         streams=_names(values["stream"], "stream"),
         backbones=backbones,
         seeds=tuple(dict.fromkeys(seeds)),
@@ -185,6 +194,28 @@ def _names(value: Any, key: str) -> tuple[str, ...]:
     if not all(isinstance(item, str) and item for item in items):
         raise ConfigError(f"{key}: expected names, got {value!r}")
     return tuple(dict.fromkeys(items))  # repeated names would name the same record
+
+
+def _strategies(value: Any) -> tuple[StrategyEntry, ...]:
+    """Names, or mappings ``{name: NAME, set: {KEY: VALUE}}`` for a strategy's variant."""
+    if value is None:
+        return ()
+    entries = []
+    for item in _listed(value, "strategy"):
+        if isinstance(item, Mapping):
+            unknown = sorted(str(key) for key in item if key not in ("name", "set"))
+            if unknown or not isinstance(item.get("name"), str) or not item["name"]:
+                raise ConfigError(
+                    f"strategy: a variant is a mapping with `name:` and optionally `set:`, "
+                    f"got {dict(item)!r}"
+                )
+            entries.append(StrategyEntry(item["name"], _assignments(item.get("set", {}))))
+        elif isinstance(item, str) and item:
+            entries.append(StrategyEntry(item, {}))
+        else:
+            raise ConfigError(f"strategy: expected names or variants, got {value!r}")
+    unique = {(entry.name, tuple(sorted(entry.overrides.items()))): entry for entry in entries}
+    return tuple(unique.values())  # repeated entries would name the same record
 
 
 def _is_int(value: Any) -> bool:

@@ -22,6 +22,7 @@ import torch
 from cl_bench.models.adapters import AdapterSet
 from cl_bench.models.backbones.base import Backbone, BackboneOptions, BackboneSpec
 from cl_bench.models.feature_cache import FeatureCache
+from cl_bench.models.fixed import FixedComputation
 from cl_bench.models.view import ModelView
 
 CACHE_FORMAT = 1
@@ -62,6 +63,7 @@ class Backend:
         self.feature_cache = feature_cache or FeatureCache(enabled=False)
         self.view = ModelView(backbone.model, probe_size=backbone.input_size or 64)
         self.stats = BackendStats()
+        self.reuse_fixed = True  # False: every fixed() computation runs afresh (for tests)
 
     @property
     def feature_cache(self) -> FeatureCache:
@@ -92,6 +94,22 @@ class Backend:
         if self._dataset is not None and self._dataset.fingerprint == digest:
             return
         self._dataset = _Dataset(images, {h: i for i, h in enumerate(hashes)}, digest)
+
+    def dataset_rows(self, images: torch.Tensor) -> tuple[str | None, torch.Tensor]:
+        """The registered data's fingerprint, and each image's row in it (-1: not in it)."""
+        dataset = self._dataset
+        if dataset is None:
+            return None, torch.full((len(images),), -1, dtype=torch.int64)
+        rows = [dataset.rows.get(h, -1) for h in image_hashes(images.cpu())]
+        return dataset.fingerprint, torch.tensor(rows, dtype=torch.int64)
+
+    def dataset_size(self) -> int:
+        return 0 if self._dataset is None else len(self._dataset.images)
+
+    def fixed(self, compute) -> FixedComputation:
+        """``compute`` (uint8 images -> tensor) memoised per registered image, for what a
+        strategy has frozen for good: see :class:`~cl_bench.models.fixed.FixedComputation`."""
+        return FixedComputation(self, compute)
 
     def _key(self, layer: str, dataset: _Dataset) -> dict[str, Any]:
         b = self.backbone
@@ -171,12 +189,17 @@ class Backend:
             x = self.view.run_block(index, x, adapters.at(index) if adapters else None)
         return self.view.head(x) if stop is None else x
 
-    def forward(self, images: torch.Tensor, adapters: AdapterSet | None = None) -> torch.Tensor:
-        """Pooled features of uint8 images through the backbone with ``adapters`` attached."""
+    def forward(
+        self, images: torch.Tensor, adapters: AdapterSet | None = None, stop: int | None = None
+    ) -> torch.Tensor:
+        """Pooled features of uint8 images through the backbone with ``adapters`` attached;
+        with ``stop``, the input of block ``stop`` instead (as :meth:`forward_from`)."""
         start = adapters.first_block() if adapters is not None else None
+        if start is not None and stop is not None and start >= stop:
+            start = None  # no adapter before ``stop``: the frozen input
         if start is None:
-            return self.features(images)
-        return self.forward_from(self.block_input(images, start), start, adapters)
+            return self.features(images) if stop is None else self.block_input(images, stop)
+        return self.forward_from(self.block_input(images, start), start, adapters, stop)
 
     def forward_many(
         self, images: torch.Tensor, sets: Sequence[AdapterSet], stack: bool | None = None

@@ -40,13 +40,12 @@ from cl_bench import (
     AdapterSet,
     ClassGaussians,
     Experience,
+    FixedComputation,
     Strategy,
     align_classifier,
     require,
 )
 from clbench_mos.retrieval import Retrieval, refine
-
-FEATURE_BATCH = 256
 
 
 @dataclass(frozen=True)
@@ -96,6 +95,7 @@ class Mos(Strategy):
                                 dropout=config.adapter_dropout, init="lora")  # fmt: skip
         self.current_ = AdapterSet.build(view, range(len(view)), adapter).to(device)
         self.stored_ = nn.ModuleList()  # one frozen copy per task, never modified
+        self._stored_features: list[FixedComputation] = []  # features under each, per image
         self.head_ = nn.Linear(self.backbone.num_features, self.stream.num_classes).to(device)
         nn.init.trunc_normal_(self.head_.weight, std=0.02)
         nn.init.zeros_(self.head_.bias)
@@ -114,7 +114,10 @@ class Mos(Strategy):
         snapshot = self.current_.copy().eval()
         self._freeze(snapshot)
         self.stored_.append(snapshot)
-        self._store_statistics(start, labels, experience.classes)
+        self._stored_features.append(
+            self.backbone.fixed(lambda x: self.backbone.forward(x, snapshot))
+        )
+        self._store_statistics(experience.images, labels, experience.classes)
         self.task_of_class_ = torch.cat([
             self.task_of_class_,
             torch.full((len(experience.classes),), experience.index, device=self.backbone.device),
@@ -137,7 +140,7 @@ class Mos(Strategy):
     def embed(self, images: torch.Tensor) -> torch.Tensor:
         """Features under the first task's adapters: the space of MOS's prototype
         classifier, fixed once the first task is learned (the stored set never changes)."""
-        return self.backbone.forward(images, self.stored_[0])
+        return self._stored_features[0](images)
 
     def report(self) -> dict[str, Any]:
         total = sum(self.rounds_.values())
@@ -194,11 +197,11 @@ class Mos(Strategy):
 
     @torch.no_grad()
     def _store_statistics(
-        self, start: torch.Tensor, labels: torch.Tensor, classes: tuple[int, ...]
+        self, images: torch.Tensor, labels: torch.Tensor, classes: tuple[int, ...]
     ) -> None:
         """Gaussians under the new set; prototypes under the first task's set."""
-        current = self._features(start, self.stored_[-1])
-        first = current if len(self.stored_) == 1 else self._features(start, self.stored_[0])
+        current = self._stored_features[-1](images)
+        first = self._stored_features[0](images)
         for label in classes:
             self.gaussians_.add(current[labels == label])
         prototypes = torch.stack([first[labels == label].mean(0) for label in classes])
@@ -234,10 +237,10 @@ class Mos(Strategy):
             out = torch.empty(len(rows), self.backbone.num_features, device=images.device)
             for task in tasks.unique().tolist():
                 picked = tasks == task
-                out[picked] = self.backbone.forward(images[rows[picked]], self.stored_[task])
+                out[picked] = self._stored_features[task](images[rows[picked]])
             return out
 
-        first = self.backbone.forward(images, self.stored_[0])
+        first = self._stored_features[0](images)
         return self._refine(features_for, first), first
 
     @torch.no_grad()
@@ -252,10 +255,6 @@ class Mos(Strategy):
                       len(self.stored_), self.config.retrieval_rounds)  # fmt: skip
 
     # --- helpers --------------------------------------------------------------------
-    def _features(self, start: torch.Tensor, adapters: AdapterSet) -> torch.Tensor:
-        return torch.cat([self.backbone.forward_from(chunk, 0, adapters)
-                          for chunk in start.split(FEATURE_BATCH)])  # fmt: skip
-
     @staticmethod
     def _freeze(*modules: nn.Module) -> None:
         for module in modules:

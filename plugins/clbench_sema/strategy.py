@@ -40,6 +40,7 @@ from cl_bench import (
     AdapterSet,
     ClassGaussians,
     Experience,
+    FixedComputation,
     Strategy,
     align_classifier,
     require,
@@ -110,6 +111,7 @@ class Sema(Strategy):
         self.expansions_: list[dict[str, Any]] = []
         self.layout_: list[list[int]] = []
         self.gaussians_ = ClassGaussians(config.covariance_eps)
+        self._tail_inputs: FixedComputation | None = None  # set once the first task is learned
         self._freeze_all()
 
     # --- the contract ---------------------------------------------------------------
@@ -120,7 +122,8 @@ class Sema(Strategy):
         else:
             tail = self._tail_input(experience.images)
             if not self._detect_and_expand(experience, tail, known):
-                self._classify(tail, experience.labels, [self.head_], known, "head only")
+                self._classify(tail, experience.labels, [self.head_], known, "head only",
+                               first_trained=len(self.backbone.view))  # fmt: skip
         self._freeze_all()
         self.layout_.append([len(layer.adapters) for layer in self._layers()])
         if self.config.classifier_alignment:
@@ -138,7 +141,10 @@ class Sema(Strategy):
     @torch.no_grad()
     def embed(self, images: torch.Tensor) -> torch.Tensor:
         self.adapters_.eval()
-        return self.backbone.forward(images, self.adapters_)
+        if self._tail_inputs is None:
+            return self.backbone.forward(images, self.adapters_)
+        return self.backbone.forward_from(self._tail_inputs(images), self.first_expandable_,
+                                          self.adapters_)  # fmt: skip
 
     def report(self) -> dict[str, Any]:
         names = [self.backbone.view.names[layer.block] for layer in self._layers()]
@@ -153,7 +159,11 @@ class Sema(Strategy):
         self.adapters_.to(self.backbone.device)
         start = self.backbone.block_input(experience.images, 0)
         trained = [self.adapters_, self.head_]
-        self._classify(start, experience.labels, trained, 0, "adapters", start_block=0)
+        self._classify(start, experience.labels, trained, 0, "adapters", start_block=0,
+                       first_trained=0)  # fmt: skip
+        # The blocks before the expandable ones never train again: their output, the
+        # tail's input, is computed once per image for every later epoch and evaluation.
+        self._tail_inputs = self.backbone.fixed(self._prefix_output)
         tail = self._tail_input(experience.images)
         for layer in self._layers():
             self._describe(layer, layer.descriptors[-1], tail)
@@ -172,7 +182,8 @@ class Sema(Strategy):
                 adapter, descriptor, column = layer.expand(experience.index)
                 self.adapters_.to(self.backbone.device)
                 self._classify(tail, experience.labels, [adapter, column, self.head_], known,
-                               f"expansion at {self.backbone.view.names[block]}")  # fmt: skip
+                               f"expansion at {self.backbone.view.names[block]}",
+                               first_trained=block)  # fmt: skip
                 self._describe(layer, descriptor, tail)
                 expanded.add(block)
                 added = True
@@ -193,9 +204,19 @@ class Sema(Strategy):
         return None
 
     def _classify(self, inputs: torch.Tensor, labels: torch.Tensor, modules: list[nn.Module],
-                  known: int, what: str, start_block: int | None = None) -> None:  # fmt: skip
-        """Cross-entropy on the current classes (older logits masked) for ``func_epochs``."""
+                  known: int, what: str, *, first_trained: int,
+                  start_block: int | None = None) -> None:  # fmt: skip
+        """Cross-entropy on the current classes (older logits masked) for ``func_epochs``.
+
+        ``inputs`` enter block ``start_block`` (by default the first expandable one); the
+        blocks before ``first_trained`` (the first block whose modules train; the number
+        of blocks when only the head trains) are frozen for the whole training, so their
+        output is computed once rather than in every epoch.
+        """
         start = self.first_expandable_ if start_block is None else start_block
+        if first_trained > start:
+            inputs = self._frozen_part(inputs, start, first_trained)
+            start = first_trained
         labels = labels.to(self.backbone.device)
         config = self.config
         params = self._trainable(modules)
@@ -263,15 +284,20 @@ class Sema(Strategy):
         ]
 
     @torch.no_grad()
-    def _tail_input(self, images: torch.Tensor) -> torch.Tensor:
-        """Input of the first expandable block; fixed within a task once task 1 is learned."""
+    def _prefix_output(self, images: torch.Tensor) -> torch.Tensor:
+        """Input of the first expandable block: the stem and the first task's adapters."""
         self.adapters_.eval()
-        chunks = []
-        for start in range(0, len(images), 256):
-            x = self.backbone.block_input(images[start : start + 256], 0)
-            chunks.append(self.backbone.forward_from(x, 0, self.adapters_,
-                                                     stop=self.first_expandable_))  # fmt: skip
-        return torch.cat(chunks)
+        return self.backbone.forward(images, self.adapters_, stop=self.first_expandable_)
+
+    def _tail_input(self, images: torch.Tensor) -> torch.Tensor:
+        assert self._tail_inputs is not None, "the first task is learned first"
+        return self._tail_inputs(images)
+
+    @torch.no_grad()
+    def _frozen_part(self, inputs: torch.Tensor, start: int, stop: int) -> torch.Tensor:
+        self.adapters_.eval()
+        return torch.cat([self.backbone.forward_from(chunk, start, self.adapters_, stop=stop)
+                          for chunk in inputs.split(256)])  # fmt: skip
 
     @torch.no_grad()
     def _summaries(self, tail: torch.Tensor, block: int) -> torch.Tensor:

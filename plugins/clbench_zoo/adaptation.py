@@ -1,6 +1,7 @@
 """What the PILOT-family methods share: AdaptFormer adapters in every block trained with a
 cosine head (first-session adaptation for RanPAC, APER and FeCAM; every session for
-EASE), and the features of a model that no longer changes, computed once per image.
+EASE). The features of a model that no longer changes (a finished session's adapters)
+are computed once per image through ``Backend.fixed``.
 
 As LAMDA-PILOT's ``_init_train``: SGD with momentum over the adapters, the head and its
 scale; cosine learning rate to 0 over the epochs, stepped per epoch; cross-entropy on
@@ -12,9 +13,7 @@ same pixels).
 
 from __future__ import annotations
 
-import hashlib
 import math
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -101,32 +100,6 @@ def train_adapters(
     adapters.eval()
     adapters.requires_grad_(False)
     return adapters
-
-
-class FixedFeatures:
-    """The features of a model that no longer changes, computed once per image.
-
-    After its first session a first-session method never trains again, and EASE's
-    finished adapter sets never change: their features of an image (training images
-    for prototypes, test images at every evaluation) are the same each time. Rows are
-    keyed by the image's bytes, so any batch order hits.
-    """
-
-    def __init__(self, compute: Callable[[torch.Tensor], torch.Tensor]):
-        self._compute = compute
-        self._rows: dict[bytes, torch.Tensor] = {}
-
-    @torch.no_grad()
-    def __call__(self, images: torch.Tensor) -> torch.Tensor:
-        keys = [hashlib.sha1(row.numpy().tobytes()).digest()
-                for row in images.cpu().reshape(len(images), -1)]  # fmt: skip
-        missing = [i for i, key in enumerate(keys) if key not in self._rows]
-        for chunk in torch.tensor(missing, dtype=torch.int64).split(FEATURE_BATCH):
-            if len(chunk):
-                computed = self._compute(images[chunk]).float()
-                for i, row in zip(chunk.tolist(), computed, strict=True):
-                    self._rows[keys[i]] = row
-        return torch.stack([self._rows[key] for key in keys])
 
 
 def class_means(features: torch.Tensor, labels: torch.Tensor, classes) -> torch.Tensor:

@@ -21,8 +21,8 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from cl_bench import Experience, Strategy, require
-from clbench_zoo.adaptation import AdaptationConfig, FixedFeatures, class_means, train_adapters
+from cl_bench import Experience, FixedComputation, Strategy, require
+from clbench_zoo.adaptation import AdaptationConfig, class_means, train_adapters
 
 UNSUPPORTED_PETL = ("ssf", "vpt", "finetune")
 
@@ -48,7 +48,7 @@ class Aper(Strategy):
     def __init__(self, **kwargs: Any):
         super().__init__(**kwargs)
         self.adapters_ = None
-        self.features_: FixedFeatures | None = None
+        self.features_: FixedComputation | None = None
         width = 2 * self.backbone.num_features
         self.prototypes_ = torch.empty(0, width, device=self.backbone.device)
 
@@ -58,7 +58,7 @@ class Aper(Strategy):
                 self.backbone, experience.images, experience.labels, len(experience.classes),
                 self.config, self.runtime, "APER first session",
             )  # fmt: skip
-            self.features_ = FixedFeatures(
+            self.features_ = self.backbone.fixed(
                 lambda x: torch.cat(
                     [self.backbone.features(x), self.backbone.forward(x, adapters)], dim=1
                 )

@@ -27,8 +27,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cl_bench import Experience, Strategy, require
-from clbench_zoo.adaptation import AdaptationConfig, FixedFeatures, class_means, train_adapters
+from cl_bench import Experience, FixedComputation, Strategy, require
+from clbench_zoo.adaptation import AdaptationConfig, class_means, train_adapters
 
 
 @dataclass(frozen=True)
@@ -49,7 +49,7 @@ class Ease(Strategy):
     def __init__(self, **kwargs: Any):
         super().__init__(**kwargs)
         self.adapters_ = nn.ModuleList()  # one frozen set per session
-        self._features: list[FixedFeatures] = []
+        self._features: list[FixedComputation] = []
         width, device = self.backbone.num_features, self.backbone.device
         self.prototypes_ = torch.empty(0, 0, width, device=device)  # class x subspace x width
         self.session_of_class_ = torch.empty(0, dtype=torch.int64, device=device)
@@ -62,7 +62,7 @@ class Ease(Strategy):
             f"EASE adapter {experience.index + 1}",
         )  # fmt: skip
         self.adapters_.append(adapters)
-        self._features.append(FixedFeatures(lambda x: self.backbone.forward(x, adapters)))
+        self._features.append(self.backbone.fixed(lambda x: self.backbone.forward(x, adapters)))
         session = experience.index
         new = torch.stack([
             class_means(features(experience.images), experience.labels, experience.classes)

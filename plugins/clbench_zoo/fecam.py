@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 
 from cl_bench import Experience, Strategy, require
-from clbench_zoo.adaptation import AdaptationConfig, FixedFeatures, train_adapters
+from clbench_zoo.adaptation import AdaptationConfig, train_adapters
 
 
 @dataclass(frozen=True)
@@ -108,7 +108,7 @@ class Fecam(Strategy):
     def __init__(self, **kwargs: Any):
         super().__init__(**kwargs)
         self.adapters_ = None
-        self.features_ = FixedFeatures(self.backbone.features)
+        self.features_ = self.backbone.fixed(self.backbone.features)
         width, device = self.backbone.num_features, self.backbone.device
         self.means_ = torch.empty(0, width, dtype=torch.float64, device=device)
         self.precisions_ = torch.empty(0, width, width, dtype=torch.float64, device=device)
@@ -120,7 +120,7 @@ class Fecam(Strategy):
                 self.backbone, experience.images, experience.labels, len(experience.classes),
                 config, self.runtime, "FeCAM first session",
             )  # fmt: skip
-            self.features_ = FixedFeatures(lambda x: self.backbone.forward(x, adapters))
+            self.features_ = self.backbone.fixed(lambda x: self.backbone.forward(x, adapters))
         features = transform(self.features_(experience.images), config.tukey_beta)
         labels = experience.labels.to(features.device)
         means, precisions = [], []

@@ -39,7 +39,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from cl_bench import Experience, Strategy, require
-from clbench_zoo.adaptation import AdaptationConfig, FixedFeatures, train_adapters
+from clbench_zoo.adaptation import AdaptationConfig, train_adapters
 
 RIDGE_GRID = tuple(10.0**e for e in range(-8, 9))
 FIT_FRACTION = 0.8
@@ -106,7 +106,7 @@ class Ranpac(Strategy):
     def __init__(self, **kwargs: Any):
         super().__init__(**kwargs)
         self.adapters_ = None
-        self.features_ = FixedFeatures(self.backbone.features)
+        self.features_ = self.backbone.fixed(self.backbone.features)
         self.projection_: torch.Tensor | None = None  # W_rand, d x M
         self.gram_: torch.Tensor | None = None  # G
         self.sums_: torch.Tensor | None = None  # C
@@ -124,7 +124,7 @@ class Ranpac(Strategy):
                     len(experience.classes), config, self.runtime, "RanPAC first session",
                 )  # fmt: skip
                 adapters = self.adapters_
-                self.features_ = FixedFeatures(lambda x: self.backbone.forward(x, adapters))
+                self.features_ = self.backbone.fixed(lambda x: self.backbone.forward(x, adapters))
             self._set_up_projection()
         self.seen_ = max(experience.classes) + 1
         # The official code reads the session through a shuffled loader.
