@@ -88,6 +88,21 @@ def test_importing_clbench_loads_no_avalanche_module():
     assert out.stdout.strip() == "[]"
 
 
+def test_a_run_of_a_strategy_that_does_not_use_avalanche_never_imports_it(tmp_path):
+    """Streams are sliced by clbench; only Avalanche strategies build the benchmark."""
+    code = ("import sys; from cl_bench.cli import main\n"
+            "sys.argv = ['clbench', 'evaluate', '--strategy', 'simplecil', "
+            f"'--limit-per-class', '2', '--output', {str(tmp_path)!r}]\n"
+            "try:\n"
+            "    main()\n"
+            "except SystemExit as exit:\n"
+            "    assert not exit.code, exit.code\n"
+            "print(sorted(m for m in sys.modules if m.startswith('avalanche')))")  # fmt: skip
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip().splitlines()[-1] == "[]"
+    assert list(tmp_path.rglob("seed1993-*.json"))  # the run happened and was recorded
+
+
 # name -> samples kept after the last experience of the small stream (4 per class, 200)
 MEMORY = {"icarl": 200, "streaminglda": 0, "replay": 200, "gem": 200, "agem": 200}
 

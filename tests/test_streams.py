@@ -33,6 +33,22 @@ def test_offline_default_shape(stream):
     assert set(test.labels.tolist()) == set(range(5))
 
 
+def test_experiences_are_exactly_what_the_avalanche_benchmark_holds(offline_spec):
+    """Experiences are sliced from the stream directly; the Avalanche benchmark, built
+    only when an Avalanche strategy asks for it, holds the same images in the same order."""
+    limited = build_stream(offline_spec, seed=1994, limit_per_class=6)
+    assert "benchmark" not in vars(limited)  # not built until asked for
+    pairs = list(limited.experiences())
+    for (train, test), avalanche_train, avalanche_test in zip(
+        pairs, limited.benchmark.train_stream, limited.benchmark.test_stream, strict=True
+    ):
+        for ours, theirs in ((train, avalanche_train), (test, avalanche_test)):
+            assert ours.origin() is theirs
+            batch = next(iter(torch.utils.data.DataLoader(theirs.dataset, batch_size=10**6)))
+            assert torch.equal(ours.images, batch[0]) and torch.equal(ours.labels, batch[1])
+            assert ours.classes == tuple(sorted(theirs.classes_in_this_experience))
+
+
 def test_class_order_is_pycil_seeded_permutation(stream):
     import numpy as np
 

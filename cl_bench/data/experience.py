@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,15 +36,16 @@ class StreamInfo:
 class Experience:
     """One experience's images (uint8, N x 3 x H x W, RGB) and labels.
 
-    ``origin`` is the Avalanche experience these tensors were read from (None for one
-    built by hand), for strategies that run Avalanche's own training loop on it.
+    ``origin()`` returns the same experience as Avalanche holds it (built on first
+    call; None for one built by hand), for strategies that run Avalanche's own training
+    loop on it.
     """
 
     index: int
     classes: tuple[int, ...]
     images: torch.Tensor
     labels: torch.Tensor
-    origin: Any = field(default=None, repr=False, compare=False)
+    origin: Callable[[], Any] | None = field(default=None, repr=False, compare=False)
 
     def __len__(self) -> int:
         return len(self.labels)

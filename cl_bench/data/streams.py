@@ -1,8 +1,11 @@
-"""Builds a stream from its spec: prepared images, a seeded class order, and an Avalanche
-class-incremental benchmark that the evaluation protocol and any Avalanche user consume."""
+"""Builds a stream from its spec: prepared images, a seeded class order, experiences as
+tensors, and, on demand, the same experiences as an Avalanche class-incremental benchmark
+(for Avalanche's own strategies; importing Avalanche takes seconds and ~110 MiB, so a
+run whose strategy does not use it never loads it)."""
 
 from __future__ import annotations
 
+import functools
 import itertools
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -27,7 +30,8 @@ def class_order(num_classes: int, seed: int) -> list[int]:
 
 
 class Stream:
-    """A built stream: its static facts, the Avalanche benchmark, and experiences as tensors."""
+    """A built stream: its static facts, experiences as tensors, and (built on first use)
+    the Avalanche benchmark holding the same images in the same order."""
 
     def __init__(
         self,
@@ -51,8 +55,9 @@ class Stream:
             train_mask, test_mask = _hold_out(data.labels, ~data.is_test)
         else:
             train_mask, test_mask = ~data.is_test, data.is_test
-        train_index = _limit(labels, train_mask, limit_per_class)
-        test_index = test_mask.nonzero().squeeze(1)
+        self._train = _limit(labels, train_mask, limit_per_class)
+        self._test = test_mask.nonzero().squeeze(1)
+        self._labels = labels
         sizes = _experience_sizes(len(self.class_order), spec)
         self.info = StreamInfo(
             name=spec.name,
@@ -60,18 +65,45 @@ class Stream:
             classes_per_experience=_chunks(range(len(self.class_order)), sizes),
             resolution=spec.resolution,
         )
-        self.benchmark = _avalanche_benchmark(
-            (data.images[train_index], labels[train_index]),
-            (data.images[test_index], labels[test_index]),
-            sizes,
+
+    @property
+    def num_train_images(self) -> int:
+        return len(self._train)
+
+    @functools.cached_property
+    def benchmark(self) -> Any:
+        """The stream as an Avalanche class-incremental benchmark (classes already in
+        stream order); its experiences hold exactly the images of :meth:`experiences`."""
+        return _avalanche_benchmark(
+            (self.data.images[self._train], self._labels[self._train]),
+            (self.data.images[self._test], self._labels[self._test]),
+            [len(classes) for classes in self.info.classes_per_experience],
         )
 
     def experiences(self) -> Iterator[tuple[Experience, Experience]]:
-        """(train, test) experience pairs, in order, read from the Avalanche benchmark."""
-        for train, test in zip(
-            self.benchmark.train_stream, self.benchmark.test_stream, strict=True
-        ):
-            yield _from_avalanche(train), _from_avalanche(test)
+        """(train, test) experience pairs, in order, with the images and order of the
+        Avalanche benchmark's experiences, which ``origin()`` returns."""
+        for index, classes in enumerate(self.info.classes_per_experience):
+            yield tuple(  # type: ignore[misc]
+                self._experience(index, classes, rows, stream)
+                for rows, stream in ((self._train, "train_stream"), (self._test, "test_stream"))
+            )
+
+    def _experience(
+        self, index: int, classes: tuple[int, ...], rows: torch.Tensor, stream: str
+    ) -> Experience:
+        # Avalanche's order (its benchmark prepends class by class): the experience's
+        # classes last to first, each class's images in stream order. Records made when
+        # experiences were read from Avalanche keep their numbers.
+        labels = self._labels[rows]
+        rows = torch.cat([rows[labels == label] for label in reversed(classes)])
+        return Experience(
+            index=index,
+            classes=classes,
+            images=self.data.images[rows],
+            labels=self._labels[rows],
+            origin=lambda: getattr(self.benchmark, stream)[index],
+        )
 
 
 def build_stream(
@@ -178,16 +210,4 @@ def _avalanche_benchmark(
         {"train": dataset(*train), "test": dataset(*test)},
         class_order=list(range(sum(sizes))),
         num_classes_per_exp=sizes,
-    )
-
-
-def _from_avalanche(experience: Any) -> Experience:
-    loader = torch.utils.data.DataLoader(experience.dataset, batch_size=4096, shuffle=False)
-    batches = list(loader)
-    return Experience(
-        index=experience.current_experience,
-        classes=tuple(sorted(experience.classes_in_this_experience)),
-        images=torch.cat([b[0] for b in batches]),
-        labels=torch.cat([b[1] for b in batches]),
-        origin=experience,
     )

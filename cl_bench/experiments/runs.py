@@ -152,7 +152,7 @@ def evaluate_run(
             "classes_per_experience": [list(c) for c in built.info.classes_per_experience],
             "resolution": built.info.resolution,
             "fit": [stream_spec.fit, stream_spec.crop_pct] if stream_spec.fit == "crop" else "pad",
-            "train_images": sum(len(e.dataset) for e in built.benchmark.train_stream),
+            "train_images": built.num_train_images,
             "test_images": sum(result.test_counts),
             # Where this strategy's result should land, in the papers' own setting.
             "published": [

@@ -86,7 +86,7 @@ class AvalancheStrategy(Strategy, metaclass=_LazyConfig):
     def train(self, experience: Experience) -> None:
         if experience.origin is None:
             raise ValueError("an Avalanche strategy needs the experience as Avalanche read it")
-        origin = experience.origin
+        origin = experience.origin()
         if "benchmark" not in vars(origin):  # iCaRL reads the legacy scenario API
             sizes = [len(classes) for classes in self.stream.classes_per_experience]
             origin.benchmark = LegacyScenarioInfo(sizes, list(range(sum(sizes))))
