@@ -17,12 +17,12 @@ import time
 import torch
 from common import machine, strategy_on_offline_default
 
-from cl_bench.evaluation.protocol import EVAL_BATCH_SIZE
+BATCH_SIZE = 32  # the evaluation batch on a CPU (Backend.batch_size)
 
 
 def timed(predict, images: torch.Tensor) -> tuple[float, torch.Tensor]:
     start = time.perf_counter()
-    labels = torch.cat([predict(batch) for batch in images.split(EVAL_BATCH_SIZE)])
+    labels = torch.cat([predict(batch) for batch in images.split(BATCH_SIZE)])
     return time.perf_counter() - start, labels
 
 

@@ -157,6 +157,16 @@ def test_block_input_cache_makes_epochs_run_only_adapted_blocks(backend, tmp_pat
     assert served.stats.images_forwarded == forwarded == len(data)  # once, at the entry fill
 
 
+def test_the_stem_output_is_recomputed_not_stored(backend, tmp_path):
+    data = images(6, seed=8)
+    store = FeatureCache(tmp_path)
+    served = Backend(backend.backbone, store)
+    served.register(data)
+    stem = served.block_input(data, 0)
+    expected = served.view.stem(backend.backbone.preprocess(data))
+    assert torch.equal(stem, expected) and store.info().entries == 0
+
+
 @pytest.mark.parametrize("change", ["weights", "transform", "data"])
 def test_cache_is_invalidated_by_weights_transform_or_data(backend, tmp_path, change):
     data = images(8, seed=5)

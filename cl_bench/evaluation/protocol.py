@@ -20,8 +20,6 @@ from cl_bench.models.backend import Backend
 from cl_bench.training.strategy import Runtime, Strategy, StrategySpec
 from cl_bench.utils.errors import PluginError
 
-EVAL_BATCH_SIZE = 256
-
 
 @dataclass
 class RunResult:
@@ -83,7 +81,7 @@ def run(
         _check_finite(spec, strategy, train.index)
         result.train_seconds.append(time.perf_counter() - start)
         start = time.perf_counter()
-        correct, embedded = _evaluate_seen(spec, strategy, tests, runtime)
+        correct, embedded = _evaluate_seen(spec, strategy, tests, runtime, backbone.batch_size)
         result.correct.append(correct)
         result.eval_seconds.append(time.perf_counter() - start)
         start = time.perf_counter()
@@ -103,7 +101,11 @@ def run(
 
 
 def _evaluate_seen(
-    spec: StrategySpec, strategy: Strategy, tests: list[Experience], runtime: Runtime
+    spec: StrategySpec,
+    strategy: Strategy,
+    tests: list[Experience],
+    runtime: Runtime,
+    batch_size: int,
 ) -> tuple[list[int], tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
     """Correct predictions per seen experience, and the current model's embeddings of
     every test image seen so far with their labels and ids: one pass over the test
@@ -113,8 +115,8 @@ def _evaluate_seen(
     for test in tests:
         hits = 0
         for images, batch_labels in runtime.track(
-            test.batches(EVAL_BATCH_SIZE),
-            total=test.num_batches(EVAL_BATCH_SIZE),
+            test.batches(batch_size),
+            total=test.num_batches(batch_size),
             description=f"testing on {test.index}",
         ):
             predicted, embedded = _call(

@@ -18,8 +18,6 @@ import torch
 if TYPE_CHECKING:
     from cl_bench.models.backend import Backend
 
-BATCH_SIZE = 256
-
 
 class FixedComputation:
     """``compute(images)`` for uint8 images, each image of the registered data computed once.
@@ -62,8 +60,7 @@ class FixedComputation:
 
     def _run(self, images: torch.Tensor) -> torch.Tensor:
         self.computed += len(images)
-        return torch.cat([self._compute(images[i : i + BATCH_SIZE])
-                          for i in range(0, len(images), BATCH_SIZE)])  # fmt: skip
+        return self._backend.batched(self._compute, images)
 
     def _store(self, rows: torch.Tensor, values: torch.Tensor) -> None:
         if self._values is None:

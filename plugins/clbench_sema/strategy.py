@@ -263,7 +263,7 @@ class Sema(Strategy):
 
     def _align(self, experience: Experience) -> None:
         """Store the new classes' Gaussians; from the second task on, realign the head."""
-        features = torch.cat([self.embed(chunk) for chunk in experience.images.split(256)])
+        features = self.backbone.batched(self.embed, experience.images)
         labels = experience.labels.to(features.device)
         for label in experience.classes:
             self.gaussians_.add(features[labels == label])
@@ -296,8 +296,10 @@ class Sema(Strategy):
     @torch.no_grad()
     def _frozen_part(self, inputs: torch.Tensor, start: int, stop: int) -> torch.Tensor:
         self.adapters_.eval()
-        return torch.cat([self.backbone.forward_from(chunk, start, self.adapters_, stop=stop)
-                          for chunk in inputs.split(256)])  # fmt: skip
+        return self.backbone.batched(
+            lambda chunk: self.backbone.forward_from(chunk, start, self.adapters_, stop=stop),
+            inputs,
+        )
 
     @torch.no_grad()
     def _summaries(self, tail: torch.Tensor, block: int) -> torch.Tensor:

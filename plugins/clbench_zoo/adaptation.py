@@ -22,8 +22,6 @@ from torch import nn
 
 from cl_bench import AdapterConfig, AdapterSet, Backend, Runtime, require
 
-FEATURE_BATCH = 256
-
 
 @dataclass(frozen=True)
 class AdaptationConfig:
