@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 _EXPORTS = {
+    "RandomResizedCropFlip": "cl_bench.data.augmentation",
+    "training_inputs": "cl_bench.data.augmentation",
     "Experience": "cl_bench.data.experience",
     "StreamInfo": "cl_bench.data.experience",
     "StreamSpec": "cl_bench.data.spec",
@@ -33,6 +35,7 @@ _EXPORTS = {
     "Place": "cl_bench.models.view",
     "ClassGaussians": "cl_bench.training.alignment",
     "align_classifier": "cl_bench.training.alignment",
+    "OfficialSettings": "cl_bench.training.strategy",
     "Runtime": "cl_bench.training.strategy",
     "Strategy": "cl_bench.training.strategy",
     "StrategySpec": "cl_bench.training.strategy",
@@ -55,7 +58,9 @@ __all__ = [
     "Experience",
     "FixedComputation",
     "ModelView",
+    "OfficialSettings",
     "Place",
+    "RandomResizedCropFlip",
     "Runtime",
     "Strategy",
     "StrategySpec",
@@ -66,6 +71,7 @@ __all__ = [
     "common_width",
     "hookimpl",
     "require",
+    "training_inputs",
 ]  # the names of _EXPORTS, and the version
 
 
@@ -82,6 +88,7 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # what type checkers and IDEs see; the same names as _EXPORTS
+    from cl_bench.data.augmentation import RandomResizedCropFlip, training_inputs
     from cl_bench.data.experience import Experience, StreamInfo
     from cl_bench.data.spec import StreamSpec
     from cl_bench.evaluation.compatibility import common_width
@@ -90,7 +97,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; the same names as _EXPORTS
     from cl_bench.models.backend import Backend
     from cl_bench.models.view import ModelView, Place
     from cl_bench.training.alignment import ClassGaussians, align_classifier
-    from cl_bench.training.strategy import Runtime, Strategy, StrategySpec
+    from cl_bench.training.strategy import OfficialSettings, Runtime, Strategy, StrategySpec
     from cl_bench.utils.config import require
     from cl_bench.utils.errors import ConfigError
     from cl_bench.utils.hooks import hookimpl

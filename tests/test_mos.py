@@ -67,7 +67,7 @@ def test_merging_moves_the_current_set_exactly_as_the_formula(lite0, domains):
         parameter.data.fill_(0.01)
     experience = domains.experiences[1]  # 120 images: 3 steps of 48
     start = mos.backbone.block_input(experience.images, 0)
-    mos._train_adapters(start, experience.labels, known=5, seen=10, task=2)
+    mos._train_adapters(lambda index: start[index], experience.labels, known=5, seen=10, task=2)
     expected = 0.001 + 0.9**3 * (0.01 - 0.001)
     for parameter in mos.current_.parameters():
         torch.testing.assert_close(parameter, torch.full_like(parameter, expected))

@@ -8,6 +8,7 @@ import click
 
 from cl_bench.cli.console import stdout, table
 from cl_bench.cli.options import discover_registry
+from cl_bench.training.strategy import StrategySpec
 from cl_bench.utils.config import build_config, yaml_text
 from cl_bench.utils.errors import ConfigError
 
@@ -16,7 +17,10 @@ from cl_bench.utils.errors import ConfigError
 @click.argument("kind", type=click.Choice(["strategies", "streams", "backbones"]))
 @click.option("--keys", is_flag=True,
               help="Strategies: list every --set key with its default instead.")  # fmt: skip
-def list_command(kind: str, keys: bool) -> None:
+@click.option("--official", is_flag=True,
+              help="Strategies: list the official settings per stream family, with "
+                   "their source, instead.")  # fmt: skip
+def list_command(kind: str, keys: bool, official: bool) -> None:
     """List the installed strategies, streams or backbones and who provides them."""
     registry = discover_registry()
     entries = sorted(getattr(registry, kind).items())
@@ -24,9 +28,35 @@ def list_command(kind: str, keys: bool) -> None:
         rows = [row for name, provided in entries for row in key_rows(name, provided.spec.strategy)]
         stdout.print(table("--set keys", ["strategy", "key", "default"], rows, numeric=False))
         return
+    if official and kind == "strategies":
+        rows = [row for name, provided in entries for row in official_rows(name, provided.spec)]
+        columns = ["strategy", "stream family", "settings", "source"]
+        stdout.print(table("official settings", columns, rows, numeric=False))
+        stdout.print("Other strategies and families (offline-mix, image folders): the "
+                     "strategy's Config defaults (`clbench list strategies --keys`).")  # fmt: skip
+        return
+    columns = ["name", "distribution", "description"]
     rows = [(name, p.distribution, p.spec.description) for name, p in entries]
-    rows += [(f"{p.plugin} (broken)", p.distribution, p.error) for p in registry.problems]
-    stdout.print(table(kind, ["name", "distribution", "description"], rows, numeric=False))
+    if kind == "strategies":
+        columns.append("official settings for")
+        rows = [(*row, _families(p.spec)) for row, (_, p) in zip(rows, entries, strict=True)]
+    if kind == "streams":
+        columns.append("family")
+        rows = [(*row, p.spec.family or "-") for row, (_, p) in zip(rows, entries, strict=True)]
+    rows += [(f"{p.plugin} (broken)", p.distribution, p.error, *[""] * (len(columns) - 3))
+             for p in registry.problems]  # fmt: skip
+    stdout.print(table(kind, columns, rows, numeric=False))
+
+
+def _families(spec: StrategySpec) -> str:
+    return ", ".join(entry.family for entry in spec.official) or "-"
+
+
+def official_rows(name: str, spec: StrategySpec) -> list[tuple[str, str, str, str]]:
+    """One row per stream family the strategy's official code has settings for."""
+    return [(name, entry.family,
+             " ".join(f"{k}={yaml_text(v)}" for k, v in entry.settings.items()) or "(defaults)",
+             entry.source) for entry in spec.official]  # fmt: skip
 
 
 def key_rows(name: str, strategy: type) -> list[tuple[str, str, str]]:

@@ -19,6 +19,11 @@ from cl_bench.utils.config import require_types
 from cl_bench.utils.errors import ConfigError, MissingDataError
 
 FITS = ("pad", "crop")
+# The data set families that official codes ship per-data-set settings for: a stream of
+# a family runs each strategy with that strategy's official settings for it.
+STREAM_FAMILIES = (
+    "cifar100", "imagenet-r", "imagenet-a", "cub", "omnibenchmark", "vtab", "objectnet",
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -66,6 +71,7 @@ class StreamSpec:
     fit: str = "pad"  # pad to a square, or resize the short side and centre-crop (photos)
     crop_pct: float = 0.875  # crop: the short side is resized to resolution / crop_pct
     published: tuple[PublishedResult, ...] = ()
+    family: str | None = None  # one of STREAM_FAMILIES; None: no official settings apply
     path: Path | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
@@ -87,6 +93,10 @@ class StreamSpec:
             "sources": (len(self.sources) >= 1, "at least one source"),
             "fit": (self.fit in FITS, f"one of {', '.join(FITS)}"),
             "crop_pct": (0 < self.crop_pct <= 1, "in (0, 1]"),
+            "family": (
+                self.family is None or self.family in STREAM_FAMILIES,
+                f"one of {', '.join(STREAM_FAMILIES)}, or absent",
+            ),
         }
         for key, (ok, accepted) in checks.items():
             if not ok:

@@ -12,9 +12,10 @@ import yaml
 
 from cl_bench.data.streams import SPLITS
 from cl_bench.experiments.names import resolve_backbone, resolve_stream
+from cl_bench.experiments.recipes import resolve_recipe
 from cl_bench.experiments.runs import RunSpec, resolve_device
 from cl_bench.training.registry import Registry
-from cl_bench.utils.config import canonical_overrides, parse_assignments, yaml_text
+from cl_bench.utils.config import parse_assignments, yaml_text
 from cl_bench.utils.errors import ConfigError
 from cl_bench.utils.files import folder_problem
 
@@ -236,15 +237,17 @@ def _assignments(value: Any) -> dict[str, str]:
 
 
 def checked_runs(runs: Sequence[RunSpec], registry: Registry) -> list[RunSpec]:
-    """The runs with their overrides in canonical form (:func:`canonical_overrides`),
-    every name and config checked before any compute: a typo fails at once, and two
-    entries that would write the same record (a name and its spec file) are refused."""
+    """The runs with their overrides in canonical form (as :func:`resolve_recipe` gives
+    them, relative to the stream's official settings), every name and config checked
+    before any compute: a typo fails at once, and two entries that would write the same
+    record (a name and its spec file) are refused."""
     checked = []
     by_path: dict[Path, RunSpec] = {}
     for spec in runs:
+        stream = resolve_stream(registry, spec.stream, spec.increment, spec.initial_classes)
         try:  # --set applies to every strategy of the grid
-            config = registry.strategy(spec.strategy).strategy.Config
-            spec = replace(spec, overrides=canonical_overrides(config, spec.overrides))
+            recipe = resolve_recipe(registry.strategy(spec.strategy), stream, spec.overrides)
+            spec = replace(spec, overrides=recipe.overrides)
         except ConfigError as error:
             raise ConfigError(f"strategy {spec.strategy!r}: {error}") from error
         if spec.weights is not None and not spec.weights.is_file():
@@ -255,7 +258,6 @@ def checked_runs(runs: Sequence[RunSpec], registry: Registry) -> list[RunSpec]:
                 f"{other.label!r} and {spec.label!r} would write the same record; "
                 "give each stream or backbone once"
             )
-        resolve_stream(registry, spec.stream, spec.increment, spec.initial_classes)
         resolve_backbone(registry, spec.backbone)
         resolve_device(spec.device)
         checked.append(spec)

@@ -20,6 +20,7 @@ from cl_bench.data.streams import build_stream
 from cl_bench.evaluation.metrics import summarise
 from cl_bench.evaluation.protocol import run
 from cl_bench.experiments.names import resolve_backbone, resolve_stream, stream_name
+from cl_bench.experiments.recipes import resolve_recipe
 from cl_bench.models.backbones.base import BackboneOptions
 from cl_bench.models.backend import Backend, shared_backend
 from cl_bench.models.feature_cache import FeatureCache
@@ -35,7 +36,7 @@ from cl_bench.results.records import (
     write_record,
 )
 from cl_bench.training.registry import Registry
-from cl_bench.utils.config import build_config, canonical_overrides, config_to_dict
+from cl_bench.utils.config import config_to_dict
 from cl_bench.utils.errors import ClbenchError, ConfigError
 from cl_bench.utils.files import CACHE_ENV, cache_dir, folder_problem
 
@@ -104,8 +105,8 @@ def evaluate_run(
     strategy_spec = registry.strategy(spec.strategy)
     stream_spec = resolve_stream(registry, spec.stream, spec.increment, spec.initial_classes)
     backbone_spec = resolve_backbone(registry, spec.backbone)
-    overrides = canonical_overrides(strategy_spec.strategy.Config, spec.overrides)
-    config = build_config(strategy_spec.strategy.Config, overrides)
+    recipe = resolve_recipe(strategy_spec, stream_spec, spec.overrides)
+    config, overrides = recipe.config, recipe.overrides
     if spec.use_cache and (problem := folder_problem(cache_dir())):
         raise ConfigError(f"cache folder {str(cache_dir())!r} {problem}; set --cache-dir or "
                           f"${CACHE_ENV} to a writable folder, or pass --no-cache")  # fmt: skip
@@ -144,6 +145,9 @@ def evaluate_run(
         "split": spec.split,
         "config": config_to_dict(config),
         "overrides": dict(overrides),
+        # Where the config's values come from: the official settings of the stream's
+        # family (if the strategy's code has them), then --set.
+        "recipe": recipe.describe(),
         "limit_per_class": spec.limit_per_class,
         "stream_info": {
             "spec_file": stream_spec.path.name if stream_spec.path else None,

@@ -24,12 +24,16 @@ class ClassGaussians:
     standard normal: the same distribution as a Cholesky draw, at O(n d) per sample
     instead of O(d^2). Only the statistics (mean, covariance and this factorisation of
     it) are kept, never the features.
+
+    ``diagonal=True`` keeps only the variances (+ ``eps``), as MOS's "variance" storage
+    does: D numbers a class instead of D^2, draws with independent coordinates.
     """
 
-    def __init__(self, eps: float = 1e-4):
+    def __init__(self, eps: float = 1e-4, diagonal: bool = False):
         self.eps = eps
+        self.diagonal = diagonal
         self.means: list[torch.Tensor] = []
-        self.covariances: list[torch.Tensor] = []
+        self.covariances: list[torch.Tensor] = []  # diagonal: the variances (+ eps), D
         self._factors: list[torch.Tensor] = []  # rank x d: scaled principal directions
 
     def __len__(self) -> int:
@@ -40,6 +44,11 @@ class ClassGaussians:
         features = features.detach().double()
         mean = features.mean(0)
         centred = features - mean
+        if self.diagonal:
+            self.means.append(mean.float())
+            self.covariances.append((centred.square().sum(0) / (len(features) - 1)
+                                     + self.eps).float())  # fmt: skip
+            return
         _, singular, directions = torch.linalg.svd(centred, full_matrices=False)
         factor = (singular / (len(features) - 1) ** 0.5)[:, None] * directions
         eye = torch.eye(features.shape[1], dtype=features.dtype, device=features.device)
@@ -52,6 +61,13 @@ class ClassGaussians:
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """``per_class`` draws from every stored class: (features, labels)."""
         draws, labels = [], []
+        if self.diagonal:
+            for label, (mean, variance) in enumerate(zip(self.means, self.covariances,
+                                                         strict=True)):  # fmt: skip
+                noise = torch.randn(per_class, len(mean), generator=generator).to(mean.device)
+                draws.append(mean + variance.sqrt() * noise)
+                labels.append(torch.full((per_class,), label, dtype=torch.int64))
+            return torch.cat(draws), torch.cat(labels).to(draws[0].device)
         for label, (mean, factor) in enumerate(zip(self.means, self._factors, strict=True)):
             low_rank = torch.randn(per_class, len(factor), generator=generator)
             isotropic = torch.randn(per_class, len(mean), generator=generator)

@@ -9,19 +9,30 @@ representation the strategy would use for retrieval; compatibility metrics read 
 Hyper-parameters live in a dataclass named ``Config`` on the strategy class: its
 defaults are the strategy's default config, and ``--set key=value`` overrides fields
 (unknown keys are an error). Learned state should end in ``_`` (scikit-learn style).
+
+A strategy's recipe is its config plus two declarations: ``augmentation``, the training
+transform of its official code (switched by a boolean config field ``augment``), and
+``StrategySpec.official``, the settings its official code uses per stream family, which
+``clbench evaluate`` applies when a stream of that family is chosen.
 """
 
 from __future__ import annotations
 
 import abc
-from collections.abc import Callable, Iterable, Iterator
+import dataclasses
+import typing
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
+import numpy as np
 import torch
 from torch import nn
 
+from cl_bench.data.augmentation import Augmentation, training_inputs
 from cl_bench.data.experience import Experience, StreamInfo
+from cl_bench.data.spec import STREAM_FAMILIES
+from cl_bench.utils.config import build_config
 
 if TYPE_CHECKING:
     from cl_bench.models.backend import Backend
@@ -42,27 +53,52 @@ def _no_progress(
 
 @dataclass
 class Runtime:
-    """Where and how to compute: device, the run's seed and RNG, and progress reporting."""
+    """Where and how to compute: device, the run's seed and RNG, and progress reporting.
+
+    Augmentation draws from its own generator, so that switching it on changes the
+    training images and nothing else (the shuffles and initialisations stay the same).
+    """
 
     device: torch.device
     seed: int
     generator: torch.Generator = field(init=False)
+    augmentation_generator: torch.Generator = field(init=False)
     track: Callable[..., Iterator[Any]] = _no_progress
 
     def __post_init__(self) -> None:
         self.generator = torch.Generator().manual_seed(self.seed)
+        child = np.random.SeedSequence([self.seed, 1]).generate_state(1, np.uint64)[0]
+        self.augmentation_generator = torch.Generator().manual_seed(int(child))
 
 
 class Strategy(abc.ABC):
     """Base class of every strategy. Subclass it, define ``Config``, implement the three methods."""
 
     Config: ClassVar[type] = NoConfig
+    # The training transform of the strategy's official code; a strategy that declares
+    # one has a boolean config field ``augment`` that switches it on.
+    augmentation: ClassVar[Augmentation | None] = None
 
     def __init__(self, *, backbone: Backend, stream: StreamInfo, config: Any, runtime: Runtime):
         self.backbone = backbone
         self.stream = stream
         self.config = config
         self.runtime = runtime
+
+    @property
+    def train_transform(self) -> Callable[[torch.Tensor], torch.Tensor] | None:
+        """The declared augmentation seeded by the run, or None when it is off."""
+        if self.augmentation is None or not self.config.augment:
+            return None
+        augmentation, generator = self.augmentation, self.runtime.augmentation_generator
+        return lambda images: augmentation(images, generator)
+
+    def training_inputs(
+        self, images: torch.Tensor, compute: Callable[[torch.Tensor], torch.Tensor]
+    ) -> Callable[[torch.Tensor], torch.Tensor]:
+        """``index -> compute(images[index])`` for a training loop, the images augmented
+        afresh for every batch when the recipe augments (computed once otherwise)."""
+        return training_inputs(images, compute, self.train_transform)
 
     @abc.abstractmethod
     def train(self, experience: Experience) -> None:
@@ -111,8 +147,29 @@ class Strategy(abc.ABC):
 
 
 @dataclass(frozen=True)
+class OfficialSettings:
+    """The config values a strategy's official code uses for one stream family, and the
+    file they come from: ``clbench evaluate`` applies them on that family's streams."""
+
+    family: str
+    settings: Mapping[str, Any] = field(hash=False)
+    source: str = ""
+
+    def __post_init__(self) -> None:
+        if self.family not in STREAM_FAMILIES:
+            raise ValueError(f"official settings for {self.family!r}: the stream families are "
+                             f"{', '.join(STREAM_FAMILIES)}")  # fmt: skip
+        if not isinstance(self.source, str) or not self.source:
+            raise TypeError(f"official settings for {self.family!r} must name their source")
+        object.__setattr__(self, "settings", dict(self.settings))
+
+
+@dataclass(frozen=True)
 class StrategySpec:
     """What a plugin registers: a name, a one-line description and the Strategy subclass.
+
+    ``official`` lists the settings of the strategy's official code per stream family
+    (at most one entry a family); streams of other families run the Config defaults.
 
     ``reference=True`` marks a method that is not continual (joint training on all data
     seen so far, say): its records and leaderboard rows say so, so that it is read as a
@@ -123,6 +180,7 @@ class StrategySpec:
     description: str
     strategy: type[Strategy]
     reference: bool = False
+    official: tuple[OfficialSettings, ...] = ()
 
     def __post_init__(self) -> None:
         for key in ("name", "description"):
@@ -134,3 +192,26 @@ class StrategySpec:
             raise ValueError(f"strategy name {self.name!r} must be non-empty without spaces")
         if not (isinstance(self.strategy, type) and issubclass(self.strategy, Strategy)):
             raise TypeError(f"strategy {self.name!r}: {self.strategy!r} is not a Strategy subclass")
+        object.__setattr__(self, "official", tuple(self.official))
+        self._check_recipe()
+
+    def _check_recipe(self) -> None:
+        """An augmenting strategy's ``augment`` switch and every official setting are
+        valid config fields: a typo fails at registration, not in a user's run."""
+        if self.strategy.augmentation is None and not self.official:
+            return  # (some plugins' Config raises: an unavailable strategy explains itself)
+        config = self.strategy.Config
+        if self.strategy.augmentation is not None:
+            hints = typing.get_type_hints(config) if dataclasses.is_dataclass(config) else {}
+            if hints.get("augment") is not bool:
+                raise TypeError(f"strategy {self.name!r} declares an augmentation, so its Config "
+                                "needs a field `augment: bool` that switches it")  # fmt: skip
+        families = [entry.family for entry in self.official]
+        if len(set(families)) != len(families):
+            raise ValueError(f"strategy {self.name!r} gives official settings twice for a family")
+        for entry in self.official:
+            build_config(config, entry.settings)
+
+    def official_for(self, family: str | None) -> OfficialSettings | None:
+        """The official settings for a stream family, if the strategy's code has them."""
+        return next((entry for entry in self.official if entry.family == family), None)

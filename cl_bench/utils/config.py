@@ -57,13 +57,17 @@ def build_config(config_cls: type, overrides: Mapping[str, Any]) -> Any:
         raise ConfigError(f"invalid config: {error}") from error
 
 
-def canonical_overrides(config_cls: type, overrides: Mapping[str, Any]) -> dict[str, str]:
+def canonical_overrides(
+    config_cls: type, overrides: Mapping[str, Any], base: Mapping[str, Any] | None = None
+) -> dict[str, str]:
     """``overrides`` as the one text of each typed value (``lr=0.010`` and ``lr=1e-2`` both
-    become ``lr=0.01``), without those equal to the default, so that a run's variant,
-    hence its record, names its config and not how it was typed. Checks the overrides
-    as :func:`build_config` does."""
-    config = build_config(config_cls, overrides)
-    default = build_config(config_cls, {})
+    become ``lr=0.01``), without those equal to the default (the class defaults updated
+    with ``base``, a stream's official settings), so that a run's variant, hence its
+    record, names its config and not how it was typed. Checks the overrides as
+    :func:`build_config` does."""
+    base = base or {}
+    config = build_config(config_cls, {**base, **overrides})
+    default = build_config(config_cls, base)
     return {
         key: yaml_text(getattr(config, key))
         for key in overrides

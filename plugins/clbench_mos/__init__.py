@@ -5,6 +5,7 @@ the ``cl_bench`` entry point like any plugin."""
 from __future__ import annotations
 
 from cl_bench import StrategySpec, hookimpl
+from clbench_mos.official import OFFICIAL
 from clbench_mos.strategy import Mos
 
 
@@ -15,5 +16,6 @@ def cl_bench_strategies() -> list[StrategySpec]:
             "mos",
             "adapter merging and self-refined adapter retrieval (Sun et al., AAAI 2025)",
             Mos,
+            official=OFFICIAL,
         )
     ]

@@ -11,7 +11,7 @@ code (AAAI25-MOS), each a defect of the code rather than the method:
   ViT-B) and again while computing class statistics, which pins the current set to
   the mean of the earlier ones far more tightly than the stated momentum;
 - inputs are normalised with the backbone's own statistics (the code feeds [0, 1]
-  pixels); no training augmentation, as for every strategy on the feature cache.
+  pixels).
 Kept as the code does it: the mean that the current set moves toward covers every
 stored set (the first included); the orthogonality term uses unnormalised features
 and stored class means; class statistics and the warm start come from the current set
@@ -28,8 +28,9 @@ benchmarks/README.md) found no setting better beyond the seed spread, so they st
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
@@ -41,6 +42,7 @@ from cl_bench import (
     ClassGaussians,
     Experience,
     FixedComputation,
+    RandomResizedCropFlip,
     Strategy,
     align_classifier,
     require,
@@ -65,6 +67,9 @@ class MosConfig:
     alignment_lr: float = 0.005
     samples_per_class: int = 240  # 5 x batch_size, as the code draws
     covariance_eps: float = 1e-4
+    # The code's ca_storage_efficient_method: full covariance, or variances only
+    class_statistics: Literal["covariance", "variance"] = "covariance"
+    augment: bool = False  # AAAI25-MOS's RandomResizedCrop + flip on the training images
     bottleneck: int = 16
     adapter_scale: float = 0.1
     adapter_dropout: float = 0.1
@@ -87,6 +92,7 @@ class MosConfig:
 
 class Mos(Strategy):
     Config = MosConfig
+    augmentation = RandomResizedCropFlip()  # AAAI25-MOS utils/data.py build_transform
 
     def __init__(self, **kwargs: Any):
         super().__init__(**kwargs)
@@ -99,7 +105,9 @@ class Mos(Strategy):
         self.head_ = nn.Linear(self.backbone.num_features, self.stream.num_classes).to(device)
         nn.init.trunc_normal_(self.head_.weight, std=0.02)
         nn.init.zeros_(self.head_.bias)
-        self.gaussians_ = ClassGaussians(config.covariance_eps)
+        self.gaussians_ = ClassGaussians(
+            config.covariance_eps, diagonal=config.class_statistics == "variance"
+        )
         self.prototypes_ = torch.empty(0, self.backbone.num_features, device=device)
         self.task_of_class_ = torch.empty(0, dtype=torch.int64, device=device)
         self.rounds_: Counter[int] = Counter()
@@ -107,10 +115,12 @@ class Mos(Strategy):
 
     # --- the contract ---------------------------------------------------------------
     def train(self, experience: Experience) -> None:
-        start = self.backbone.block_input(experience.images, 0)
+        stems = self.training_inputs(
+            experience.images, lambda x: self.backbone.block_input(x, 0)
+        )  # the frozen stem's output (of augmented images, if the recipe augments)
         labels = experience.labels.to(self.backbone.device)
         known, seen = len(self.task_of_class_), max(experience.classes) + 1
-        self._train_adapters(start, labels, known, seen, experience.index)
+        self._train_adapters(stems, labels, known, seen, experience.index)
         snapshot = self.current_.copy().eval()
         self._freeze(snapshot)
         self.stored_.append(snapshot)
@@ -154,7 +164,12 @@ class Mos(Strategy):
 
     # --- training -------------------------------------------------------------------
     def _train_adapters(
-        self, start: torch.Tensor, labels: torch.Tensor, known: int, seen: int, task: int
+        self,
+        stems: Callable[[torch.Tensor], torch.Tensor],
+        labels: torch.Tensor,
+        known: int,
+        seen: int,
+        task: int,
     ) -> None:
         """CE on the task's classes (older logits masked) + orthogonality, with merging."""
         config = self.config
@@ -174,7 +189,7 @@ class Mos(Strategy):
             order = torch.randperm(len(labels), generator=self.runtime.generator)
             for index in order.split(config.batch_size):
                 index = index.to(labels.device)
-                features = self.backbone.forward_from(start[index], 0, self.current_)
+                features = self.backbone.forward_from(stems(index), 0, self.current_)
                 logits = self.head_(features)[:, :seen].masked_fill(mask, float("-inf"))
                 loss = F.cross_entropy(logits, labels[index])
                 loss = loss + config.orthogonality_weight * self._orthogonality(features, old_means)

@@ -4,6 +4,7 @@ modular adapters. Registered through the ``cl_bench`` entry point like any plugi
 from __future__ import annotations
 
 from cl_bench import StrategySpec, hookimpl
+from clbench_sema.official import OFFICIAL
 from clbench_sema.strategy import Sema
 
 
@@ -14,5 +15,6 @@ def cl_bench_strategies() -> list[StrategySpec]:
             "sema",
             "self-expanding mixture of adapters with shift detection (Wang et al., CVPR 2025)",
             Sema,
+            official=OFFICIAL,
         )
     ]

@@ -41,6 +41,7 @@ from cl_bench import (
     ClassGaussians,
     Experience,
     FixedComputation,
+    RandomResizedCropFlip,
     Strategy,
     align_classifier,
     require,
@@ -71,6 +72,7 @@ class SemaConfig:
     alignment_lr: float = 0.005
     alignment_samples_per_class: int = 160  # 5 x batch_size, as MOS's code draws
     covariance_eps: float = 1e-4
+    augment: bool = False  # SEMA-CL's RandomResizedCrop + flip on the training images
 
     def __post_init__(self) -> None:
         for key in ("func_epochs", "rd_epochs", "batch_size", "detect_batch_size",
@@ -87,6 +89,7 @@ class SemaConfig:
 
 class Sema(Strategy):
     Config = SemaConfig
+    augmentation = RandomResizedCropFlip()  # SEMA-CL utils/data.py build_transform
 
     def __init__(self, **kwargs: Any):
         super().__init__(**kwargs)
@@ -119,11 +122,9 @@ class Sema(Strategy):
         known, self.seen_ = self.seen_, max(experience.classes) + 1
         if experience.index == 0:
             self._first_experience(experience)
-        else:
-            tail = self._tail_input(experience.images)
-            if not self._detect_and_expand(experience, tail, known):
-                self._classify(tail, experience.labels, [self.head_], known, "head only",
-                               first_trained=len(self.backbone.view))  # fmt: skip
+        elif not self._detect_and_expand(experience, known):
+            self._classify(experience, [self.head_], known, "head only",
+                           first_trained=len(self.backbone.view))  # fmt: skip
         self._freeze_all()
         self.layout_.append([len(layer.adapters) for layer in self._layers()])
         if self.config.classifier_alignment:
@@ -157,34 +158,34 @@ class Sema(Strategy):
         for layer in self._layers():
             layer.expand(experience.index)
         self.adapters_.to(self.backbone.device)
-        start = self.backbone.block_input(experience.images, 0)
         trained = [self.adapters_, self.head_]
-        self._classify(start, experience.labels, trained, 0, "adapters", start_block=0,
-                       first_trained=0)  # fmt: skip
+        self._classify(experience, trained, 0, "adapters", first_trained=0)
         # The blocks before the expandable ones never train again: their output, the
         # tail's input, is computed once per image for every later epoch and evaluation.
         self._tail_inputs = self.backbone.fixed(self._prefix_output)
-        tail = self._tail_input(experience.images)
         for layer in self._layers():
-            self._describe(layer, layer.descriptors[-1], tail)
+            self._describe(layer, layer.descriptors[-1], experience.images)
 
-    def _detect_and_expand(self, experience: Experience, tail: torch.Tensor, known: int) -> bool:
-        """SEMA's detection passes over the task's data, expanding where it is novel."""
+    def _detect_and_expand(self, experience: Experience, known: int) -> bool:
+        """SEMA's detection passes over the task's data, expanding where it is novel (on
+        training images as the recipe sees them: augmented if it augments, as SEMA-CL's
+        detection loader is)."""
         expanded: set[int] = set()
         while len(expanded) < len(self._layers()):
             added = False
-            order = torch.randperm(len(tail), generator=self.runtime.generator)
+            tail = self.training_inputs(experience.images, self._tail_input)
+            order = torch.randperm(len(experience), generator=self.runtime.generator)
             for index in order.split(self.config.detect_batch_size):
-                block = self._first_novel_layer(tail[index], expanded)
+                block = self._first_novel_layer(tail(index), expanded)
                 if block is None:
                     continue
                 layer = self.adapters_.at(block)
                 adapter, descriptor, column = layer.expand(experience.index)
                 self.adapters_.to(self.backbone.device)
-                self._classify(tail, experience.labels, [adapter, column, self.head_], known,
+                self._classify(experience, [adapter, column, self.head_], known,
                                f"expansion at {self.backbone.view.names[block]}",
                                first_trained=block)  # fmt: skip
-                self._describe(layer, descriptor, tail)
+                self._describe(layer, descriptor, experience.images)
                 expanded.add(block)
                 added = True
                 self.expansions_.append({"experience": experience.index,
@@ -203,21 +204,17 @@ class Sema(Strategy):
             x = self.backbone.view.run_block(layer.block, x, layer)
         return None
 
-    def _classify(self, inputs: torch.Tensor, labels: torch.Tensor, modules: list[nn.Module],
-                  known: int, what: str, *, first_trained: int,
-                  start_block: int | None = None) -> None:  # fmt: skip
+    def _classify(self, experience: Experience, modules: list[nn.Module], known: int,
+                  what: str, *, first_trained: int) -> None:  # fmt: skip
         """Cross-entropy on the current classes (older logits masked) for ``func_epochs``.
 
-        ``inputs`` enter block ``start_block`` (by default the first expandable one); the
-        blocks before ``first_trained`` (the first block whose modules train; the number
-        of blocks when only the head trains) are frozen for the whole training, so their
-        output is computed once rather than in every epoch.
+        The blocks before ``first_trained`` (the first block whose modules train; the
+        number of blocks when only the head trains) are frozen for the whole training:
+        without augmentation their output is computed once rather than in every epoch.
         """
-        start = self.first_expandable_ if start_block is None else start_block
-        if first_trained > start:
-            inputs = self._frozen_part(inputs, start, first_trained)
-            start = first_trained
-        labels = labels.to(self.backbone.device)
+        start = first_trained
+        inputs = self.training_inputs(experience.images, lambda x: self._input_of(x, start))
+        labels = experience.labels.to(self.backbone.device)
         config = self.config
         params = self._trainable(modules)
         optimiser = torch.optim.SGD(params, lr=config.lr, momentum=config.momentum,
@@ -228,7 +225,7 @@ class Sema(Strategy):
                                     description=f"SEMA {what}"):  # fmt: skip
             order = torch.randperm(len(labels), generator=self.runtime.generator)
             for index in order.split(config.batch_size):
-                features = self.backbone.forward_from(inputs[index], start, self.adapters_)
+                features = self.backbone.forward_from(inputs(index), start, self.adapters_)
                 logits = self.head_(features)[:, : self.seen_]
                 if known:
                     logits = logits.masked_fill(
@@ -241,11 +238,19 @@ class Sema(Strategy):
             schedule.step()
         self._freeze_all()
 
-    def _describe(self, layer: SemaLayer, descriptor: nn.Module, tail: torch.Tensor) -> None:
-        """Train a descriptor on the layer's summaries; its buffer keeps the last errors."""
+    def _describe(self, layer: SemaLayer, descriptor: nn.Module, images: torch.Tensor) -> None:
+        """Train a descriptor on the layer's summaries; its buffer keeps the last errors.
+
+        Its input standardisation is fitted on the task's unaugmented images; with
+        augmentation it trains on augmented ones, as SEMA-CL's train loader gives them."""
         config = self.config
-        summaries = self._summaries(tail, layer.block)
+        summarise = lambda x: self._summaries(self._tail_input(x), layer.block)  # noqa: E731
+        summaries = summarise(images)
         descriptor.fit_scale(summaries)
+        if self.train_transform is None:
+            batch_summaries = lambda index: summaries[index.to(summaries.device)]  # noqa: E731
+        else:
+            batch_summaries = self.training_inputs(images, summarise)
         params = self._trainable([descriptor])
         optimiser = torch.optim.SGD(params, lr=config.rd_lr, momentum=config.momentum,
                                     weight_decay=config.weight_decay)  # fmt: skip
@@ -253,7 +258,7 @@ class Sema(Strategy):
         for _ in range(config.rd_epochs):
             order = torch.randperm(len(summaries), generator=self.runtime.generator)
             for index in order.split(config.batch_size):
-                errors = descriptor.errors(summaries[index.to(summaries.device)])
+                errors = descriptor.errors(batch_summaries(index))
                 descriptor.losses.extend(errors.detach().cpu().tolist())
                 optimiser.zero_grad(set_to_none=True)
                 errors.mean().backward()
@@ -294,11 +299,20 @@ class Sema(Strategy):
         return self._tail_inputs(images)
 
     @torch.no_grad()
-    def _frozen_part(self, inputs: torch.Tensor, start: int, stop: int) -> torch.Tensor:
+    def _input_of(self, images: torch.Tensor, block: int) -> torch.Tensor:
+        """The input of ``block`` under the frozen modules before it: the stem's output
+        for block 0 (the first task trains every block), otherwise the tail's input
+        (memoised) run through the frozen expandable blocks before ``block``."""
+        if block == 0:
+            return self.backbone.block_input(images, 0)
+        tail = self._tail_input(images)
+        if block == self.first_expandable_:
+            return tail
         self.adapters_.eval()
+        start = self.first_expandable_
         return self.backbone.batched(
-            lambda chunk: self.backbone.forward_from(chunk, start, self.adapters_, stop=stop),
-            inputs,
+            lambda chunk: self.backbone.forward_from(chunk, start, self.adapters_, stop=block),
+            tail,
         )
 
     @torch.no_grad()

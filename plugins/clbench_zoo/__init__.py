@@ -10,6 +10,7 @@ from clbench_zoo.aper import Aper
 from clbench_zoo.ease import Ease
 from clbench_zoo.fecam import Fecam
 from clbench_zoo.joint import Joint
+from clbench_zoo.official import APER, EASE, FECAM, RANPAC
 from clbench_zoo.ranpac import Ranpac
 
 
@@ -17,13 +18,13 @@ from clbench_zoo.ranpac import Ranpac
 def cl_bench_strategies() -> list[StrategySpec]:
     return [
         StrategySpec("ranpac", "first-session adapters, random projection + ReLU, ridge "
-                     "classifier (McDonnell et al., NeurIPS 2023)", Ranpac),
+                     "classifier (McDonnell et al., NeurIPS 2023)", Ranpac, official=RANPAC),
         StrategySpec("aper", "first-session adapters, prototypes on pretrained + adapted "
-                     "features (APER/ADAM, Zhou et al., IJCV 2024)", Aper),
+                     "features (APER/ADAM, Zhou et al., IJCV 2024)", Aper, official=APER),
         StrategySpec("ease", "one adapter subspace per task, semantic-guided prototype "
-                     "complement (Zhou et al., CVPR 2024)", Ease),
+                     "complement (Zhou et al., CVPR 2024)", Ease, official=EASE),
         StrategySpec("fecam", "per-class covariance, Tukey transform, Mahalanobis "
-                     "classifier (Goswami et al., NeurIPS 2023)", Fecam),
+                     "classifier (Goswami et al., NeurIPS 2023)", Fecam, official=FECAM),
         StrategySpec("joint", "reference, not continual: trains on all data seen so far "
                      "(the upper bound)", Joint, reference=True),
     ]  # fmt: skip

@@ -6,21 +6,33 @@ are computed once per image through ``Backend.fixed``.
 As LAMDA-PILOT's ``_init_train``: SGD with momentum over the adapters, the head and its
 scale; cosine learning rate to 0 over the epochs, stepped per epoch; cross-entropy on
 the session's classes; adapter dropout on while training. Inputs are normalised with the
-backbone's own statistics (PILOT feeds [0, 1] pixels) and not augmented (PILOT uses
-RandomResizedCrop and flips; no strategy here augments: the feature cache needs the
-same pixels).
+backbone's own statistics (PILOT feeds [0, 1] pixels). With ``augment=true`` the training
+images get PILOT's RandomResizedCrop and flip (:data:`PILOT_AUGMENTATION`); prototypes
+and statistics always use the unaugmented images, as PILOT's test-transform loaders do.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cl_bench import AdapterConfig, AdapterSet, Backend, Runtime, require
+from cl_bench import (
+    AdapterConfig,
+    AdapterSet,
+    Backend,
+    RandomResizedCropFlip,
+    Runtime,
+    require,
+    training_inputs,
+)
+
+# LAMDA-PILOT utils/data.py build_transform (train): every method of this plugin trains with it.
+PILOT_AUGMENTATION = RandomResizedCropFlip()
 
 
 @dataclass(frozen=True)
@@ -35,6 +47,7 @@ class AdaptationConfig:
     bottleneck: int = 64  # AdaptFormer's ffn_num
     adapter_scale: float = 0.1
     adapter_dropout: float = 0.1
+    augment: bool = False  # PILOT's RandomResizedCrop + flip on the training images
 
     def __post_init__(self) -> None:
         for key in ("epochs", "batch_size", "bottleneck"):
@@ -68,15 +81,17 @@ def train_adapters(
     config: AdaptationConfig,
     runtime: Runtime,
     description: str,
+    augment: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> AdapterSet:
     """A fresh adapter set on every block, trained with a cosine head on ``labels`` in
-    ``0 .. classes-1``; returned frozen, in eval mode (the head is discarded)."""
+    ``0 .. classes-1`` (``augment``: the strategy's seeded train transform, or None);
+    returned frozen, in eval mode (the head is discarded)."""
     device = backbone.device
     adapter = AdapterConfig(bottleneck=config.bottleneck, scale=config.adapter_scale,
                             dropout=config.adapter_dropout, init="lora")  # fmt: skip
     adapters = AdapterSet.build(backbone.view, range(len(backbone.view)), adapter).to(device)
     head = CosineHead(backbone.num_features, classes, runtime.generator).to(device)
-    start = backbone.block_input(images, 0)  # the frozen stem, cached
+    stems = training_inputs(images, lambda x: backbone.block_input(x, 0), augment)
     labels = labels.to(device)
     parameters = [*adapters.parameters(), *head.parameters()]
     for parameter in parameters:
@@ -89,7 +104,7 @@ def train_adapters(
         order = torch.randperm(len(labels), generator=runtime.generator)
         for index in order.split(config.batch_size):
             index = index.to(device)
-            logits = head(backbone.forward_from(start[index], 0, adapters))
+            logits = head(backbone.forward_from(stems(index), 0, adapters))
             loss = F.cross_entropy(logits, labels[index])
             optimiser.zero_grad(set_to_none=True)
             loss.backward()

@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from cl_bench import Experience, FixedComputation, Strategy, require
-from clbench_zoo.adaptation import AdaptationConfig, class_means, train_adapters
+from clbench_zoo.adaptation import PILOT_AUGMENTATION, AdaptationConfig, class_means, train_adapters
 
 UNSUPPORTED_PETL = ("ssf", "vpt", "finetune")
 
@@ -44,6 +44,7 @@ class AperConfig(AdaptationConfig):
 
 class Aper(Strategy):
     Config = AperConfig
+    augmentation = PILOT_AUGMENTATION
 
     def __init__(self, **kwargs: Any):
         super().__init__(**kwargs)
@@ -56,7 +57,7 @@ class Aper(Strategy):
         if experience.index == 0:
             self.adapters_ = adapters = train_adapters(
                 self.backbone, experience.images, experience.labels, len(experience.classes),
-                self.config, self.runtime, "APER first session",
+                self.config, self.runtime, "APER first session", self.train_transform,
             )  # fmt: skip
             self.features_ = self.backbone.fixed(
                 lambda x: torch.cat(

@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from cl_bench import Experience, FixedComputation, Strategy, require
-from clbench_zoo.adaptation import AdaptationConfig, class_means, train_adapters
+from clbench_zoo.adaptation import PILOT_AUGMENTATION, AdaptationConfig, class_means, train_adapters
 
 
 @dataclass(frozen=True)
@@ -45,6 +45,7 @@ class EaseConfig(AdaptationConfig):
 
 class Ease(Strategy):
     Config = EaseConfig
+    augmentation = PILOT_AUGMENTATION
 
     def __init__(self, **kwargs: Any):
         super().__init__(**kwargs)
@@ -59,7 +60,7 @@ class Ease(Strategy):
         adapters = train_adapters(
             self.backbone, experience.images, experience.labels - known,
             len(experience.classes), self.config, self.runtime,
-            f"EASE adapter {experience.index + 1}",
+            f"EASE adapter {experience.index + 1}", self.train_transform,
         )  # fmt: skip
         self.adapters_.append(adapters)
         self._features.append(self.backbone.fixed(lambda x: self.backbone.forward(x, adapters)))

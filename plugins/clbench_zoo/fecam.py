@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 
 from cl_bench import Experience, Strategy, require
-from clbench_zoo.adaptation import AdaptationConfig, train_adapters
+from clbench_zoo.adaptation import PILOT_AUGMENTATION, AdaptationConfig, train_adapters
 
 
 @dataclass(frozen=True)
@@ -104,6 +104,7 @@ def mahalanobis(
 
 class Fecam(Strategy):
     Config = FecamConfig
+    augmentation = PILOT_AUGMENTATION
 
     def __init__(self, **kwargs: Any):
         super().__init__(**kwargs)
@@ -118,7 +119,7 @@ class Fecam(Strategy):
         if experience.index == 0 and config.adapt_first_session:
             self.adapters_ = adapters = train_adapters(
                 self.backbone, experience.images, experience.labels, len(experience.classes),
-                config, self.runtime, "FeCAM first session",
+                config, self.runtime, "FeCAM first session", self.train_transform,
             )  # fmt: skip
             self.features_ = self.backbone.fixed(lambda x: self.backbone.forward(x, adapters))
         features = transform(self.features_(experience.images), config.tukey_beta)

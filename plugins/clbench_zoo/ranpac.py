@@ -39,7 +39,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from cl_bench import Experience, Strategy, require
-from clbench_zoo.adaptation import AdaptationConfig, train_adapters
+from clbench_zoo.adaptation import PILOT_AUGMENTATION, AdaptationConfig, train_adapters
 
 RIDGE_GRID = tuple(10.0**e for e in range(-8, 9))
 FIT_FRACTION = 0.8
@@ -102,6 +102,7 @@ def official_ridge_floor(features: torch.Tensor) -> float:
 
 class Ranpac(Strategy):
     Config = RanpacConfig
+    augmentation = PILOT_AUGMENTATION
 
     def __init__(self, **kwargs: Any):
         super().__init__(**kwargs)
@@ -122,6 +123,7 @@ class Ranpac(Strategy):
                 self.adapters_ = train_adapters(
                     self.backbone, experience.images, experience.labels,
                     len(experience.classes), config, self.runtime, "RanPAC first session",
+                    self.train_transform,
                 )  # fmt: skip
                 adapters = self.adapters_
                 self.features_ = self.backbone.fixed(lambda x: self.backbone.forward(x, adapters))
