@@ -2,7 +2,7 @@
 peak RSS of SEMA and MOS, each side run alone, one after another.
 
     .venv/bin/python benchmarks/bench_vs_official.py --sema SEMA-CL --mos AAAI25-MOS \\
-        [--work DIR] [--repeat N] [--official-python PYTHON]
+        [--augment] [--work DIR] [--repeat N] [--official-python PYTHON]
     .venv/bin/python benchmarks/bench_vs_official.py --list-changes
 
 SEMA-CL and AAAI25-MOS are local checkouts of the official code (SEMA-CL at 5a45512, the
@@ -10,7 +10,10 @@ CVPR 2025 code; they are not dependencies of clbench). The work: a 20-class imag
 of Open Clip Art (30 training and 10 test images a class, 224 px), 5 classes then 5 per
 task, one randomly initialised ViT-Tiny weights file loaded by both sides, the official
 CIFAR-100 configs with the schedules cut (SEMA: 1 functional and 1 descriptor epoch;
-MOS: 1 epoch and 5 alignment epochs), seed 1993. Each side is a child process with
+MOS: 1 epoch and 5 alignment epochs), seed 1993, one recipe on both sides: without
+augmentation by default (the official training transform replaced by the official
+evaluation transform), or with ``--augment`` the official RandomResizedCrop + flip on
+both (clbench ``augment=true``). Each side is a child process with
 2 threads, no GPU and no worker processes, and starts cold (the official code has no
 cache; clbench gets an empty cache folder); its wall time is measured from launch to
 exit and its peak RSS is the child's own (``os.wait4``). The official code runs on a
@@ -216,7 +219,13 @@ def _official_curve(output: str) -> list[float]:
 
 
 def run_clbench(
-    official: Official, images: Path, weights: Path, threads: int, work: Path, log: Path
+    official: Official,
+    images: Path,
+    weights: Path,
+    threads: int,
+    work: Path,
+    log: Path,
+    augment: bool,
 ) -> Measurement:
     cache, output = work / "cache", work / "runs"
     for folder in (cache, output):
@@ -228,7 +237,7 @@ def run_clbench(
             "--initial-classes", "5", "--increment", "5", "--seed", str(SEED),
             "--backbone", "timm:vit_tiny_patch16_224", "--weights", str(weights),
             "--device", "cpu", "--output", str(output)]  # fmt: skip
-    for assignment in official.clbench_sets:
+    for assignment in (*official.clbench_sets, f"augment={str(augment).lower()}"):
         argv += ["--set", assignment]
     env = child_env(threads, {"CLBENCH_CACHE_DIR": str(cache)})
     wall, rss = run_measured(argv, ROOT, env, log)
@@ -251,10 +260,15 @@ def best(runs: list[Measurement]) -> Measurement:
     )
 
 
-def table(results: dict[str, tuple[Measurement, Measurement]], repeat: int, threads: int) -> str:
+def table(
+    results: dict[str, tuple[Measurement, Measurement]], repeat: int, threads: int, augment: bool
+) -> str:
+    recipe = ("the official augmentation (RandomResizedCrop + flip; clbench augment=true)"
+              if augment else "no augmentation (the official code's training transform "
+              "replaced by its evaluation transform; clbench augment=false)")  # fmt: skip
     lines = [
         f"Best of {repeat}; {os.cpu_count()} CPUs, {threads} threads each, one process at a "
-        "time, no GPU; both sides: no augmentation.",
+        f"time, no GPU; both sides: {recipe}.",
         "",
         "| | official | clbench | clbench / official |",
         "|---|---:|---:|---:|",
@@ -284,6 +298,9 @@ def main() -> None:
     parser.add_argument("--official-python", default=sys.executable,
                         help="interpreter with the official code's packages (torch, "
                         "torchvision, timm, easydict, tqdm, scipy)")  # fmt: skip
+    parser.add_argument("--augment", action="store_true",
+                        help="both sides train with the official augmentation (default: "
+                             "neither does)")  # fmt: skip
     parser.add_argument("--list-changes", action="store_true",
                         help="print the changes made to the official code, and exit")  # fmt: skip
     args = parser.parse_args()
@@ -307,7 +324,7 @@ def main() -> None:
         official = OFFICIALS[key]
         try:
             copy = work / f"official-{key}"
-            prepare(official, checkout.resolve(), copy, images, weights)
+            prepare(official, checkout.resolve(), copy, images, weights, args.augment)
         except ChangeDoesNotApply as error:
             raise SystemExit(f"{official.name}: {error}") from None
         theirs, ours = [], []
@@ -317,11 +334,11 @@ def main() -> None:
             print(f"{official.name} official run {i + 1}: {theirs[-1]}", flush=True)
             log = work / f"{key}-clbench-{i}.log"
             ours.append(run_clbench(official, images, weights, args.threads,
-                                    work / f"clbench-{key}", log))  # fmt: skip
+                                    work / f"clbench-{key}", log, args.augment))  # fmt: skip
             print(f"{official.name} clbench run {i + 1}: {ours[-1]}", flush=True)
         results[official.name] = (best(theirs), best(ours))
     print()
-    print(table(results, args.repeat, args.threads))
+    print(table(results, args.repeat, args.threads, args.augment))
 
 
 if __name__ == "__main__":

@@ -198,10 +198,11 @@ MOS = Official(
 OFFICIALS = {"sema": SEMA, "mos": MOS}
 
 
-def added_module(images: Path, weights: Path) -> str:
+def added_module(images: Path, weights: Path, augment: bool) -> str:
     """Our module in the copy: the image folder as a PILOT-style data set, and the
-    ViT-Tiny loader. Its training transform is the code's own evaluation transform
-    (resize, centre crop, [0, 1] tensor): clbench does not augment, so neither side does."""
+    ViT-Tiny loader. Training images get the code's own training transform
+    (RandomResizedCrop + flip) when ``augment``, otherwise its evaluation transform
+    (resize, centre crop): the recipe clbench runs with ``augment=true`` or ``false``."""
     return f'''"""Added by clbench's benchmarks/bench_vs_official.py; not the official code."""
 
 import timm
@@ -217,12 +218,12 @@ WEIGHTS = {str(weights)!r}
 
 class ClipArt(iData):
     """IMAGES/train/<class>/*.png and IMAGES/test/<class>/*.png, classes in sorted order;
-    training images get the evaluation transform (no augmentation)."""
+    training images get the {"training" if augment else "evaluation"} transform."""
 
     use_path = True
 
     def __init__(self, args):
-        self.train_trsf = build_transform(False, args)
+        self.train_trsf = build_transform({augment!r}, args)
         self.test_trsf = build_transform(False, args)
         self.common_trsf = []
 
@@ -245,7 +246,9 @@ def vit_tiny(num_classes):
 '''
 
 
-def prepare(official: Official, checkout: Path, dest: Path, images: Path, weights: Path) -> Path:
+def prepare(
+    official: Official, checkout: Path, dest: Path, images: Path, weights: Path, augment: bool
+) -> Path:
     """Copy ``checkout`` to ``dest`` (replacing it), apply every change, write the run's
     config; returns the config's path, relative to ``dest``."""
     for path, why in official.refuse_if_present.items():
@@ -256,7 +259,7 @@ def prepare(official: Official, checkout: Path, dest: Path, images: Path, weight
     shutil.copytree(checkout, dest, ignore=shutil.ignore_patterns(".git", "__pycache__", "logs"))
     for change in official.substitutions:
         _substitute(dest, change)
-    (dest / ADDED_MODULE).write_text(added_module(images, weights))
+    (dest / ADDED_MODULE).write_text(added_module(images, weights, augment))
     config = json.loads((dest / official.config).read_text())
     config.update({key: value for key, (value, _) in official.overrides.items()})
     run_config = Path("exps") / "clbench_bench.json"
