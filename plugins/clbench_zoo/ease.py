@@ -13,9 +13,9 @@ As the official code (CVPR24-Ease, identical in LAMDA-PILOT):
   classes' prototypes in subspace j; recomputed every session;
 - the logit of class c (session i) is ``cos(f_i, P[c, i]) + (alpha / T) * sum_{j != i}
   cos(f_j, P[c, j])``, T the index of the current session, cosines per subspace.
-Departures: inputs normalised with the backbone's statistics and not augmented (as for
-every strategy here); finished adapter sets are registered modules (the official code
-keeps them in a plain list, outside checkpoints and ``.to()``).
+Departures: inputs normalised with the backbone's statistics (as for every strategy
+here); finished adapter sets are registered modules (the official code keeps them in a
+plain list, outside checkpoints and ``.to()``).
 """
 
 from __future__ import annotations
