@@ -5,7 +5,14 @@ from __future__ import annotations
 import re
 import subprocess
 
-from cl_bench.results.provenance import git_commit, reproduce_argv, reproduce_command
+from cl_bench.cli.evaluate import evaluate
+from cl_bench.results.provenance import (
+    NOT_REPRODUCED_OPTIONS,
+    REPRODUCED_OPTIONS,
+    git_commit,
+    reproduce_argv,
+    reproduce_command,
+)
 
 
 def test_the_reproduce_command_names_every_setting():
@@ -25,6 +32,14 @@ def test_the_reproduce_command_names_every_setting():
         "clbench evaluate --strategy 'x y' --stream PATH/TO/photos --increment 3 "
         "--initial-classes 2 --backbone timm:vit_tiny --seed 0 --weights PATH/TO/vit.pth"
     )
+
+
+def test_every_evaluate_option_is_reproduced_or_said_not_to_matter():
+    """A new option of `clbench evaluate` must be placed: set by the reproduce command,
+    or listed with the reason it does not change a record."""
+    options = {param.name for param in evaluate.params}
+    assert options == REPRODUCED_OPTIONS | set(NOT_REPRODUCED_OPTIONS)
+    assert not REPRODUCED_OPTIONS & set(NOT_REPRODUCED_OPTIONS)
 
 
 def test_the_commit_is_heads_and_marked_dirty_with_uncommitted_changes(tmp_path):

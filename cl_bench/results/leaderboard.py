@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from cl_bench.results.colours import curve_colours
 from cl_bench.results.records import iter_records
 from cl_bench.results.site import check_site_folder, write_site
 from cl_bench.results.text import markdown_text, mean_and_std, plot_text
@@ -231,8 +232,7 @@ def _plot_curves(runs: pd.DataFrame, path: Path) -> None:
     groups = list(runs.groupby(["strategy", "backbone", "variant"], sort=True))
     # Legend order = final accuracy, best first; 20 distinct colours, then new markers.
     groups.sort(key=lambda item: -np.mean([curve[-1] for curve in item[1]["curve"]]))
-    tab20 = plt.get_cmap("tab20").colors  # dark hues first, then their light pairs
-    palette, greys = tab20[::2] + tab20[1::2], ["0.0", "0.45", "0.7"]
+    palette, greys = curve_colours(), ["0.0", "0.45", "0.7"]
     fig, ax = plt.subplots(figsize=(10, 5), dpi=100)
     continual = references = 0
     for key, group in groups:

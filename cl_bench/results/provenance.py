@@ -56,6 +56,18 @@ def git_commit(folder: Path) -> str | None:
     return head + ("-dirty" if status else "")
 
 
+# Every option of `clbench evaluate`, by whether the reproduce command sets it (a test
+# holds the two sets to the command's options, so a new option must be placed here).
+REPRODUCED_OPTIONS = frozenset({"strategy", "stream", "increment", "initial_classes",
+                                "backbone", "seed", "assignments", "limit_per_class", "split",
+                                "weights"})  # fmt: skip
+NOT_REPRODUCED_OPTIONS = {
+    "device": "where it runs, chosen by the user rerunning it (recorded as `device`)",
+    "output": "where the record goes",
+    "no_cache": "caches change the cost of a run, never its numbers",
+}
+
+
 def reproduce_argv(record: Mapping[str, Any]) -> list[str]:
     """The ``clbench evaluate`` arguments that make this record again.
 

@@ -23,6 +23,7 @@ import jinja2
 import numpy as np
 import pandas as pd
 
+from cl_bench.results.colours import curve_colours
 from cl_bench.results.heatmaps import mean_matrix
 from cl_bench.results.provenance import reproduce_command
 from cl_bench.results.records import record_text
@@ -82,12 +83,10 @@ def csv_number(value: Any) -> str:
 
 
 def palette(count: int) -> list[str]:
-    """Distinct colours, the PNG's order: tab20's dark hues, then their light pairs."""
-    from matplotlib import colormaps
+    """Distinct colours, as hex, in the PNG plot's order."""
     from matplotlib.colors import to_hex
 
-    colours = colormaps["tab20"].colors
-    ordered = [to_hex(c) for c in colours[::2] + colours[1::2]]
+    ordered = [to_hex(colour) for colour in curve_colours()]
     return [ordered[i % len(ordered)] for i in range(count)]
 
 
@@ -337,6 +336,8 @@ def provenance(records: list[Mapping[str, Any]]) -> list[tuple[str, list[str]]]:
         ("backbone weights", lambda r: r.get("backbone_weights")),
         ("strategy provider", lambda r: r.get("strategy_provider")),
         ("config", lambda r: r.get("config")),
+        ("official settings (stream family)", _official_settings),
+        ("training augmentation", lambda r: _recipe(r, "augmentation", "none")),
         ("overrides (--set)", lambda r: r.get("overrides") or "none"),
         ("variant", lambda r: r.get("variant") or "default"),
         ("seeds", lambda _: None),  # filled below: one value for all records
@@ -356,3 +357,19 @@ def provenance(records: list[Mapping[str, Any]]) -> list[tuple[str, list[str]]]:
         else:
             lines.append((name, _distinct(records, read)))
     return lines
+
+
+def _recipe(record: dict[str, Any], key: str, absent: str) -> Any:
+    """A field of the record's recipe; None (not recorded) for records older than it."""
+    if "recipe" not in record:
+        return None
+    return record["recipe"].get(key) or absent
+
+
+def _official_settings(record: dict[str, Any]) -> Any:
+    source = _recipe(record, "official_source", "")
+    if source is None:
+        return None
+    if not source:
+        return "none: the strategy's defaults"
+    return {"source": source, **record["recipe"].get("official_settings", {})}

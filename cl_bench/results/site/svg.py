@@ -85,12 +85,8 @@ def _curve(curve: Curve, x, y) -> str:
     dash = ' stroke-dasharray="6 4"' if curve.reference else ""
     parts = [f'<g class="curve" id="{escape(curve.id)}" data-label="{label}">']
     if curve.std is not None:
-        upper = [
-            (x(i + 1), y(m + s)) for i, (m, s) in enumerate(zip(curve.mean, curve.std, strict=True))
-        ]
-        lower = [
-            (x(i + 1), y(m - s)) for i, (m, s) in enumerate(zip(curve.mean, curve.std, strict=True))
-        ]
+        pairs = list(enumerate(zip(curve.mean, curve.std, strict=True)))
+        upper, lower = ([(x(i + 1), y(m + sign * s)) for i, (m, s) in pairs] for sign in (1, -1))
         band = " ".join(f"{px:.1f},{py:.1f}" for px, py in upper + lower[::-1])
         parts.append(f'<polygon class="band" points="{band}" fill="{curve.colour}"/>')
     parts.append(f'<polyline points="{line}" stroke="{curve.colour}"{dash}/>')
