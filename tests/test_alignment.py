@@ -31,6 +31,21 @@ def test_class_gaussians_reproduce_the_stored_statistics():
     assert torch.equal(draws, again)
 
 
+def test_variance_only_gaussians_keep_the_diagonal_and_draw_independent_coordinates():
+    """MOS's "variance" storage: diag(cov) + eps per class, coordinates drawn apart."""
+    generator = torch.Generator().manual_seed(0)
+    features = torch.randn(50, 3, generator=generator) @ torch.tensor(
+        [[1.0, 0.8, 0.0], [0.0, 0.6, 0.0], [0.0, 0.0, 2.0]]
+    )  # correlated first two coordinates
+    gaussians = ClassGaussians(eps=1e-4, diagonal=True)
+    gaussians.add(features)
+    torch.testing.assert_close(gaussians.covariances[0], torch.cov(features.T).diag() + 1e-4)
+    draws, _ = gaussians.sample(100_000, torch.Generator().manual_seed(1))
+    expected = torch.diag(gaussians.covariances[0])
+    torch.testing.assert_close(torch.cov(draws.T), expected, atol=0.03, rtol=0.03)
+    torch.testing.assert_close(draws.mean(0), features.mean(0), atol=0.03, rtol=0)
+
+
 def test_alignment_removes_a_head_bias_and_touches_only_the_head():
     generator = torch.Generator().manual_seed(0)
     centres = torch.tensor([[4.0, 0.0, 0.0], [0.0, 4.0, 0.0], [0.0, 0.0, 4.0]])
