@@ -217,7 +217,7 @@ def test_evaluate_records_the_official_settings_and_the_user_overrides(registry,
     raw = yaml.safe_load(Path(registry.stream("offline-mix").path).read_text())
     spec = tmp_path / "offline-as-cifar.yaml"
     spec.write_text(yaml.safe_dump({**raw, "name": "offline-as-cifar", "family": "cifar100"}))
-    code, _, err = clbench("evaluate", "--strategy", "sema", "--stream", str(spec),
+    code, out, err = clbench("evaluate", "--strategy", "sema", "--stream", str(spec),
                            "--limit-per-class", "3", "--set", "func_epochs=1",
                            "--set", "rd_epochs=1", "--output", str(tmp_path / "runs"))  # fmt: skip
     assert code == 0, err
@@ -230,6 +230,8 @@ def test_evaluate_records_the_official_settings_and_the_user_overrides(registry,
     assert recipe["overrides"] == {"func_epochs": "1", "rd_epochs": "1"}
     assert record["config"]["augment"] is True and record["config"]["func_epochs"] == 1
     assert record["variant"].startswith("func_epochs=1,rd_epochs=1")
+    assert "official settings" in out and "exps/sema_cifar.json" in out
+    assert "training augmentation" in out and "RandomResizedCropFlip(" in out
 
 
 def test_list_shows_official_settings_and_their_source():

@@ -156,6 +156,7 @@ def _print_summary(record: dict[str, Any]) -> None:
         ("backward transfer BWT (%)", _pct(metrics["bwt"])),
         *_compatibility_rows(metrics.get("compatibility", {})),
         *_published_rows(record["stream_info"].get("published", [])),
+        *_recipe_rows(record.get("recipe")),
         ("wall time (s)", f"{resources['wall_seconds']:.1f}"),
         ("peak memory (RSS, MiB)", f"{resources['peak_rss_mib']:.0f}"),
         (
@@ -188,6 +189,19 @@ def _published_rows(published: list[dict[str, Any]]) -> list[tuple[str, str]]:
         )
         for entry in published
     ]
+
+
+def _recipe_rows(recipe: dict[str, Any] | None) -> list[tuple[str, str]]:
+    """Where the run's settings come from, when the stream's family has official ones,
+    and whether training images were augmented (the strategy's declared transform)."""
+    if recipe is None:
+        return []
+    rows = []
+    if recipe["official_source"]:
+        rows.append(("official settings", recipe["official_source"]))
+    if recipe["augmentation"]:
+        rows.append(("training augmentation", recipe["augmentation"]))
+    return rows
 
 
 def _compatibility_rows(compatibility: dict[str, Any]) -> list[tuple[str, str]]:

@@ -153,7 +153,7 @@ class OfficialSettings:
 
     family: str
     settings: Mapping[str, Any] = field(hash=False)
-    source: str = ""
+    source: str
 
     def __post_init__(self) -> None:
         if self.family not in STREAM_FAMILIES:
