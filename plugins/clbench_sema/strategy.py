@@ -45,6 +45,7 @@ from cl_bench import (
     Strategy,
     align_classifier,
     require,
+    training_inputs,
 )
 from clbench_sema.modules import SemaLayer
 
@@ -244,11 +245,14 @@ class Sema(Strategy):
         Its input standardisation is fitted on the task's unaugmented images; with
         augmentation it trains on augmented ones, as SEMA-CL's train loader gives them."""
         config = self.config
-        summarise = lambda x: self._summaries(self._tail_input(x), layer.block)  # noqa: E731
+
+        def summarise(x: torch.Tensor) -> torch.Tensor:
+            return self._summaries(self._tail_input(x), layer.block)
+
         summaries = summarise(images)
         descriptor.fit_scale(summaries)
-        if self.train_transform is None:
-            batch_summaries = lambda index: summaries[index.to(summaries.device)]  # noqa: E731
+        if self.train_transform is None:  # the summaries above are every epoch's input
+            batch_summaries = training_inputs(summaries, lambda rows: rows, None)
         else:
             batch_summaries = self.training_inputs(images, summarise)
         params = self._trainable([descriptor])
