@@ -172,9 +172,9 @@ class Sema(Strategy):
         training images as the recipe sees them: augmented if it augments, as SEMA-CL's
         detection loader is)."""
         expanded: set[int] = set()
+        tail = self.training_inputs(experience.images, self._tail_input)
         while len(expanded) < len(self._layers()):
             added = False
-            tail = self.training_inputs(experience.images, self._tail_input)
             order = torch.randperm(len(experience), generator=self.runtime.generator)
             for index in order.split(self.config.detect_batch_size):
                 block = self._first_novel_layer(tail(index), expanded)
@@ -213,8 +213,8 @@ class Sema(Strategy):
         number of blocks when only the head trains) are frozen for the whole training:
         without augmentation their output is computed once rather than in every epoch.
         """
-        start = first_trained
-        inputs = self.training_inputs(experience.images, lambda x: self._input_of(x, start))
+        inputs = self.training_inputs(experience.images,
+                                      lambda x: self._input_of(x, first_trained))  # fmt: skip
         labels = experience.labels.to(self.backbone.device)
         config = self.config
         params = self._trainable(modules)
@@ -226,7 +226,8 @@ class Sema(Strategy):
                                     description=f"SEMA {what}"):  # fmt: skip
             order = torch.randperm(len(labels), generator=self.runtime.generator)
             for index in order.split(config.batch_size):
-                features = self.backbone.forward_from(inputs(index), start, self.adapters_)
+                features = self.backbone.forward_from(inputs(index), first_trained,
+                                                      self.adapters_)  # fmt: skip
                 logits = self.head_(features)[:, : self.seen_]
                 if known:
                     logits = logits.masked_fill(
