@@ -239,3 +239,27 @@ def test_list_shows_official_settings_and_their_source():
     assert code == 0
     assert "imagenet-r" in out and "exps/sema_inr_10task.json" in out
     assert "class_statistics=variance" in out  # MOS on ImageNet-A
+
+
+def test_a_row_page_says_where_its_settings_come_from():
+    """The site's provenance: the official source and settings, the augmentation, and
+    "not recorded" for records older than the recipe field."""
+    from cl_bench.results.records import read_record
+    from cl_bench.results.site.build import provenance
+
+    runs = Path(__file__).resolve().parents[1] / "leaderboards/runs/offline-mix"
+    record = read_record(runs / "sema/efficientnet_lite0/seed1993-175d23c2.json")
+    official = {**record, "recipe": {
+        **record["recipe"], "family": "imagenet-r", "official_source": "X 1234 exps/a.json",
+        "official_settings": {"epochs": "10"}}}  # fmt: skip
+    plain = {**record, "recipe": {**record["recipe"], "augmentation": None}}
+    old = {key: value for key, value in record.items() if key != "recipe"}
+    lines = {name: dict(provenance([r])) for name, r in
+             (("official", official), ("plain", plain), ("old", old))}  # fmt: skip
+    key, augmentation = "official settings (stream family)", "training augmentation"
+    assert lines["official"][key] == ['{"epochs": "10", "source": "X 1234 exps/a.json"}']
+    assert lines["official"][augmentation] == [record["recipe"]["augmentation"]]
+    assert record["recipe"]["augmentation"].startswith("RandomResizedCropFlip(")
+    assert lines["plain"][key] == ["none: the strategy's defaults"]
+    assert lines["plain"][augmentation] == ["none"]
+    assert lines["old"][key] == lines["old"][augmentation] == ["not recorded"]
