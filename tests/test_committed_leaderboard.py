@@ -3,23 +3,25 @@
 from __future__ import annotations
 
 import csv
+import subprocess
 from pathlib import Path
 
 import pytest
 
 from cl_bench.results.leaderboard import write_leaderboards
+from cl_bench.results.records import iter_records
 from cl_bench.results.report import write_reports
 from cl_bench.training.registry import Registry
 
 LEADERBOARDS = Path(__file__).resolve().parents[1] / "leaderboards"
-AVALANCHE = {f"avalanche:{name}" for name in ("naive", "ewc", "lwf", "si", "gem", "agem",
-             "replay", "gdumb", "der", "er_ace", "icarl", "streaminglda")}  # fmt: skip
+AVALANCHE = {f"avalanche:{name}" for name in ("naive", "ewc", "lwf", "si", "mas", "gem",
+             "agem", "replay", "gdumb", "der", "er_ace", "icarl", "streaminglda")}  # fmt: skip
 CONTINUAL = {"simplecil", "finetune-head", "sema", "mos", "oca", "lambda-orth",
              "independent-head", "aper", "fecam", "ranpac", "ease"} | AVALANCHE  # fmt: skip
 REFERENCES = {"joint", "avalanche:cumulative"}
 # Rows of their own: SEMA with classifier alignment, and every trained strategy with its
 # official training augmentation (README, Training recipes).
-VARIANTS = {("sema", "classifier_alignment=true")} | {
+VARIANTS = {("sema", "classifier_alignment=true"), ("joint", "adapters=true")} | {
     (name, "augment=true") for name in ("sema", "mos", "aper", "ranpac", "ease")
 }
 
@@ -62,6 +64,23 @@ def test_committed_leaderboard_has_every_strategy_over_three_seeds():
     assert all(row["n_seeds"] == "3" for row in rows.values())
     for (name, _), row in rows.items():
         assert row["kind"] == ("reference" if name in REFERENCES else "continual"), name
+
+
+def test_every_committed_record_comes_from_a_clean_commit_of_this_repository():
+    """A record made from uncommitted code (``-dirty``), or from a commit this history
+    does not hold, cannot be reproduced from any checkout of the repository."""
+    commits = {}
+    for path, record in iter_records(LEADERBOARDS / "runs"):
+        commits.setdefault(record["versions"].get("clbench_commit"), []).append(path.name)
+    assert None not in commits, f"records without a commit: {commits.get(None)}"
+    dirty = {commit: paths for commit, paths in commits.items() if commit.endswith("-dirty")}
+    assert not dirty, f"records made from uncommitted code: {dirty}"
+    for commit in commits:
+        known = subprocess.run(
+            ["git", "-C", str(LEADERBOARDS.parent), "merge-base", "--is-ancestor", commit, "HEAD"],
+            capture_output=True,
+        )
+        assert known.returncode == 0, f"commit {commit} is not in this repository's history"
 
 
 def test_committed_leaderboard_has_compatibility_columns():

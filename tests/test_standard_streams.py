@@ -215,7 +215,7 @@ def test_own_folder_with_custom_timm_architecture_and_local_weights(tmp_path):
         "sweep", "--strategy", "simplecil",
         "--stream", str(tmp_path / "mine"), "--increment", "2", "--seed", "7",
         "--backbone", "timm:vit_tiny_patch16_224", "--weights", str(weights), "--no-cache",
-        "--workers", "1", "--threads-per-run", "2", "--output", str(tmp_path / "swept"),
+        "--workers", "1", "--threads", "2", "--output", str(tmp_path / "swept"),
         "--leaderboards", str(tmp_path / "leaderboards"),
     )  # fmt: skip
     assert code == 0, err
@@ -225,7 +225,7 @@ def test_own_folder_with_custom_timm_architecture_and_local_weights(tmp_path):
         assert swept[key] == record[key], key
     assert swept["metrics"]["correct"] == record["metrics"]["correct"]
     assert swept["resources"]["images_from_cache"] == 0
-    assert swept["resources"]["torch_threads"] == 2  # as --threads-per-run asked
+    assert swept["resources"]["torch_threads"] == 2  # as --threads asked
     assert sorted(cache_dir().rglob("*")) == cached  # --no-cache wrote nothing
 
 

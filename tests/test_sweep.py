@@ -314,7 +314,7 @@ def test_two_entries_writing_one_record_are_refused_before_any_run(tmp_path):
 
 
 def test_ray_runs_with_more_threads_than_workers_are_scheduled(monkeypatch):
-    """A local Ray instance is made big enough for one run of --threads-per-run CPUs;
+    """A local Ray instance is made big enough for one run of --threads CPUs;
     were it not, the task could never be scheduled and the sweep would wait forever."""
     import operator
     import time
@@ -407,3 +407,28 @@ def test_importing_clbench_does_not_import_ray():
 
     code = "import sys, cl_bench.cli, cl_bench.experiments.sweep; assert 'ray' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_each_sweep_run_records_its_own_peak_memory(tmp_path, offline_spec):
+    """A small run after a large one in the same one-worker sweep records its own peak,
+    as when it runs alone, not the worker's lifetime peak (RanPAC's 10000 x 10000 Gram
+    matrix makes its run several times larger than SimpleCIL's)."""
+    from cl_bench.data.prepared import prepare
+
+    prepare(offline_spec)
+    common = ["--seed", "1993", "--limit-per-class", "2", "--workers", "1"]
+    code, _, err = sweep(tmp_path / "both", "--strategy", "ranpac", "--strategy", "simplecil",
+                         *common)  # fmt: skip
+    assert code == 0, err
+    assert err.index("ran ranpac") < err.index("ran simplecil")  # the large one first
+    code, _, err = sweep(tmp_path / "alone", "--strategy", "simplecil", *common)
+    assert code == 0, err
+
+    def peak(root: Path, strategy: str) -> float:
+        [record] = [r for r in records(root / "runs").values() if r["strategy"] == strategy]
+        return record["resources"]["peak_rss_mib"]
+
+    large, small = peak(tmp_path / "both", "ranpac"), peak(tmp_path / "both", "simplecil")
+    alone = peak(tmp_path / "alone", "simplecil")
+    assert large > 1.5 * alone  # the worker's lifetime peak would be the large run's
+    assert abs(small - alone) <= 0.15 * alone

@@ -28,6 +28,9 @@ COMMANDS = {
                  "Run one strategy over a class-incremental stream and write its run record."),
     "sweep": ("cl_bench.cli.sweep", "sweep",
               "Run every strategy x stream x backbone x seed, then regenerate the leaderboards."),
+    "verify": ("cl_bench.cli.verify", "verify",
+               "Rerun run records exactly as they describe their runs and compare the "
+               "numbers."),
     "prepare": ("cl_bench.cli.prepare", "prepare_command",
                 "Check a stream's data, decode and cache its images (once, before runs or "
                 "sweeps)."),

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+from rich.markup import escape
 
 from cl_bench.cli.console import console, progress_tracker, stdout, table
 from cl_bench.cli.options import (
@@ -17,12 +18,16 @@ from cl_bench.cli.options import (
     folder_split_options,
     limit_per_class_option,
     no_cache_option,
+    threads_option,
 )
 from cl_bench.cli.path_types import WritableFolder, nonempty_file
 from cl_bench.data.streams import SPLITS
 from cl_bench.experiments.runs import RunSpec, UnsavedRecordError, evaluate_run, write_run
-from cl_bench.results.records import record_text
+from cl_bench.results.comparison import committed_counterpart, compare, row_records
+from cl_bench.results.records import read_record, record_text
 from cl_bench.utils.config import parse_assignments
+from cl_bench.utils.errors import RecordError
+from cl_bench.utils.threads import DEFAULT_THREADS
 
 
 @click.command()
@@ -72,6 +77,7 @@ from cl_bench.utils.config import parse_assignments
     help="Local checkpoint file for the backbone instead of a download.",
 )
 @click.option("--device", default="auto", show_default=True, help="cpu, cuda, cuda:1, or auto.")
+@threads_option
 @click.option(
     "--output",
     type=WritableFolder(),
@@ -92,6 +98,7 @@ def evaluate(
     split: str,
     weights: Path | None,
     device: str,
+    threads: int | None,
     output: Path,
     no_cache: bool | None,
 ) -> None:
@@ -107,6 +114,7 @@ def evaluate(
         split=split,
         weights=weights,
         device=device,
+        threads=threads or DEFAULT_THREADS,
         use_cache=not no_cache,
         increment=increment,
         initial_classes=initial_classes,
@@ -123,6 +131,31 @@ def evaluate(
     _print_summary(record)
     console.print(f"record written to {path}, compatibility heat map to {heatmap.name}",
                   soft_wrap=True, highlight=False, markup=False)  # fmt: skip
+    _print_committed_comparison(record)
+
+
+def _print_committed_comparison(record: dict[str, Any]) -> None:
+    """Whether this run gave the committed record of the same run again (README
+    "Reproducing a number"): the first thing a newcomer checks."""
+    committed = committed_counterpart(record)
+    if committed is None:
+        return
+    try:
+        recorded = read_record(committed)
+    except RecordError as error:
+        console.print(f"the committed record of this run is unreadable: {error}",
+                      soft_wrap=True, highlight=False, markup=False)  # fmt: skip
+        return
+    result = compare(recorded, record, row_records(committed, recorded))
+    colour = {"identical": "green", "close": "yellow", "differs": "red"}[result.verdict]
+    console.print(
+        f"[{colour}]{result.verdict}[/] to the committed record {escape(str(committed))}"
+        + ("" if result.verdict == "identical" else f": {escape(result.summary())}"),
+        soft_wrap=True, highlight=False,
+    )  # fmt: skip
+    if result.verdict != "identical" and result.environment:
+        console.print("  environment: " + escape("; ".join(result.environment)),
+                      soft_wrap=True, highlight=False)  # fmt: skip
 
 
 def _pct(value: float | None, digits: int = 2) -> str:

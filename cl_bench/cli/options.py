@@ -42,6 +42,14 @@ limit_per_class_option = click.option(
     default=None,
     help="Use at most N training images per class (quick runs).",
 )
+threads_option = click.option(
+    "--threads",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Torch threads of each run. Trained strategies' numbers depend on the count, so "
+    "records keep it; the committed records ran at 1 (README: Reproducing a number). "
+    "[default: 1]",
+)
 no_cache_option = click.option(
     "--no-cache",
     is_flag=True,

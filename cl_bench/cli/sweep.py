@@ -21,6 +21,7 @@ from cl_bench.cli.options import (
     limit_per_class_option,
     no_cache_option,
     strategy_descriptions,
+    threads_option,
 )
 from cl_bench.cli.path_types import WritableFolder, nonempty_file
 from cl_bench.data.streams import SPLITS
@@ -38,8 +39,8 @@ from cl_bench.utils.errors import RecordError
     type=click.Path(path_type=Path, dir_okay=False),
     default=None,
     help="YAML file with the keys strategy, stream, backbone, seed (each a name or a list), "
-    "set, increment, initial-classes, limit-per-class, split, weights, device, cache, output, "
-    "leaderboards; flags given override it.",
+    "set, increment, initial-classes, limit-per-class, split, weights, device, threads, cache, "
+    "output, leaderboards; flags given override it.",
 )
 @click.option("--strategy", "strategies", multiple=True, help="Strategy name; repeatable.")
 @click.option(
@@ -105,16 +106,9 @@ from cl_bench.utils.errors import RecordError
     type=click.IntRange(min=1),
     default=None,
     help="Runs at a time (local), or CPUs of a local Ray instance. [default: the number of "
-    "CPUs, divided by --threads-per-run for the local pool]",
+    "CPUs, divided by --threads for the local pool]",
 )
-@click.option(
-    "--threads-per-run",
-    type=click.IntRange(min=1),
-    default=1,
-    show_default=True,
-    help="Torch threads of each run. Trained strategies' numbers depend on the thread "
-    "count: to reproduce records made by `clbench evaluate`, use the threads they state.",
-)
+@threads_option
 @click.option(
     "--ray-address",
     envvar="RAY_ADDRESS",
@@ -140,7 +134,7 @@ def sweep(
     leaderboards: Path | None,
     executor: str,
     workers: int | None,
-    threads_per_run: int,
+    threads: int | None,
     ray_address: str | None,
 ) -> None:
     """Run every strategy x stream x backbone x seed, then regenerate the leaderboards.
@@ -160,6 +154,7 @@ def sweep(
         "split": split,
         "weights": weights,
         "device": device,
+        "threads": threads,
         "cache": False if no_cache else None,
         "output": output,
         "leaderboards": leaderboards,
@@ -168,11 +163,11 @@ def sweep(
     grid = make_grid(read_grid_file(grid_file) if grid_file else {}, flags, defaults)
     runs = checked_runs(grid.runs(), registry)
     pool = make_executor(
-        executor, workers=workers, ray_address=ray_address, threads_per_run=threads_per_run
+        executor, workers=workers, ray_address=ray_address, threads_per_run=grid.threads
     )
     outcomes: list[Outcome] = []
     try:
-        swept = run_sweep(runs, grid.output, pool, threads_per_run)
+        swept = run_sweep(runs, grid.output, pool)
         with progress_tracker() as track, closing(swept) as done:
             for outcome in track(done, total=len(runs), description="runs"):
                 outcomes.append(outcome)

@@ -99,6 +99,12 @@ def _digest(data: PreparedData) -> str:
     return "".join(tensor_digest(t) for t in (data.images, data.labels, data.is_test))
 
 
+def data_sha256(data: PreparedData) -> str:
+    """One SHA-256 of a stream's prepared images, labels and train/test split: the same
+    on every machine that prepares the same data, whatever cache it came from."""
+    return hashlib.sha256(_digest(data).encode()).hexdigest()
+
+
 def _read_prepared(path: Path) -> PreparedData:
     """A prepared stream whose checksum matches, or an error saying why not."""
     payload = torch.load(path, weights_only=True)

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from cl_bench.data.experience import Experience, StreamInfo
-from cl_bench.data.prepared import PreparedData, prepare
+from cl_bench.data.prepared import PreparedData, data_sha256, prepare
 from cl_bench.data.sources.base import DataContext
 from cl_bench.data.spec import StreamSpec
 from cl_bench.utils.errors import ConfigError
@@ -65,6 +65,12 @@ class Stream:
             classes_per_experience=_chunks(range(len(self.class_order)), sizes),
             resolution=spec.resolution,
         )
+
+    @functools.cached_property
+    def data_sha256(self) -> str:
+        """The prepared data's checksum (before class order, limit and split): records
+        keep it, so that a rerun on different data is caught before it trains."""
+        return data_sha256(self.data)
 
     @property
     def num_train_images(self) -> int:

@@ -50,6 +50,10 @@ class LocalExecutor:
     behaves the same on every platform. Workers ignore Ctrl-C; the parent handles it
     and terminates them.
 
+    Every item runs in a fresh process (one task per child): a run's recorded peak
+    memory is then its own, not the largest of every run its worker did before, and no
+    state (a loaded backbone, a torch setting) leaks from one run into the next.
+
     A worker that dies (killed, out of memory) breaks the whole pool, and every item
     not yet finished fails with it. So the items that had not started go on in a fresh
     pool, and the ones that were running are retried afterwards one at a time: the item
@@ -114,6 +118,7 @@ def _run_pool(
     pool = ProcessPoolExecutor(
         max_workers=min(workers, len(batch)),
         mp_context=context,
+        max_tasks_per_child=1,
         initializer=_init_worker,
         initargs=(started,),
     )
@@ -185,9 +190,13 @@ def _terminate(pool: ProcessPoolExecutor, grace: float = 10.0) -> None:
     # Before Python 3.14 (terminate_workers) the pool has no public way to stop work
     # that is running; its process table and manager thread (private, present in
     # 3.11-3.14) are the way in.
-    processes = list((getattr(pool, "_processes", None) or {}).values())
+    table = getattr(pool, "_processes", None) or {}
+    processes = list(table.values())
     manager = getattr(pool, "_executor_manager_thread", None)
-    pool.shutdown(wait=False, cancel_futures=True)
+    # Workers first, shutdown after: with one task per child, the manager thread
+    # replaces a worker that finished, which fails once shutdown() has dropped the
+    # process table (Python 3.11-3.13). Seeing its workers die, the manager marks the
+    # pool broken, fails the queued items (none starts) and exits.
     for process in processes:
         if process.is_alive():
             process.terminate()
@@ -196,6 +205,8 @@ def _terminate(pool: ProcessPoolExecutor, grace: float = 10.0) -> None:
     # so wait for it before asking which workers ignored SIGTERM.
     if manager is not None:
         manager.join(grace)
+    pool.shutdown(wait=False, cancel_futures=True)
+    processes += [process for process in table.values() if process not in processes]
     for process in processes:
         process.join(grace)
         if process.is_alive():
@@ -207,7 +218,8 @@ def _terminate(pool: ProcessPoolExecutor, grace: float = 10.0) -> None:
 
 class RayExecutor:
     """Each item is a Ray task with ``num_cpus=cpus_per_task``, on an existing cluster or a
-    local one.
+    local one, in a worker process of its own (``max_calls=1``: the worker exits after
+    the task, so the run's peak memory is its own).
 
     With ``address`` (e.g. ``ray://head:10001`` or ``head:6379``) the driver connects to
     that cluster; without it, it starts a new local Ray instance with ``workers`` CPUs, at
@@ -249,7 +261,7 @@ class RayExecutor:
                     f"no node of the Ray cluster has {self.cpus_per_task} CPUs for one run "
                     f"(the largest has {largest:g}); lower --threads-per-run"
                 )
-            task = ray.remote(num_cpus=self.cpus_per_task, max_retries=0)(_call_in_ray)
+            task = ray.remote(num_cpus=self.cpus_per_task, max_retries=0, max_calls=1)(_call_in_ray)
             pending = {task.remote(fn, item): item for item in items}
             while pending:
                 [ref], _ = ray.wait(list(pending), num_returns=1)

@@ -18,6 +18,7 @@ from cl_bench.training.registry import Registry
 from cl_bench.utils.config import parse_assignments, yaml_text
 from cl_bench.utils.errors import ConfigError
 from cl_bench.utils.files import folder_problem
+from cl_bench.utils.threads import DEFAULT_THREADS
 
 GRID_KEYS = (
     "strategy",
@@ -31,6 +32,7 @@ GRID_KEYS = (
     "split",
     "weights",
     "device",
+    "threads",
     "cache",
     "output",
     "leaderboards",
@@ -43,6 +45,7 @@ _DEFAULTS: dict[str, Any] = {
     "split": "test",
     "weights": None,
     "device": "auto",
+    "threads": DEFAULT_THREADS,
     "cache": True,
     "output": "runs",
     "leaderboards": "leaderboards",
@@ -73,6 +76,7 @@ class Grid:
     split: str
     weights: Path | None
     device: str
+    threads: int
     use_cache: bool
     output: Path
     leaderboards: Path
@@ -91,6 +95,7 @@ class Grid:
                 split=self.split,
                 weights=self.weights,
                 device=self.device,
+                threads=self.threads,
                 use_cache=self.use_cache,
             )
             for stream in self.streams
@@ -168,6 +173,7 @@ def make_grid(
         split=values["split"],
         weights=weights,
         device=str(values["device"]),
+        threads=_count(values, "threads", minimum=1),
         use_cache=values["cache"],
         output=Path(values["output"]),
         leaderboards=Path(values["leaderboards"]),

@@ -8,6 +8,7 @@ records, under the same paths, that single runs would.
 from __future__ import annotations
 
 import dataclasses
+import importlib.metadata
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -28,6 +29,7 @@ from cl_bench.results.heatmaps import write_compatibility_heatmap
 from cl_bench.results.records import (
     RECORD_FORMAT,
     checkpoint_sha256,
+    machine_description,
     package_versions,
     record_path,
     save_elsewhere,
@@ -37,8 +39,9 @@ from cl_bench.results.records import (
 )
 from cl_bench.training.registry import Registry
 from cl_bench.utils.config import config_to_dict
-from cl_bench.utils.errors import ClbenchError, ConfigError
+from cl_bench.utils.errors import ClbenchError, ConfigError, ProvenanceMismatchError
 from cl_bench.utils.files import CACHE_ENV, cache_dir, folder_problem
+from cl_bench.utils.threads import DEFAULT_THREADS, torch_threads
 
 
 @dataclass(frozen=True)
@@ -57,6 +60,11 @@ class RunSpec:
     use_cache: bool = True
     increment: int | None = None  # for an image folder given by path
     initial_classes: int | None = None
+    threads: int = DEFAULT_THREADS  # torch threads: they decide how float sums round
+    # Set by `clbench verify`: the run stops before training unless the data and the
+    # weights on disk are the ones the record was made from.
+    expected_data_sha256: str | None = None
+    expected_weights_sha256: str | None = None
 
     @property
     def variant(self) -> str:
@@ -99,8 +107,16 @@ def evaluate_run(
 ) -> dict[str, Any]:
     """Run ``spec`` and return its complete run record (nothing written).
 
-    Names and config are validated before any data is loaded or model built.
+    Names and config are validated before any data is loaded or model built. The run
+    uses ``spec.threads`` torch threads, whatever the calling process uses.
     """
+    with torch_threads(spec.threads):
+        return _evaluate(spec, registry, track)
+
+
+def _evaluate(
+    spec: RunSpec, registry: Registry, track: Callable[..., Iterator[Any]] | None
+) -> dict[str, Any]:
     device = resolve_device(spec.device)
     strategy_spec = registry.strategy(spec.strategy)
     stream_spec = resolve_stream(registry, spec.stream, spec.increment, spec.initial_classes)
@@ -127,6 +143,8 @@ def evaluate_run(
         track=track,
         split=spec.split,
     )
+    _check_expected(spec, built.data_sha256, backend.weights)
+    provider = registry.provider("strategy", spec.strategy).distribution
     result = run(
         strategy_spec, stream=built, backbone=backend, config=config, seed=spec.seed, track=track
     )
@@ -157,6 +175,8 @@ def evaluate_run(
             "resolution": built.info.resolution,
             "fit": [stream_spec.fit, stream_spec.crop_pct] if stream_spec.fit == "crop" else "pad",
             "train_images": built.num_train_images,
+            # the prepared images, labels and split: what `clbench verify` checks first
+            "data_sha256": built.data_sha256,
             "test_images": sum(result.test_counts),
             # Where this strategy's result should land, in the papers' own setting.
             "published": [
@@ -164,10 +184,14 @@ def evaluate_run(
             ],
         },
         "backbone_weights": backend.weights,
-        "strategy_provider": registry.provider("strategy", spec.strategy).distribution,
+        "strategy_provider": provider,
+        "strategy_provider_version": _distribution_version(provider),
         "strategy_report": result.strategy_report,
         "versions": package_versions(),
         "device": str(device),
+        "machine": machine_description(
+            torch.cuda.get_device_name(device) if device.type == "cuda" else None
+        ),
         "started": started,
         "finished": utc_now(),
         "metrics": {
@@ -193,6 +217,32 @@ def evaluate_run(
             "images_from_cache": backend.stats.images_from_cache,
         },
     }
+
+
+def _check_expected(spec: RunSpec, data_sha256: str, weights: Mapping[str, Any] | None) -> None:
+    """Stop before training when the data or weights are not the ones a record names."""
+    if spec.expected_data_sha256 and spec.expected_data_sha256 != data_sha256:
+        raise ProvenanceMismatchError(
+            f"the data of stream {spec.stream!r} on disk is not the data the record was "
+            f"made from (checksum {data_sha256[:16]}..., the record's "
+            f"{spec.expected_data_sha256[:16]}...): install the data set version the record "
+            "used, or rerun it with `clbench evaluate` to make a new record"
+        )
+    loaded = (weights or {}).get("sha256")
+    if spec.expected_weights_sha256 and loaded and spec.expected_weights_sha256 != loaded:
+        raise ProvenanceMismatchError(
+            f"the weights of backbone {spec.backbone!r} on disk are not the ones the record "
+            f"was made from (SHA-256 {loaded[:16]}..., the record's "
+            f"{spec.expected_weights_sha256[:16]}...): install the weights the record names"
+        )
+
+
+def _distribution_version(name: str) -> str | None:
+    """The installed version of the distribution that provides a strategy."""
+    try:
+        return importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
+        return None
 
 
 def _loaded_sha256(backend: Backend, weights: Path | None) -> str | None:

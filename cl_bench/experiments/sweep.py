@@ -1,12 +1,11 @@
 """Sweeps: run every cell of a grid on an executor and write what each run gives.
 
-Each run goes through :func:`cl_bench.experiments.runs.evaluate_run` in a worker with
-``threads_per_run`` torch threads (1 by default: workers share the cores). CPU
-reductions sum in an order that depends on the thread count, so a trained strategy's
-numbers match a single run's exactly only at the same thread count (the record says
-how many threads ran it); with discrete decisions, such as SEMA's expansions, the
-difference can exceed the last digits. The parent process writes every file, so
-records land in one folder even when the runs execute on a Ray cluster.
+Each run goes through :func:`cl_bench.experiments.runs.evaluate_run` in a fresh worker
+process (so that its recorded peak memory is its own, not the worker's lifetime peak),
+with the run's own torch thread count (``RunSpec.threads``, 1 by default: workers share
+the cores, and a single ``clbench evaluate`` gives the same record). The parent process
+writes every file, so records land in one folder even when the runs execute on a Ray
+cluster.
 
 A run whose record exists is skipped, so an interrupted or partly failed sweep resumes
 by running it again. A run that fails (it raises, its worker dies, or its record cannot
@@ -28,8 +27,6 @@ from dataclasses import dataclass
 from functools import cache, partial
 from pathlib import Path
 from typing import Any, Literal
-
-import torch
 
 from cl_bench.experiments.executors import Executor
 from cl_bench.experiments.runs import RunSpec, evaluate_run, write_run
@@ -54,15 +51,12 @@ def attempt_run(
     spec: RunSpec,
     cache_dir: str | None = None,
     data_root: str | None = None,
-    threads: int = 1,
 ) -> Attempt:
-    """Evaluate ``spec`` in a worker with ``threads`` torch threads; an exception becomes
-    a failure."""
+    """Evaluate ``spec`` in a worker; an exception becomes a failure."""
     if cache_dir:
         os.environ[CACHE_ENV] = cache_dir  # the parent's cache, also on Ray workers
     if data_root:
         os.environ[DATA_ENV] = data_root
-    torch.set_num_threads(threads)
     clock = time.perf_counter()
     try:
         record = evaluate_run(spec, _worker_registry())
@@ -103,11 +97,10 @@ class Outcome:
     path: Path  # the record, or the failure note
     seconds: float | None = None
     error: str | None = None
+    error_type: str | None = None  # the exception's class name, for a failed run
 
 
-def run_sweep(
-    runs: Sequence[RunSpec], output: Path, executor: Executor, threads_per_run: int = 1
-) -> Iterator[Outcome]:
+def run_sweep(runs: Sequence[RunSpec], output: Path, executor: Executor) -> Iterator[Outcome]:
     """Skipped runs first, then each run as it finishes, its files already written.
 
     Closing the iterator early (Ctrl-C) stops the executor's workers.
@@ -124,7 +117,6 @@ def run_sweep(
         attempt_run,
         cache_dir=str(Path(cache_root).resolve()) if cache_root else None,
         data_root=str(data_root()),
-        threads=threads_per_run,
     )
     with closing(executor.run(work, todo, lost_attempt)) as attempts:
         for attempt in attempts:
@@ -170,4 +162,4 @@ def _settle(attempt: Attempt, output: Path) -> Outcome:
         write_atomically(note, lambda tmp: tmp.write_text(text))
     except OSError as note_error:  # a full disk or a read-only folder: say so, go on
         error += f" (and its failure note could not be written: {note_error})"
-    return Outcome(spec, "failed", note, attempt.seconds, error)
+    return Outcome(spec, "failed", note, attempt.seconds, error, attempt.error_type)

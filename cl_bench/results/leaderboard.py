@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from cl_bench.results.colours import curve_colours
+from cl_bench.results.provenance import CODE_COLUMN, code_state, worst_code_state
 from cl_bench.results.records import iter_records
 from cl_bench.results.site import check_site_folder, write_site
 from cl_bench.results.text import markdown_text, mean_and_std, plot_text
@@ -64,6 +65,7 @@ def load_runs(records_dir: Path) -> pd.DataFrame:
                 "backbone": record["backbone"],
                 "variant": record.get("variant", ""),
                 "kind": "reference" if record.get("reference") else "continual",
+                "code": code_state(record),
                 "seed": record["seed"],
                 "curve": metrics["accuracy_curve"],
                 "trainable_parameters": record["resources"]["trainable_parameters"],
@@ -114,6 +116,7 @@ def aggregate(runs: pd.DataFrame) -> pd.DataFrame:
     for key, group in runs.groupby(GROUP, sort=True):
         row: dict[str, Any] = dict(zip(GROUP, key, strict=True))
         row["kind"] = "reference" if (group["kind"] == "reference").any() else "continual"
+        row["code"] = worst_code_state(group["code"])
         row["seeds"] = " ".join(str(s) for s in sorted(group["seed"]))
         row["n_seeds"] = len(group)
         row["trainable_parameters"] = int(group["trainable_parameters"].max())
@@ -203,13 +206,15 @@ def markdown(stream: str, rows: pd.DataFrame, plot_name: str) -> str:
 
 def table_lines(rows: pd.DataFrame) -> list[str]:
     """The leaderboard table of one stream's rows of ``aggregate``, then what each column is."""
-    header = ["Strategy", "Kind", "Backbone", "Variant", "Seeds", "Rehearsal", *SHORT.values()]
+    header = ["Strategy", "Kind", "Backbone", "Variant", "Code", "Seeds", "Rehearsal",
+              *SHORT.values()]  # fmt: skip
     lines = [
         "| " + " | ".join(header) + " |",
-        "|" + "|".join(["---"] * 5 + ["---:"] * (1 + len(SHORT))) + "|",
+        "|" + "|".join(["---"] * 6 + ["---:"] * (1 + len(SHORT))) + "|",
     ]
     for _, row in rows.iterrows():
-        names = [row["strategy"], row["kind"], row["backbone"], row["variant"] or "default"]
+        names = [row["strategy"], row["kind"], row["backbone"], row["variant"] or "default",
+                 row["code"]]  # fmt: skip
         cells = [*map(markdown_text, names), str(row["n_seeds"])]
         cells.append(f"{row['rehearsal_samples']:,}")
         cells += [mean_and_std(row[f"{m}_mean"], row[f"{m}_std"]) for m in SHORT]
@@ -217,6 +222,7 @@ def table_lines(rows: pd.DataFrame) -> list[str]:
     lines += ["", "Columns:", ""]
     lines.append("- Kind: continual, or reference: a bound that is not a continual method "
                  "(joint training sees all data seen so far), for comparison only")  # fmt: skip
+    lines.append(f"- Code: {CODE_COLUMN}")
     lines.append("- Rehearsal: samples of past experiences the strategy keeps for training "
                  "at the end of the stream (0: exemplar-free)")  # fmt: skip
     lines += [f"- {SHORT[m]}: {text}" for m, text in METRICS.items()]

@@ -13,6 +13,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from cl_bench.utils.threads import DEFAULT_THREADS
+
 _FOLDER_STREAM = re.compile(r"^(?P<folder>.+)-b(?P<initial>\d+)inc(?P<increment>\d+)$")
 
 
@@ -56,11 +58,34 @@ def git_commit(folder: Path) -> str | None:
     return head + ("-dirty" if status else "")
 
 
+CODE_STATES = ("committed", "not recorded", "uncommitted")  # best to worst
+CODE_COLUMN = (
+    "the clbench code the runs were made from: committed (a clean commit, named on the "
+    "row's page, reproduces them), uncommitted (a tree with changes no commit holds: no "
+    "checkout is sure to reproduce them), or not recorded (a row shows its worst run's)"
+)
+
+
+def code_state(record: Mapping[str, Any]) -> str:
+    """Whether a record was made from committed code: ``committed`` (a clean commit,
+    which reproduces it), ``uncommitted`` (``-dirty``: changes no commit holds), or
+    ``not recorded`` (no checkout behind the code that ran, or an older record)."""
+    commit = (record.get("versions") or {}).get("clbench_commit")
+    if not commit:
+        return "not recorded"
+    return "uncommitted" if str(commit).endswith("-dirty") else "committed"
+
+
+def worst_code_state(states: Any) -> str:
+    """A row's state: its least trustworthy record's."""
+    return max(states, key=CODE_STATES.index, default="not recorded")
+
+
 # Every option of `clbench evaluate`, by whether the reproduce command sets it (a test
 # holds the two sets to the command's options, so a new option must be placed here).
 REPRODUCED_OPTIONS = frozenset({"strategy", "stream", "increment", "initial_classes",
                                 "backbone", "seed", "assignments", "limit_per_class", "split",
-                                "weights"})  # fmt: skip
+                                "weights", "threads"})  # fmt: skip
 NOT_REPRODUCED_OPTIONS = {
     "device": "where it runs, chosen by the user rerunning it (recorded as `device`)",
     "output": "where the record goes",
@@ -90,6 +115,9 @@ def reproduce_argv(record: Mapping[str, Any]) -> list[str]:
         argv += ["--limit-per-class", str(record["limit_per_class"])]
     if record.get("split", "test") != "test":
         argv += ["--split", record["split"]]
+    threads = (record.get("resources") or {}).get("torch_threads")
+    if threads is not None and threads != DEFAULT_THREADS:
+        argv += ["--threads", str(threads)]
     weights = record.get("backbone_weights") or {}
     if "weights=" in record.get("variant", ""):
         argv += ["--weights", f"PATH/TO/{weights.get('file') or 'checkpoint'}"]

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import importlib.metadata
 import json
+import os
 import platform
 import re
 import tempfile
@@ -20,7 +22,7 @@ from cl_bench.utils.files import sha256_file, write_atomically
 
 RECORD_FORMAT = 1
 FAILURE_SUFFIX = ".failed.json"
-_VERSIONED = ("clbench", "torch", "torchvision", "timm", "avalanche-lib", "numpy", "pluggy")
+VERSIONED_PACKAGES = ("clbench", "torch", "torchvision", "timm", "avalanche-lib", "numpy", "pluggy")
 
 
 def variant_of(
@@ -80,13 +82,34 @@ def failure_path(record: Path) -> Path:
 def package_versions() -> dict[str, str | None]:
     """Versions of what a result depends on, and the clbench commit (None if unknown)."""
     versions: dict[str, str | None] = {"python": platform.python_version()}
-    for name in _VERSIONED:
+    for name in VERSIONED_PACKAGES:
         try:
             versions[name] = importlib.metadata.version(name)
         except importlib.metadata.PackageNotFoundError:
             versions[name] = "not installed"
     versions["clbench_commit"] = source_commit()
     return versions
+
+
+def machine_description(gpu: str | None = None) -> dict[str, Any]:
+    """What a record's numbers may depend on beyond the packages: the CPU model (its
+    vector units decide how float sums round), the core count, the OS, and the GPU."""
+    return {
+        "cpu": _cpu_model(),
+        "cores": os.cpu_count(),
+        "platform": platform.platform(),
+        "gpu": gpu,
+    }
+
+
+@functools.cache
+def _cpu_model() -> str:
+    """The CPU's model name (from /proc/cpuinfo on Linux; the platform's word elsewhere)."""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine()
 
 
 def utc_now() -> str:

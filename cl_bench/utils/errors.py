@@ -48,3 +48,8 @@ class RecordError(ClbenchError):
 
 class PluginError(ClbenchError):
     """A plugin broke during a run (as opposed to at registration, which only warns)."""
+
+
+class ProvenanceMismatchError(ClbenchError):
+    """What a record names (its stream's data, its weights) is not what is on disk here:
+    rerunning it would not test the code, so the run stops before training."""

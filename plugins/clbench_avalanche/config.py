@@ -5,8 +5,9 @@ criterion, plugins or evaluator, which clbench provides) becomes a ``--set`` key
 Avalanche's default, or the baselines' value where the catalogue gives one. Keys every
 entry shares: ``epochs`` and ``batch_size``, and for those trained by SGD the optimiser
 and ``adapters`` (finetune-head's values, so that ``avalanche:naive`` and
-``finetune-head`` train alike). StreamingLDA is fitted, not trained by SGD: one pass, as
-its constructor's default.
+``finetune-head`` train alike; an entry's ``training`` replaces one where it is measured
+not to work, as MAS's learning rate). StreamingLDA is fitted, not trained by SGD: one
+pass, as its constructor's default.
 """
 
 from __future__ import annotations
@@ -61,7 +62,8 @@ def make_config(entry: Entry, strategy_class: type) -> type:
     """The frozen dataclass of ``entry``'s hyper-parameters, named after the strategy."""
     shared = SHARED + SGD if entry.model != "slda" else (("epochs", int, 1), SHARED[1])
     fields: list[tuple[str, Any, Any]] = [
-        (name, kind, dataclasses.field(default=value)) for name, kind, value in shared
+        (name, kind, dataclasses.field(default=entry.training.get(name, value)))
+        for name, kind, value in shared
     ]
     taken = SHARED_KEYS
     for parameter in inspect.signature(strategy_class.__init__).parameters.values():

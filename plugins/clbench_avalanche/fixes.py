@@ -16,6 +16,12 @@ a copy. The "old" weights then move with every optimiser step, each step's path
 (measured: identical accuracy matrices on all three seeds). The subclass keeps copies
 of the two snapshots (the weights before each step and at the start of each
 experience); everything else is Avalanche's.
+
+``MAS``: Avalanche 0.6's plugin checks ``if not strategy.loss`` before adding its
+penalty, and a loss tensor that is exactly 0 (a minibatch the head already classifies
+with float32 certainty, which happens on offline-mix) is falsy, so the run stops with
+"Loss is not available". The subclass tests for a missing loss (``None``) instead;
+the penalty, ``lambda_reg * sum(importance * (param - old)^2)``, is MAS's own.
 """
 
 from __future__ import annotations
@@ -25,8 +31,8 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from avalanche.training import ER_ACE, SynapticIntelligence
-from avalanche.training.plugins import SynapticIntelligencePlugin
+from avalanche.training import ER_ACE, MAS, SynapticIntelligence
+from avalanche.training.plugins import MASPlugin, SynapticIntelligencePlugin
 
 
 def asymmetric_cross_entropy(
@@ -81,3 +87,33 @@ class StableSynapticIntelligence(SynapticIntelligence):
         ]
 
     __init__.__signature__ = inspect.signature(SynapticIntelligence.__init__)  # its --set keys
+
+
+class ZeroLossMASPlugin(MASPlugin):
+    """Avalanche's MAS plugin, with a loss of exactly 0 accepted (see the module docstring)."""
+
+    def before_backward(self, strategy: Any, **kwargs: Any) -> None:
+        if strategy.clock.train_exp_counter == 0:
+            return
+        if not self.importance or not self.params or strategy.loss is None:
+            raise ValueError("MAS: importance, parameters or loss are not available")
+        penalty = sum(
+            (self.importance[name].expand(param.shape)
+             * (param - self.params[name].expand(param.shape)).pow(2)).sum()
+            for name, param in strategy.model.named_parameters()
+            if name in self.importance
+        )  # fmt: skip
+        strategy.loss += self._lambda * penalty
+
+
+class StableMAS(MAS):
+    """MAS with :class:`ZeroLossMASPlugin` (see the module docstring)."""
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.plugins = [
+            ZeroLossMASPlugin(p._lambda, p.alpha, p.verbose) if type(p) is MASPlugin else p
+            for p in self.plugins
+        ]
+
+    __init__.__signature__ = inspect.signature(MAS.__init__)  # its --set keys

@@ -25,7 +25,7 @@ import pandas as pd
 
 from cl_bench.results.colours import curve_colours
 from cl_bench.results.heatmaps import mean_matrix
-from cl_bench.results.provenance import reproduce_command
+from cl_bench.results.provenance import CODE_COLUMN, reproduce_command
 from cl_bench.results.records import record_text
 from cl_bench.results.site.svg import Curve, curves_svg, heatmap_svg
 from cl_bench.results.text import mean_and_std
@@ -187,6 +187,7 @@ class _Renderer:
                 "non-default settings of the runs (--set, "
                 "--limit-per-class, --split, --weights); default: none",
             ),
+            ("code", "Code", CODE_COLUMN),
         ]
         numbers = [
             ("n_seeds", "Seeds", "runs averaged (seeds)"),
