@@ -226,3 +226,40 @@ def test_si_learns_importances_where_avalanches_plugin_learns_none(small_stream,
         importance[entry.class_name] = sum(d.data.abs().sum() for d in plugin.ewc_data[1].values())
     assert importance["SynapticIntelligence"] == 0  # the defect, as shipped
     assert importance["StableSynapticIntelligence"] > 0
+
+
+def test_mas_adds_its_penalty_to_a_zero_loss_where_avalanches_plugin_stops():
+    """Avalanche 0.6's MAS plugin tests ``not strategy.loss``, so a minibatch whose loss
+    is exactly 0 stops the run; avalanche:mas adds lambda * sum(importance * (w - w_old)^2)."""
+    from types import SimpleNamespace
+
+    from avalanche.training.plugins import MASPlugin
+    from clbench_avalanche.fixes import ZeroLossMASPlugin
+
+    model = torch.nn.Linear(2, 1, bias=False)
+    with torch.no_grad():
+        model.weight.copy_(torch.tensor([[1.0, 3.0]]))
+    old = {"weight": torch.tensor([[0.0, 1.0]])}
+    importance = {"weight": torch.tensor([[0.5, 2.0]])}
+    for plugin_class in (MASPlugin, ZeroLossMASPlugin):
+        plugin = plugin_class(lambda_reg=0.1, alpha=0.5)
+        plugin.params, plugin.importance = dict(old), dict(importance)
+        strategy = SimpleNamespace(clock=SimpleNamespace(train_exp_counter=1), model=model,
+                                   loss=torch.tensor(0.0))  # fmt: skip
+        if plugin_class is MASPlugin:
+            with pytest.raises(ValueError, match="Loss is not available"):
+                plugin.before_backward(strategy)
+        else:
+            plugin.before_backward(strategy)
+            # 0.1 * (0.5 * 1^2 + 2.0 * 2^2) = 0.85
+            assert strategy.loss.item() == pytest.approx(0.85)
+
+
+def test_mas_runs_with_its_own_defaults(small_stream, cached_backend):
+    """At finetune-head's lr 0.05 MAS diverges on experience 1; its default is the
+    largest learning rate measured stable (README, For Avalanche users)."""
+    spec = Registry.discover().strategy("avalanche:mas")
+    config = build_config(spec.strategy.Config, {})
+    assert config.lr == 0.002
+    result = run(spec, stream=small_stream, backbone=cached_backend, config=config, seed=0)
+    assert len(result.correct) == 10

@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 
 import pytest
-from cli_runner import clbench
+from cli_runner import clbench, only_record
 
 from cl_bench.results.leaderboard import write_leaderboards
 from cl_bench.results.provenance import reproduce_argv
@@ -267,3 +267,26 @@ def test_help_loads_no_command_and_no_torch():
     for name, (_, _, summary) in COMMANDS.items():
         command = cli.get_command(context, name)
         assert " ".join(command.help.split("\n\n")[0].split()) == summary, name
+
+
+def test_evaluate_says_whether_it_reproduced_the_committed_record(tmp_path, monkeypatch):
+    """The quick start's check: a run whose committed record exists is compared with it."""
+    import cl_bench.results.comparison as comparison
+
+    args = ["evaluate", "--strategy", "simplecil", "--seed", "1993"]
+    code, _, err = clbench(*args, "--output", str(tmp_path / "a"))
+    assert code == 0, err
+    assert "identical to the committed record" in " ".join(err.split())
+
+    committed = tmp_path / "committed"  # a committed record that the code no longer gives
+    _, record = only_record(tmp_path / "a", 1993)
+    record["metrics"]["last_accuracy"] += 3.0
+    record["versions"]["torch"] = "0.0.1"
+    target = committed / "offline-mix" / "simplecil" / "efficientnet_lite0" / "seed1993.json"
+    target.parent.mkdir(parents=True)
+    target.write_text(json.dumps(record))
+    monkeypatch.setattr(comparison, "COMMITTED_RUNS", committed)
+    code, _, err = clbench(*args, "--output", str(tmp_path / "b"))
+    text = " ".join(err.split())
+    assert code == 0 and "differs from the committed record" in text
+    assert "last_accuracy" in text and "torch: 0.0.1 -> " in text

@@ -149,7 +149,8 @@ def _print_committed_comparison(record: dict[str, Any]) -> None:
     result = compare(recorded, record, row_records(committed, recorded))
     colour = {"identical": "green", "close": "yellow", "differs": "red"}[result.verdict]
     console.print(
-        f"[{colour}]{result.verdict}[/] to the committed record {escape(str(committed))}"
+        f"[{colour}]{result.verdict}[/] {'from' if result.verdict == 'differs' else 'to'} "
+        f"the committed record {escape(str(committed))}"
         + ("" if result.verdict == "identical" else f": {escape(result.summary())}"),
         soft_wrap=True, highlight=False,
     )  # fmt: skip

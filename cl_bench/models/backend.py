@@ -127,21 +127,33 @@ class Backend:
             "dataset": dataset.fingerprint,
             "layer": layer,
             "dtype": "float32",
+            # Float results depend on where and how they were computed: a batch's last
+            # digits differ with the thread count on a CPU (measured on Lite0: 1e-5 for a
+            # batch of 5), and with the GPU model. A run must find the features it would
+            # compute itself, whoever filled the cache.
+            **compute_context(self.device),
         }  # fmt: skip
 
     def _cached(self, images: torch.Tensor, layer: str, compute) -> torch.Tensor:
-        """Rows of the registered dataset's ``layer`` entry, or fresh computation on a miss."""
+        """Rows of the registered dataset's ``layer`` entry, or fresh computation on a miss.
+
+        The entry is computed over the whole dataset in fixed batches, also with the disk
+        cache off (then in memory only): on a CPU a convolution's last digits depend on
+        the batch it is in, so a run gives the same numbers with and without the cache.
+        """
         dataset = self._dataset
-        if dataset is None or not self.feature_cache.enabled:
+        if dataset is None:
             return compute(images)
         rows = [dataset.rows.get(h) for h in image_hashes(images.cpu())]
         if any(row is None for row in rows):
             return compute(images)
         if layer not in dataset.layers:
-            dataset.layers[layer] = self.feature_cache.get_or_compute(
-                self._key(layer, dataset), lambda: self.batched(compute, dataset.images).cpu()
-            )
-        self.stats.images_from_cache += len(rows)
+            fill = lambda: self.batched(compute, dataset.images).cpu()  # noqa: E731
+            cache = self.feature_cache
+            key = self._key(layer, dataset)
+            dataset.layers[layer] = cache.get_or_compute(key, fill) if cache.enabled else fill()
+        if self.feature_cache.enabled:
+            self.stats.images_from_cache += len(rows)
         return dataset.layers[layer][rows].to(self.device)
 
     def batched(self, compute, images: torch.Tensor, batch_size: int | None = None) -> torch.Tensor:
@@ -242,6 +254,14 @@ class Backend:
 
 
 _SHARED: dict[tuple[str, str, str, int | None], Backend] = {}
+
+
+def compute_context(device: torch.device) -> dict[str, Any]:
+    """What, besides the inputs, decides the last digits of a frozen computation."""
+    if device.type == "cpu":
+        return {"device": "cpu", "threads": torch.get_num_threads()}
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else device.type
+    return {"device": device.type, "accelerator": name}
 
 
 def shared_backend(spec: BackboneSpec, options: BackboneOptions) -> Backend:

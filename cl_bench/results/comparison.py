@@ -213,14 +213,15 @@ def row_records(path: Path, record: Mapping[str, Any]) -> list[dict[str, Any]]:
 
 
 _ROW = ("stream", "strategy", "backbone", "variant")
+# The committed records of the checkout clbench runs from (absent in an installed copy).
+COMMITTED_RUNS = Path(__file__).resolve().parents[2] / "leaderboards" / "runs"
 
 
 def committed_counterpart(record: Mapping[str, Any]) -> Path | None:
     """The committed record of the same run in the clbench checkout that runs (its
     ``leaderboards/runs``), if there is one: what a newcomer's run should reproduce."""
-    root = Path(__file__).resolve().parents[2] / "leaderboards" / "runs"
     path = record_path(
-        root,
+        COMMITTED_RUNS,
         stream=record["stream"],
         strategy=record["strategy"],
         backbone=record["backbone"],
