@@ -236,7 +236,7 @@ def run_clbench(
     argv = [*command, "evaluate", "--strategy", official.strategy, "--stream", str(images),
             "--initial-classes", "5", "--increment", "5", "--seed", str(SEED),
             "--backbone", "timm:vit_tiny_patch16_224", "--weights", str(weights),
-            "--device", "cpu", "--output", str(output)]  # fmt: skip
+            "--device", "cpu", "--threads", str(threads), "--output", str(output)]  # fmt: skip
     for assignment in (*official.clbench_sets, f"augment={str(augment).lower()}"):
         argv += ["--set", assignment]
     env = child_env(threads, {"CLBENCH_CACHE_DIR": str(cache)})

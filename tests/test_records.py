@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import math
 
@@ -142,8 +143,8 @@ def test_leaderboard_markdown_and_byte_identity(tmp_path):
     }
     assert first == second
     markdown = first["toy.md"].decode()
-    assert "| a | continual | bb | default | 2 | 0 | 55.00 ± 7.07 |" in markdown
-    assert "| b | continual | bb | default | 1 | 0 | 80.00 |" in markdown
+    assert "| a | continual | bb | default | not recorded | 2 | 0 | 55.00 ± 7.07 |" in markdown
+    assert "| b | continual | bb | default | not recorded | 1 | 0 | 80.00 |" in markdown
 
 
 def test_leaderboard_shows_the_rehearsal_memory(tmp_path):
@@ -152,8 +153,8 @@ def test_leaderboard_shows_the_rehearsal_memory(tmp_path):
     markdown = next(
         p for p in write_leaderboards(tmp_path / "runs", tmp_path / "lb") if p.suffix == ".md"
     ).read_text()
-    assert "| a | continual | bb | default | 2 | 1,000 | 55.00 ± 7.07 |" in markdown
-    assert "| b | continual | bb | default | 1 | 0 | 80.00 |" in markdown
+    assert "| a | continual | bb | default | not recorded | 2 | 1,000 | 55.00 ± 7.07 |" in markdown
+    assert "| b | continual | bb | default | not recorded | 1 | 0 | 80.00 |" in markdown
 
 
 def test_empty_records_folder(tmp_path):
@@ -181,3 +182,21 @@ def test_reference_rows_are_marked_in_every_leaderboard_output(tmp_path):
     markdown = (out / "toy.md").read_text()
     assert "| joint | reference | bb |" in markdown and "| cil | continual | bb |" in markdown
     assert "- Kind: continual, or reference" in markdown
+
+
+def test_a_row_made_partly_from_uncommitted_code_is_marked_so(tmp_path):
+    """The Code column: a row is as trustworthy as its least trustworthy run."""
+    commits = {("a", 1): "0" * 40, ("a", 2): "1" * 40 + "-dirty", ("b", 1): "2" * 40,
+               ("c", 1): None}  # fmt: skip
+    for (strategy, seed), commit in commits.items():
+        record = fake_record(strategy, seed, 50.0 + seed)
+        record["versions"] = {"clbench_commit": commit}
+        write_record(record_path(tmp_path / "runs", stream="toy", strategy=strategy,
+                                 backbone="bb", seed=seed, variant=""), record)  # fmt: skip
+    written = {p.name: p for p in write_leaderboards(tmp_path / "runs", tmp_path / "lb")}
+    rows = {row["strategy"]: row for row in csv.DictReader(written["toy.csv"].open())}
+    assert {name: row["code"] for name, row in rows.items()} == {
+        "a": "uncommitted", "b": "committed", "c": "not recorded"}  # fmt: skip
+    markdown = written["toy.md"].read_text()
+    assert "| a | continual | bb | default | uncommitted | 2 |" in markdown
+    assert "- Code: the clbench code the runs were made from" in markdown

@@ -104,8 +104,8 @@ def test_report_page_table_and_figures(runs, tmp_path):
         assert (out / name).read_bytes() == (lb / name).read_bytes()
     assert written - leaderboard == {"toy-report.md", "toy-compatibility-a-bb.png"}
     page = (out / "toy-report.md").read_text()
-    assert "| a | continual | bb | default | 2 | 0 | 55.00 ± 7.07 |" in page
-    assert "| b | continual | bb | default | 1 | 0 | 80.00 |" in page
+    assert "| a | continual | bb | default | not recorded | 2 | 0 | 55.00 ± 7.07 |" in page
+    assert "| b | continual | bb | default | not recorded | 1 | 0 | 80.00 |" in page
     assert page.index("| b | continual |") < page.index("| a | continual |")  # by last accuracy
     assert "| a / bb | 40.0 | 60.0 | 55.0 |" in page  # a[T][j], mean over seeds
     figures = re.findall(r"!\[[^]]*\]\(([^)]+)\)", page)

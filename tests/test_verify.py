@@ -155,3 +155,10 @@ def test_verdicts_against_hand_computed_tolerances():
     alone = compare(row[0], near, [row[0]])  # one seed: only the one-image floor, 2.5
     assert alone.verdict == "close"
     assert compare(row[0], hand_record(43.0, 1), [row[0]]).verdict == "differs"
+
+
+def test_a_path_that_is_not_there_is_a_clear_error(tmp_path):
+    code, _, err = clbench("verify", str(tmp_path / "missing"))
+    assert code == 2 and "no record file or folder" in err and "Traceback" not in err
+    code, _, err = clbench("verify", str(tmp_path))  # a folder without records
+    assert code == 2 and "no run records under" in err

@@ -259,7 +259,7 @@ class RayExecutor:
             if largest < self.cpus_per_task:
                 raise ClbenchError(
                     f"no node of the Ray cluster has {self.cpus_per_task} CPUs for one run "
-                    f"(the largest has {largest:g}); lower --threads-per-run"
+                    f"(the largest has {largest:g}); lower --threads"
                 )
             task = ray.remote(num_cpus=self.cpus_per_task, max_retries=0, max_calls=1)(_call_in_ray)
             pending = {task.remote(fn, item): item for item in items}

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from cl_bench.results.colours import curve_colours
-from cl_bench.results.provenance import CODE_COLUMN, code_state, worst_code_state
+from cl_bench.results.provenance import CODE_COLUMN, KIND_COLUMN, code_state, worst_code_state
 from cl_bench.results.records import iter_records
 from cl_bench.results.site import check_site_folder, write_site
 from cl_bench.results.text import markdown_text, mean_and_std, plot_text
@@ -220,8 +220,7 @@ def table_lines(rows: pd.DataFrame) -> list[str]:
         cells += [mean_and_std(row[f"{m}_mean"], row[f"{m}_std"]) for m in SHORT]
         lines.append("| " + " | ".join(cells) + " |")
     lines += ["", "Columns:", ""]
-    lines.append("- Kind: continual, or reference: a bound that is not a continual method "
-                 "(joint training sees all data seen so far), for comparison only")  # fmt: skip
+    lines.append(f"- Kind: {KIND_COLUMN}")
     lines.append(f"- Code: {CODE_COLUMN}")
     lines.append("- Rehearsal: samples of past experiences the strategy keeps for training "
                  "at the end of the stream (0: exemplar-free)")  # fmt: skip

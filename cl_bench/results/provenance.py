@@ -58,6 +58,11 @@ def git_commit(folder: Path) -> str | None:
     return head + ("-dirty" if status else "")
 
 
+KIND_COLUMN = (
+    "continual, or reference: not a continual method (it trains on all data seen so "
+    "far), for comparison; it bounds its own kind of model (a head trained by SGD, with "
+    "adapters or not), not every continual row (README, Built-in strategies)"
+)
 CODE_STATES = ("committed", "not recorded", "uncommitted")  # best to worst
 CODE_COLUMN = (
     "the clbench code the runs were made from: committed (a clean commit, named on the "

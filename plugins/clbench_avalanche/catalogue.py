@@ -42,7 +42,7 @@ class Entry:
 
 CATALOGUE: tuple[Entry, ...] = (
     Entry("naive", "Naive", "fine-tuning, no protection against forgetting"),
-    Entry("cumulative", "Cumulative", "retrains on all data seen so far (an upper bound)",
+    Entry("cumulative", "Cumulative", "retrains on all data seen so far (a reference)",
           reference=True),
     Entry("ewc", "EWC", "Kirkpatrick et al., PNAS 2017", baselines={"ewc_lambda": 1.0},
           source="permuted_mnist/ewc.py"),

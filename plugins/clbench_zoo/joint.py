@@ -1,4 +1,4 @@
-"""Joint training: the non-continual upper bound that every paper of this line reports.
+"""Joint training: the non-continual reference that every paper of this line reports.
 
 At each experience it keeps everything seen so far and trains a fresh model on the union
 of experiences 0..t: a linear head over the frozen (cached) features, with the settings

@@ -25,7 +25,7 @@ import pandas as pd
 
 from cl_bench.results.colours import curve_colours
 from cl_bench.results.heatmaps import mean_matrix
-from cl_bench.results.provenance import CODE_COLUMN, reproduce_command
+from cl_bench.results.provenance import CODE_COLUMN, KIND_COLUMN, reproduce_command
 from cl_bench.results.records import record_text
 from cl_bench.results.site.svg import Curve, curves_svg, heatmap_svg
 from cl_bench.results.text import mean_and_std
@@ -174,12 +174,7 @@ class _Renderer:
     def _columns(self) -> list[dict[str, str]]:
         text = [
             ("strategy", "Strategy", "the strategy's registered name"),
-            (
-                "kind",
-                "Kind",
-                "continual, or reference: a bound that is not a continual "
-                "method (joint training sees all data seen so far), for comparison only",
-            ),
+            ("kind", "Kind", KIND_COLUMN),
             ("backbone", "Backbone", "the pretrained model"),
             (
                 "variant",
