@@ -4,6 +4,7 @@ failures are noted and retried, and bad grids or a missing Ray fail before any r
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import sys
 import tempfile
@@ -62,7 +63,8 @@ def test_local_sweep_writes_every_record_and_the_leaderboards(local_sweep):
     assert all(r["variant"] == "limit-per-class=4" for r in found.values())
     assert len(list((root / "runs").rglob("*-compatibility.png"))) == 4
     csv = (root / "leaderboards" / "offline-mix.csv").read_text()
-    assert "simplecil,efficientnet_lite0,limit-per-class=4,continual,1993 1994,2" in csv
+    assert re.search(r"simplecil,efficientnet_lite0,limit-per-class=4,continual,"
+                     r"(committed|uncommitted|not recorded),1993 1994,2", csv)  # fmt: skip
     assert err.count("ran ") == 4
 
 
