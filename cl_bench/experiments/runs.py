@@ -31,6 +31,7 @@ from cl_bench.results.records import (
     checkpoint_sha256,
     machine_description,
     package_versions,
+    path_of_record,
     record_path,
     save_elsewhere,
     utc_now,
@@ -259,14 +260,7 @@ def write_run(root: Path, record: Mapping[str, Any]) -> tuple[Path, Path]:
     and a record that cannot be written takes its heat map with it. Returns the paths of
     the record and of the heat map.
     """
-    path = record_path(
-        root,
-        stream=record["stream"],
-        strategy=record["strategy"],
-        backbone=record["backbone"],
-        seed=record["seed"],
-        variant=record["variant"],
-    )
+    path = path_of_record(root, record)
     heatmap = path.with_name(f"{path.stem}-compatibility.png")
     try:
         write_compatibility_heatmap(dict(record), heatmap)

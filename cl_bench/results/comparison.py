@@ -19,7 +19,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from cl_bench.results.records import FAILURE_SUFFIX, VERSIONED_PACKAGES, read_record, record_path
+from cl_bench.results.records import FAILURE_SUFFIX, VERSIONED_PACKAGES, path_of_record, read_record
 from cl_bench.utils.errors import RecordError
 
 Verdict = Literal["identical", "close", "differs"]
@@ -220,12 +220,5 @@ COMMITTED_RUNS = Path(__file__).resolve().parents[2] / "leaderboards" / "runs"
 def committed_counterpart(record: Mapping[str, Any]) -> Path | None:
     """The committed record of the same run in the clbench checkout that runs (its
     ``leaderboards/runs``), if there is one: what a newcomer's run should reproduce."""
-    path = record_path(
-        COMMITTED_RUNS,
-        stream=record["stream"],
-        strategy=record["strategy"],
-        backbone=record["backbone"],
-        seed=record["seed"],
-        variant=record["variant"],
-    )
+    path = path_of_record(COMMITTED_RUNS, record)
     return path if path.is_file() else None

@@ -65,6 +65,18 @@ def record_path(
     return folder / f"seed{seed}{variant_suffix(variant)}.json"
 
 
+def path_of_record(root: Path, record: Mapping[str, Any]) -> Path:
+    """Where ``record`` belongs under ``root`` (:func:`record_path` of its own names)."""
+    return record_path(
+        root,
+        stream=record["stream"],
+        strategy=record["strategy"],
+        backbone=record["backbone"],
+        seed=record["seed"],
+        variant=record["variant"],
+    )
+
+
 def safe_name(name: str) -> str:
     """A name as one portable path component (``timm:org/x`` -> ``timm--org--x``)."""
     return name.replace(":", "--").replace("/", "--").replace("\\", "--")
