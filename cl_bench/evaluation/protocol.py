@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import random
-import resource
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -19,6 +18,7 @@ from cl_bench.evaluation.compatibility import CompatibilityTracker
 from cl_bench.models.backend import Backend
 from cl_bench.training.strategy import Runtime, Strategy, StrategySpec
 from cl_bench.utils.errors import PluginError
+from cl_bench.utils.memory import peak_rss_mib
 
 
 @dataclass
@@ -88,7 +88,7 @@ def run(
         into_space = partial(_into_space, spec, strategy, backbone.device)
         tracker.update(*embedded, into_space=into_space)
         result.compatibility_seconds.append(time.perf_counter() - start)
-    result.peak_rss_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    result.peak_rss_mib = peak_rss_mib()
     if backbone.device.type == "cuda":
         result.peak_accelerator_mib = torch.cuda.max_memory_allocated(backbone.device) / 2**20
     result.strategy_report = _call(spec, "reporting", strategy.report)
