@@ -3,7 +3,6 @@ numbers come out again."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import click
@@ -52,7 +51,7 @@ def verify(
     files = sample(record_files(list(paths)), sample_size, sample_seed)
     targets = plan(files, registry)
     threads = max(target.spec.threads for target in targets)
-    executor = make_executor("local", workers=workers or max(1, (os.cpu_count() or 1) // threads))
+    executor = make_executor("local", workers=workers, threads_per_run=threads)
     console.print(f"rerunning {len(targets)} records in a temporary folder",
                   highlight=False)  # fmt: skip
     results: list[Verification] = []

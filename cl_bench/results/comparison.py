@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -52,9 +52,10 @@ class Moved:
         def text(value: float | None) -> str:
             return "none" if value is None else f"{value:.4g}"
 
-        change = "" if math.isinf(self.change) else f" ({self.change:+.3g}"
-        change += "" if not change else f", tolerance {self.tolerance:.3g})"
-        return f"{self.metric} {text(self.recorded)} -> {text(self.rerun)}{change}"
+        values = f"{self.metric} {text(self.recorded)} -> {text(self.rerun)}"
+        if math.isinf(self.change):
+            return values
+        return f"{values} ({self.change:+.3g}, tolerance {self.tolerance:.3g})"
 
 
 @dataclass(frozen=True)
@@ -63,7 +64,7 @@ class Comparison:
     moved: tuple[Moved, ...] = ()
     matrix_entries_changed: int = 0
     environment: tuple[str, ...] = ()  # "torch 2.14.1 -> 2.15.0", ...
-    config: tuple[str, ...] = field(default_factory=tuple)  # settings that differ
+    config: tuple[str, ...] = ()  # settings that differ
 
     def summary(self) -> str:
         """One line: the verdict, and what moved."""
