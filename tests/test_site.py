@@ -215,8 +215,10 @@ def test_names_and_descriptions_from_records_and_plugins_render_as_text(tmp_path
     site = tmp_path / "out" / "site"
     page = open_page(site / "index.html")
     assert "toy<i>x</i>" in page.inner_text("#streams")
+    assert_inert(page)
     page.click("#streams a >> nth=0")
     page.wait_for_selector("#table")
+    assert_inert(page)
     assert page.inner_text("#table td[data-key='strategy']") == hostile_record(1)["strategy"]
     assert page.inner_text("#table td[data-key='variant']") == "note=<b>bold</b>"
     label = page.get_attribute("g.curve", "data-label")
@@ -225,11 +227,16 @@ def test_names_and_descriptions_from_records_and_plugins_render_as_text(tmp_path
     page.wait_for_selector("#provenance")
     assert page.inner_text("p.description") == description
     assert "<b>bold</b>" in page.inner_text("#provenance")
-    for visited in (page,):
-        assert visited.evaluate("window.pwned") is None
-        assert visited.locator("script:not([src])").count() == 0
-        assert visited.locator("img").count() == 0
-        assert visited.errors == []
+    assert_inert(page)
+
+
+def assert_inert(page) -> None:
+    """No injected markup became an element or ran on the page shown now (index, stream
+    and row pages in turn), and nothing logged an error since the page was opened."""
+    assert page.evaluate("window.pwned") is None
+    assert page.locator("script:not([src])").count() == 0
+    assert page.locator("img").count() == 0
+    assert page.errors == []
 
 
 def test_regenerating_replaces_the_site_whole(tmp_path):

@@ -8,7 +8,7 @@ import json
 import re
 
 import pytest
-from cli_runner import clbench
+from cli_runner import clbench, only_record
 from test_records import fake_record
 from test_registry import fake_distribution
 
@@ -101,3 +101,5 @@ def test_broken_plugins_are_listed_and_the_others_still_run(tmp_path, monkeypatc
         code, out, err = clbench("evaluate", "--strategy", "simplecil", "--limit-per-class", "2",
                                  "--output", str(tmp_path / "runs"))  # fmt: skip
     assert code == 0, out + err
+    _, record = only_record(tmp_path / "runs", 1993)  # the run was made and recorded
+    assert record["strategy"] == "simplecil" and len(record["metrics"]["accuracy_matrix"]) == 10
