@@ -69,6 +69,14 @@ def test_hyper_parameters_come_from_the_constructors():
     assert (ewc.epochs, ewc.lr, ewc.batch_size) == (10, 0.05, 64)  # finetune-head's
     agem = Registry.discover().strategy("avalanche:agem").strategy.Config()
     assert (agem.patterns_per_exp, agem.sample_size) == (65, 1300)  # baselines over 64
+    # A None default takes its type from the annotation: DER's Optional[int] stays an
+    # int (it was read as a float, and a float batch size stops the DataLoader).
+    der = Registry.discover().strategy("avalanche:der").strategy.Config
+    assert build_config(der, {"batch_size_mem": "8"}).batch_size_mem == 8
+    assert type(build_config(der, {"batch_size_mem": "8"}).batch_size_mem) is int
+    with pytest.raises(ConfigError, match="batch_size_mem"):
+        build_config(der, {"batch_size_mem": "8.5"})
+    assert build_config(type(ewc), {"decay_factor": "0.5"}).decay_factor == 0.5
 
 
 def test_unavailable_strategies_are_listed_and_refused_clearly(tmp_path):

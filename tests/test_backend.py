@@ -204,7 +204,11 @@ def test_mobilenetv2_is_served_through_the_same_view():
     from cl_bench.models.backbones.packaged import MOBILENETV2_100
 
     served = Backend(MOBILENETV2_100.load(BackboneOptions()))
-    assert served.view.kind == "cnn" and len(served.view) == 17
+    # MobileNetV2's 17 inverted-residual blocks (Sandler et al., CVPR 2018, Table 2:
+    # 1 + 2 + 3 + 4 + 3 + 3 + 1), as timm builds them in seven stages
+    blocks = [len(stage) for stage in served.backbone.model.blocks]
+    assert blocks == [1, 2, 3, 4, 3, 3, 1]
+    assert served.view.kind == "cnn" and len(served.view) == sum(blocks)
     adapters = AdapterSet.build(served.view, range(len(served.view)), AdapterConfig())
     x = images()
     assert torch.equal(served.forward(x, adapters), served.backbone.features(x))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 from pathlib import Path
@@ -326,3 +327,18 @@ def test_evaluate_says_whether_it_reproduced_the_committed_record(tmp_path, monk
     text = " ".join(err.split())
     assert code == 0 and "differs from the committed record" in text
     assert "last_accuracy" in text and "torch: 0.0.1 -> " in text
+
+
+def test_python_dash_m_lists_every_stream_spec_with_its_family():
+    """``python -m cl_bench`` is the same CLI; ``list streams`` shows each spec file."""
+    import sys
+
+    import yaml
+
+    out = subprocess.run([sys.executable, "-m", "cl_bench", "list", "streams"],
+                         capture_output=True, text=True, check=True,
+                         env={**os.environ, "COLUMNS": "250"}).stdout  # fmt: skip
+    rows = [[cell.strip() for cell in line.split("│")[1:-1]] for line in out.splitlines()]
+    listed = {row[0]: row[3] for row in rows if len(row) == 4 and row[0]}
+    specs = [yaml.safe_load(path.read_text()) for path in (ROOT / "streams").glob("*.yaml")]
+    assert listed == {spec["name"]: spec.get("family") or "-" for spec in specs}

@@ -117,6 +117,7 @@ def test_a_corrupt_cache_entry_is_reported_and_recomputed(tmp_path, photos, refe
     assert the_record(tmp_path / "out") == expected
 
 
+@pytest.mark.slow
 def test_concurrent_evaluates_and_a_sweep_share_one_cache_and_output(tmp_path, photos, reference):
     """Two `clbench evaluate` and one `clbench sweep`, started together on one (empty)
     cache folder and one output folder, all finish; the records are right and every

@@ -36,6 +36,7 @@ def parity(*arguments: str) -> str:
     return out.getvalue()
 
 
+@pytest.mark.slow
 def test_parity_runs_the_published_settings_and_prints_them_beside_the_papers(tmp_path):
     write_cifar100(tmp_path / "data")
     write_image_folder(tmp_path / "data" / "imagenet-r", 200)
@@ -59,8 +60,10 @@ def test_parity_runs_the_published_settings_and_prints_them_beside_the_papers(tm
     sema_c = records["cifar100-b0inc10", "sema"]
     assert sema_c["recipe"]["official_source"].endswith("exps/sema_cifar.json")
     assert sema_c["backbone_weights"]["file"] == "tiny32.pth"
-    assert "83.56" in inr_table and "78.00" in inr_table  # SEMA's published ImageNet-R
-    assert "91.37" in cifar_table  # and CIFAR-100 figures
+    # SEMA's published ImageNet-R and CIFAR-100 figures, as the specs hold them (checked
+    # against the papers' tables in test_published_figures.py)
+    assert "83.56" in inr_table and "78.00" in inr_table
+    assert "91.37" in cifar_table
     assert f"{sema_r['metrics']['last_accuracy']:.2f}" in inr_table
     assert f"{sema_c['metrics']['last_accuracy']:.2f}" in cifar_table
     assert parity(*cifar).count("record exists, reused") == 2  # a rerun resumes

@@ -122,6 +122,7 @@ def test_sema_trains_on_augmented_images_and_keeps_only_registered_ones(registry
     torch.testing.assert_close(memo._values[filled], sema._prefix_output(registered))
 
 
+@pytest.mark.slow
 def test_an_augmented_strategy_is_deterministic(registry, lite0, domains):
     def trained(seed: int) -> torch.Tensor:
         sema = _sema(registry, Backend(lite0), domains, seed, augment=True)

@@ -68,6 +68,7 @@ def test_local_sweep_writes_every_record_and_the_leaderboards(local_sweep):
     assert err.count("ran ") == 4
 
 
+@pytest.mark.slow
 def test_ray_sweep_gives_identical_records(local_sweep, tmp_path, monkeypatch):
     """A real local Ray instance, started and shut down by the sweep in its own temp dir."""
     ray = pytest.importorskip("ray")
@@ -411,6 +412,7 @@ def test_importing_clbench_does_not_import_ray():
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
+@pytest.mark.slow
 def test_each_sweep_run_records_its_own_peak_memory(tmp_path, offline_spec):
     """A small run after a large one in the same one-worker sweep records its own peak,
     as when it runs alone, not the worker's lifetime peak (RanPAC's 10000 x 10000 Gram

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import types
+import typing
 from typing import Any
 
 from cl_bench import require
@@ -37,16 +39,18 @@ SGD: tuple[tuple[str, type, Any], ...] = (
 SHARED_KEYS = {name for name, _, _ in SHARED + SGD}
 
 
-def _field_type(value: Any) -> type:
-    if isinstance(value, bool):
-        return bool
-    if isinstance(value, int):
-        return int
-    if isinstance(value, float):
-        return float
-    if isinstance(value, str):
-        return str
-    return float | None  # None defaults (EWC's decay_factor) are numbers when set
+def _field_type(value: Any, annotation: Any = inspect.Parameter.empty) -> Any:
+    """The key's type: its default's, or for a None default the constructor's annotation
+    (DER's ``batch_size_mem: Optional[int]`` must stay an int when set: a float batch
+    size stops PyTorch's DataLoader)."""
+    for kind in (bool, int, float, str):
+        if isinstance(value, kind):
+            return kind
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        inner = [arg for arg in typing.get_args(annotation) if arg is not type(None)]
+        if len(inner) == 1 and inner[0] in (bool, int, float, str):
+            return inner[0] | None
+    return float | None  # an unannotated None default: a number when set
 
 
 def _validate(config: Any) -> None:
@@ -79,7 +83,8 @@ def make_config(entry: Entry, strategy_class: type) -> type:
                 f"avalanche:{entry.name}: {entry.class_name}({name}=...) has no default and "
                 "the catalogue gives none"
             )
-        fields.append((name, _field_type(value), dataclasses.field(default=value)))
+        kind = _field_type(value, parameter.annotation)
+        fields.append((name, kind, dataclasses.field(default=value)))
     return dataclasses.make_dataclass(
         f"{entry.class_name}Config", fields, frozen=True,
         namespace={"__post_init__": _validate, "__module__": __name__},
