@@ -8,9 +8,18 @@ import errno
 import json
 import tempfile
 
+import pytest
 from cli_runner import clbench
 
 import cl_bench.experiments.runs as runs
+
+
+@pytest.fixture(autouse=True)
+def libraries_loaded():
+    """Load timm (which imports wandb, which makes a temporary folder on import) before
+    a test breaks the temporary folder: only clbench's own write should meet it. Run
+    alone, these tests otherwise failed inside wandb's import."""
+    import timm  # noqa: F401
 
 
 def full_disk(path, record):
