@@ -97,6 +97,7 @@ def test_importing_clbench_loads_no_avalanche_module():
     assert out.stdout.strip() == "[]"
 
 
+@pytest.mark.slow
 def test_a_run_of_a_strategy_that_does_not_use_avalanche_never_imports_it(tmp_path):
     """Streams are sliced by clbench; only Avalanche strategies build the benchmark."""
     code = ("import sys; from cl_bench.cli import main\n"

@@ -225,3 +225,29 @@ def test_er_ace_keeps_the_incoming_loss_off_old_classes(small_stream, cached_bac
         if torch.isin(replay_labels, old).any():  # replayed samples still train them
             assert torch.count_nonzero(replayed_grad[:, old]) > 0
     assert any(bool(torch.isin(r, old).any()) for *_, r in calls)
+
+
+# Where each runnable catalogue entry is trained, and what the test checks of it.
+TRAINED = {
+    "ewc": "here: importances and their penalty",
+    "mas": "here: importances and their penalty",
+    "lwf": "here: distillation from the second experience on",
+    "der": "here: stored logits",
+    "gdumb": "here: trains on its buffer alone",
+    "cumulative": "here: trains on the union of the experiences",
+    "er_ace": "here: old-class logits masked",
+    "naive": "test_avalanche_bridge: its matrix equals Avalanche's EvaluationPlugin",
+    "si": "test_avalanche_bridge: non-zero importances where Avalanche's are zero",
+    "icarl": "test_avalanche_bridge: above chance, 200 exemplars",
+    "gem": "test_avalanche_bridge: above chance, 200 stored samples",
+    "agem": "test_avalanche_bridge: above chance, 200 stored samples",
+    "replay": "test_avalanche_bridge: above chance, 200 stored samples",
+    "streaminglda": "test_avalanche_bridge: above chance, no memory",
+}
+
+
+def test_every_runnable_catalogue_entry_is_trained_by_a_test():
+    """A strategy added to the catalogue needs a test that trains it (and a line here)."""
+    from clbench_avalanche.catalogue import CATALOGUE
+
+    assert {entry.name for entry in CATALOGUE if not entry.unavailable} == set(TRAINED)

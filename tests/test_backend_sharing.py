@@ -34,6 +34,7 @@ def test_one_backbone_instance_per_process():
     assert other is not first
 
 
+@pytest.mark.slow
 def test_sweep_of_frozen_feature_strategies_forwards_each_image_once(fresh_feature_cache):
     registry = Registry.discover()
     runs = [("simplecil", 1993), ("finetune-head", 1993), ("simplecil", 1994)]

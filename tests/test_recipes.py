@@ -122,7 +122,6 @@ def test_sema_trains_on_augmented_images_and_keeps_only_registered_ones(registry
     torch.testing.assert_close(memo._values[filled], sema._prefix_output(registered))
 
 
-@pytest.mark.slow
 def test_an_augmented_strategy_is_deterministic(registry, lite0, domains):
     def trained(seed: int) -> torch.Tensor:
         sema = _sema(registry, Backend(lite0), domains, seed, augment=True)
@@ -212,6 +211,7 @@ def test_a_stream_spec_names_a_known_family(registry):
         StreamSpec.from_dict(raw)
 
 
+@pytest.mark.slow
 def test_evaluate_records_the_official_settings_and_the_user_overrides(registry, tmp_path):
     """End to end: the offline default declared a CIFAR-100 stream gets SEMA-CL's CIFAR
     file (augmentation on) in its record; --set still wins and names the variant."""

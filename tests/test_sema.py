@@ -3,7 +3,6 @@ frozen parts staying frozen, router weights."""
 
 from __future__ import annotations
 
-import pytest
 import torch
 from clbench_sema.strategy import Sema, SemaConfig
 
@@ -17,7 +16,6 @@ def make_sema(lite0, domains, **overrides) -> Sema:
                 runtime=Runtime(device=torch.device("cpu"), seed=0))  # fmt: skip
 
 
-@pytest.mark.slow
 def test_a_new_domain_is_novel_and_the_same_domain_is_not(lite0, domains):
     experiences, held_out = domains.experiences, domains.held_out
     sema = make_sema(lite0, domains)
@@ -28,7 +26,6 @@ def test_a_new_domain_is_novel_and_the_same_domain_is_not(lite0, domains):
     assert shifted in {layer.block for layer in sema._layers()}
 
 
-@pytest.mark.slow
 def test_expansion_only_in_expandable_blocks_and_once_per_layer_per_task(lite0, domains):
     experiences = domains.experiences
     sema = make_sema(lite0, domains, threshold=1e-6)  # everything is novel: expand wherever allowed
@@ -45,7 +42,6 @@ def test_expansion_only_in_expandable_blocks_and_once_per_layer_per_task(lite0, 
         assert not hasattr(sema.adapters_.at(block), "adapters")
 
 
-@pytest.mark.slow
 def test_frozen_parts_stay_bit_identical_across_later_tasks(lite0, domains):
     experiences = domains.experiences
     sema = make_sema(lite0, domains, threshold=1e-6)
@@ -61,7 +57,6 @@ def test_frozen_parts_stay_bit_identical_across_later_tasks(lite0, domains):
     assert all(torch.equal(v, sema.backbone.model.state_dict()[k]) for k, v in backbone.items())
 
 
-@pytest.mark.slow
 def test_no_expansion_trains_only_the_head(lite0, domains):
     experiences = domains.experiences
     sema = make_sema(lite0, domains, threshold=1e9)  # nothing is novel

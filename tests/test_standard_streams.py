@@ -106,6 +106,7 @@ def test_cifar100_images_are_decoded_as_torchvision_does(tmp_path, registry):
     assert int((~data.is_test).sum()) == 200 and int(data.is_test.sum()) == 100
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(FOLDER_STREAMS))
 def test_image_folder_streams_end_to_end(name, tmp_path, monkeypatch):
     folder, classes = FOLDER_STREAMS[name]
