@@ -76,8 +76,8 @@ def expected_commit() -> str | None:
     checkout behind it."""
     import cl_bench
 
-    if not Path(cl_bench.__file__).resolve().is_relative_to(ROOT):
-        return None
+    if Path(cl_bench.__file__).resolve().parent != ROOT / "cl_bench":
+        return None  # tox's copy lives under .tox/, inside the checkout but not of it
     git = ["git", "-C", str(ROOT)]
     head = subprocess.run([*git, "rev-parse", "HEAD"], capture_output=True, text=True,
                           check=True).stdout.strip()  # fmt: skip
