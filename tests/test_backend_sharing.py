@@ -18,9 +18,13 @@ from cl_bench.utils.files import CACHE_ENV
 
 @pytest.fixture
 def fresh_feature_cache(tmp_path, monkeypatch, isolated_cache, offline_spec):
-    """An empty feature cache that reuses the session's prepared stream (no re-decoding)."""
+    """An empty feature cache holding the session's prepared offline default and nothing
+    else (no re-decoding; streams other tests prepared earlier are left out, so that
+    what the cache holds does not depend on the order tests run in)."""
     prepare(offline_spec)  # make sure the session cache holds the prepared stream
-    shutil.copytree(isolated_cache / "streams", tmp_path / "streams")
+    (tmp_path / "streams").mkdir()
+    for path in (isolated_cache / "streams").glob("offline-mix-*.pt"):
+        shutil.copy2(path, tmp_path / "streams" / path.name)
     monkeypatch.setenv(CACHE_ENV, str(tmp_path))
     return tmp_path
 
