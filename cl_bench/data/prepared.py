@@ -31,6 +31,7 @@ from cl_bench.data.sources.base import (
 from cl_bench.data.spec import StreamSpec
 from cl_bench.utils.errors import ConfigError
 from cl_bench.utils.files import cache_dir, data_root, write_atomically
+from cl_bench.utils.names import file_name, path_inside
 from cl_bench.utils.tensors import tensor_digest
 
 PREPARED_FORMAT = 3  # 3: entries carry a checksum
@@ -70,8 +71,8 @@ def prepare(
     ).hexdigest()[:20]
     # Named by content, not by the split into experiences: every split of one data set
     # (cifar100-b0inc10 and -b0inc5, a folder at any --increment) shares its images.
-    label = re.sub(r"-b\d+inc\d+$", "", spec.name)
-    path = cache_dir() / "streams" / f"{label}-{key}.pt"
+    label = file_name(re.sub(r"-b\d+inc\d+$", "", spec.name), "stream name")
+    path = path_inside(cache_dir() / "streams", f"{label}-{key}.pt")
     if not use_cache:
         return _load_and_split(spec, sources, track)
     if path.is_file():  # files appear whole (renamed into place): no lock to read one

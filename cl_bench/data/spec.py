@@ -17,6 +17,7 @@ import yaml
 
 from cl_bench.utils.config import require_types
 from cl_bench.utils.errors import ConfigError, MissingDataError
+from cl_bench.utils.names import check_name, shortened
 
 FITS = ("pad", "crop")
 # The data set families that official codes ship per-data-set settings for: a stream of
@@ -75,8 +76,9 @@ class StreamSpec:
     path: Path | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
-        where = f"stream {self.name!r}" + (f" ({self.path})" if self.path else "")
+        where = f"stream {shortened(self.name)}" + (f" ({self.path})" if self.path else "")
         require_types(self, where)
+        check_name(self.name, f"{where}: name")
         checks = {
             "resolution": (self.resolution >= 8, "at least 8 (pixels)"),
             "increment": (self.increment >= 1, "at least 1"),
@@ -101,7 +103,8 @@ class StreamSpec:
         for key, (ok, accepted) in checks.items():
             if not ok:
                 raise ConfigError(
-                    f"{where}: invalid {key}: {getattr(self, key)!r}; it must be {accepted}"
+                    f"{where}: invalid {key}: {shortened(getattr(self, key))}; it must be "
+                    f"{accepted}"
                 )
 
     @classmethod

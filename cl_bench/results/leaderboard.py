@@ -23,6 +23,7 @@ from cl_bench.results.site import check_site_folder, write_site
 from cl_bench.results.text import markdown_text, mean_and_std, plot_text
 from cl_bench.utils.errors import RecordError
 from cl_bench.utils.files import write_atomically
+from cl_bench.utils.names import file_name, path_inside
 
 GROUP = ["stream", "strategy", "backbone", "variant"]
 METRICS = {
@@ -154,7 +155,14 @@ def write_leaderboards(
 
 
 def curves_name(stream: str) -> str:
-    return f"{stream}-curves.png"
+    return f"{file_name(stream, 'stream')}-curves.png"
+
+
+def leaderboard_paths(out_dir: Path, stream: str) -> tuple[Path, Path, Path]:
+    """``<stream>.csv``, ``<stream>.md`` and ``<stream>-curves.png`` inside ``out_dir``."""
+    name = file_name(stream, "stream")
+    return (path_inside(out_dir, f"{name}.csv"), path_inside(out_dir, f"{name}.md"),
+            path_inside(out_dir, curves_name(stream)))  # fmt: skip
 
 
 def write_leaderboard_files(
@@ -168,19 +176,18 @@ def write_leaderboard_files(
     site = site_dir or out_dir / "site"
     check_site_folder(site)  # before anything is written
     table = aggregate(runs)
+    # Every path first: a name that cannot be a file name stops the run before a write.
+    streams = [(stream, rows.drop(columns="stream"), leaderboard_paths(out_dir, str(stream)))
+               for stream, rows in table.groupby("stream", sort=True)]  # fmt: skip
     written = []
-    for stream, rows in table.groupby("stream", sort=True):
-        rows = rows.drop(columns="stream")
-        csv_path = out_dir / f"{stream}.csv"
+    for stream, rows, (csv_path, md_path, plot_path) in streams:
         write_atomically(
             csv_path,
             lambda tmp, rows=rows: rows.to_csv(
                 tmp, index=False, float_format="%.4f", lineterminator="\n"
             ),
         )
-        plot_path = out_dir / curves_name(stream)
         write_atomically(plot_path, lambda tmp, s=stream: _plot_curves(runs[runs.stream == s], tmp))
-        md_path = out_dir / f"{stream}.md"
         text = markdown(stream, rows, plot_path.name)
         write_atomically(md_path, lambda tmp, text=text: tmp.write_text(text))
         written += [csv_path, md_path, plot_path]

@@ -17,8 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from cl_bench.results.provenance import source_commit
-from cl_bench.utils.errors import RecordError
+from cl_bench.utils.errors import ConfigError, RecordError
 from cl_bench.utils.files import sha256_file, write_atomically
+from cl_bench.utils.names import file_name, path_inside, shortened
 
 RECORD_FORMAT = 1
 FAILURE_SUFFIX = ".failed.json"
@@ -61,8 +62,15 @@ def variant_suffix(variant: str) -> str:
 def record_path(
     root: Path, *, stream: str, strategy: str, backbone: str, seed: int, variant: str
 ) -> Path:
-    folder = root / safe_name(stream) / safe_name(strategy) / safe_name(backbone)
-    return folder / f"seed{seed}{variant_suffix(variant)}.json"
+    """Where a run's record belongs: each name one component by :mod:`cl_bench.utils.names`'s
+    one mapping, and the whole inside ``root``."""
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise ConfigError(f"seed must be an integer, got {shortened(seed)}")
+    if not isinstance(variant, str):
+        raise ConfigError(f"variant must be a string, got {shortened(variant)}")
+    folders = [file_name(stream, "stream"), file_name(strategy, "strategy"),
+               file_name(backbone, "backbone")]  # fmt: skip
+    return path_inside(root, *folders, f"seed{seed}{variant_suffix(variant)}.json")
 
 
 def path_of_record(root: Path, record: Mapping[str, Any]) -> Path:
@@ -75,11 +83,6 @@ def path_of_record(root: Path, record: Mapping[str, Any]) -> Path:
         seed=record["seed"],
         variant=record["variant"],
     )
-
-
-def safe_name(name: str) -> str:
-    """A name as one portable path component (``timm:org/x`` -> ``timm--org--x``)."""
-    return name.replace(":", "--").replace("/", "--").replace("\\", "--")
 
 
 def failure_path(record: Path) -> Path:

@@ -23,10 +23,11 @@ from cl_bench.results.leaderboard import (
     table_lines,
     write_leaderboard_files,
 )
-from cl_bench.results.records import safe_name, variant_suffix
+from cl_bench.results.records import variant_suffix
 from cl_bench.results.text import markdown_text, plot_text
 from cl_bench.utils.errors import RecordError
 from cl_bench.utils.files import write_atomically
+from cl_bench.utils.names import file_name, path_inside
 
 SCORES = {"search_top1": "search", "map": "map"}  # score -> its leaderboard column prefix
 KEY = ["strategy", "backbone", "variant"]
@@ -50,9 +51,9 @@ def write_reports(
     for stream, rows, stream_runs, heatmaps in streams:
         names = {}
         for key, (name, panels, title) in heatmaps.items():
-            written.append(draw_heatmaps(panels, title, out_dir / name))
+            written.append(draw_heatmaps(panels, title, path_inside(out_dir, name)))
             names[key] = name
-        page = out_dir / f"{stream}-report.md"
+        page = path_inside(out_dir, f"{file_name(stream, 'stream')}-report.md")
         text = report_markdown(stream, rows, stream_runs, names)
         write_atomically(page, lambda tmp, text=text: tmp.write_text(text))
         written.append(page)
@@ -62,8 +63,8 @@ def write_reports(
 def heatmap_name(stream: str, row: pd.Series) -> str:
     """``<stream>-compatibility-<strategy>-<backbone>[-<variant hash>].png``, as record paths."""
     suffix = variant_suffix(row["variant"])
-    parts = "-".join(safe_name(row[key]) for key in ("strategy", "backbone"))
-    return f"{safe_name(stream)}-compatibility-{parts}{suffix}.png"
+    parts = "-".join(file_name(row[key], key) for key in ("strategy", "backbone"))
+    return f"{file_name(stream, 'stream')}-compatibility-{parts}{suffix}.png"
 
 
 def _runs_of(runs: pd.DataFrame, row: pd.Series) -> pd.DataFrame:

@@ -1,0 +1,81 @@
+"""The one rule by which a name (of a stream, strategy, backbone or variant) becomes part
+of a path.
+
+Names arrive from stream specs, records, grid files and the command line, and any of
+them may have been written by someone else. Each becomes exactly one path component by
+one fixed mapping, and every path built from names is checked to lie inside the folder
+the user gave. No other code joins a name into a path.
+
+The mapping keeps letters, digits and ``_ . + -``; writes ``:``, ``/`` and ``\\`` as
+``--`` (``timm:org/x`` -> ``timm--org--x``, the layout of the committed records); writes
+every other character as ``%XX`` of its UTF-8 bytes, and a leading dot as ``%2E`` (no
+hidden files, no ``..``). A name longer than 100 characters keeps its first 80 and a
+hash of the whole. Empty names, and names with control characters, are refused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import reprlib
+from pathlib import Path
+
+from cl_bench.utils.errors import ConfigError
+
+MAX_COMPONENT = 100
+_KEPT = re.compile(r"[A-Za-z0-9_.+-]")
+_SEPARATORS = {":": "--", "/": "--", "\\": "--"}
+
+
+_BOUNDED = reprlib.Repr()
+_BOUNDED.maxstring = _BOUNDED.maxother = 180
+_BOUNDED.maxlist = _BOUNDED.maxtuple = _BOUNDED.maxdict = _BOUNDED.maxset = 8
+_BOUNDED.maxlevel = 3
+
+
+def shortened(value: object, limit: int = 200) -> str:
+    """A repr of ``value`` of at most ``limit`` characters, built without the full repr (a
+    YAML alias bomb's value has one of tens of MB), so a message stays smaller than its
+    cause."""
+    text = _BOUNDED.repr(value)
+    return text if len(text) <= limit else f"{text[: limit - 3]}..."
+
+
+def check_name(name: object, field: str) -> str:
+    """``name`` if it can name something on disk; ConfigError naming ``field`` otherwise."""
+    if not isinstance(name, str):
+        raise ConfigError(f"{field} must be a string, got {shortened(name)}")
+    if not name.strip():
+        raise ConfigError(f"{field} must not be empty, got {shortened(name)}")
+    if any(ord(c) < 32 or ord(c) == 127 for c in name):
+        raise ConfigError(f"{field} must not contain control characters, got {shortened(name)}")
+    return name
+
+
+def file_name(name: object, field: str = "name") -> str:
+    """``name`` as one path component, by the module's one mapping."""
+    text = check_name(name, field)
+    parts = []
+    for index, char in enumerate(text):
+        if char in _SEPARATORS:
+            parts.append(_SEPARATORS[char])
+        elif char == "." and index == 0:
+            parts.append("%2E")
+        elif _KEPT.fullmatch(char):
+            parts.append(char)
+        else:
+            parts.append("".join(f"%{byte:02X}" for byte in char.encode()))
+    mapped = "".join(parts)
+    if len(mapped) > MAX_COMPONENT:
+        digest = hashlib.sha256(text.encode()).hexdigest()[:16]
+        mapped = f"{mapped[:80]}-{digest}"
+    return mapped
+
+
+def path_inside(root: Path, *components: str) -> Path:
+    """``root / c1 / c2 ...`` for components already made by :func:`file_name` (or fixed
+    by clbench), refused unless it resolves inside ``root``."""
+    path = root.joinpath(*components)
+    if not path.resolve().is_relative_to(root.resolve()):
+        raise ConfigError(f"{shortened(str(path))} would lie outside {shortened(str(root))}")
+    return path

@@ -1,0 +1,122 @@
+"""Names from specs, records, grids and the command line reach the file system by one rule
+(cl_bench/utils/names.py): each becomes one path component by a fixed mapping, and no
+path built from names leaves the folder the user gave."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+from cli_runner import clbench
+from hypothesis import given
+from hypothesis import strategies as st
+from test_records import fake_record
+
+from cl_bench.results.records import record_path, write_record
+from cl_bench.utils.errors import ConfigError
+from cl_bench.utils.names import file_name, path_inside, shortened
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@given(st.text(max_size=300))
+def test_every_name_is_one_component_inside_the_root_or_refused(name):
+    root = Path("/srv/clbench-out")
+    try:
+        mapped = file_name(name, "stream")
+    except ConfigError as error:
+        assert not name.strip() or any(ord(c) < 32 or ord(c) == 127 for c in name)
+        assert len(str(error)) < 300  # the message quotes the name shortened
+        return
+    assert mapped and len(mapped) <= 100
+    assert "/" not in mapped and "\\" not in mapped and not mapped.startswith(".")
+    assert Path(mapped).name == mapped  # one component, neither "." nor ".."
+    assert path_inside(root, mapped).resolve().parent == root
+    assert file_name(name, "stream") == mapped  # always the same mapping
+
+
+@given(st.from_regex(r"[a-z0-9_][a-z0-9_.+-]{0,40}", fullmatch=True))
+def test_plain_names_are_kept(name):
+    assert file_name(name) == name
+
+
+@pytest.mark.parametrize(
+    ("name", "mapped"),
+    [
+        ("avalanche:naive", "avalanche--naive"),  # the committed records' layout
+        ("timm:org/x", "timm--org--x"),
+        ("../../escape", "%2E.--..--escape"),
+        ("/etc/passwd", "--etc--passwd"),
+        (".hidden", "%2Ehidden"),
+        ("a b?", "a%20b%3F"),
+    ],
+)
+def test_the_mapping(name, mapped):
+    assert file_name(name) == mapped
+
+
+@pytest.mark.parametrize("name", ["", "   ", "a\x00b", "line\nbreak", 7, None])
+def test_empty_non_text_and_control_names_are_refused(name):
+    with pytest.raises(ConfigError, match="stream"):
+        file_name(name, "stream")
+
+
+def test_a_record_path_stays_inside_its_root(tmp_path):
+    path = record_path(tmp_path, stream="/tmp/x", strategy="../..", backbone="b", seed=1,
+                       variant="")  # fmt: skip
+    assert path.resolve().is_relative_to(tmp_path.resolve())
+    with pytest.raises(ConfigError, match="seed"):
+        record_path(tmp_path, stream="s", strategy="a", backbone="b", seed="1", variant="")
+
+
+def test_messages_quote_a_huge_value_shortened():
+    assert len(shortened("x" * 10_000_000)) <= 200
+
+
+def test_a_record_naming_an_absolute_stream_writes_only_inside_out(tmp_path):
+    target = tmp_path / "elsewhere" / "escape"
+    for seed in (1, 2):
+        record = fake_record("a", seed, 50.0)
+        record["stream"] = str(target)
+        write_record(tmp_path / "runs" / f"r{seed}.json", record)
+    code, _, err = clbench("leaderboard", "--runs", str(tmp_path / "runs"),
+                           "--out", str(tmp_path / "out"))  # fmt: skip
+    assert code == 0, err
+    assert not (tmp_path / "elsewhere").exists()
+    name = file_name(str(target))
+    assert {p.name for p in (tmp_path / "out").glob(f"{name}*")} == {
+        f"{name}.csv",
+        f"{name}.md",
+        f"{name}-curves.png",
+    }
+
+
+def test_a_spec_named_to_escape_keeps_its_files_inside_the_folders_given(tmp_path):
+    spec = yaml.safe_load((ROOT / "streams" / "offline-mix.yaml").read_text())
+    spec["name"] = "../../escape"
+    spec_file = tmp_path / "work" / "spec.yaml"
+    spec_file.parent.mkdir()
+    spec_file.write_text(yaml.safe_dump(spec))
+    cache, out = tmp_path / "work" / "cache", tmp_path / "work" / "runs"
+    code, _, err = clbench("--cache-dir", str(cache), "evaluate", "--strategy", "simplecil",
+                           "--stream", str(spec_file), "--limit-per-class", "1",
+                           "--output", str(out))  # fmt: skip
+    assert code == 0, err
+    written = [p for p in tmp_path.rglob("*") if p.is_file() and p != spec_file]
+    assert written and all(p.is_relative_to(cache) or p.is_relative_to(out) for p in written)
+    [record] = out.rglob("seed1993*.json")
+    assert json.loads(record.read_text())["stream"] == "../../escape"
+    spec["name"] = ""
+    spec_file.write_text(yaml.safe_dump(spec))
+    code, _, err = clbench("--cache-dir", str(cache), "evaluate", "--strategy", "simplecil",
+                           "--stream", str(spec_file), "--output", str(out))  # fmt: skip
+    assert code == 2 and "name must not be empty" in " ".join(err.split())
+
+
+def test_a_deeply_nested_huge_value_is_quoted_shortened_and_fast():
+    layer: list = ["x" * 1000] * 1000
+    for _ in range(10):  # 1000^10 strings if printed whole: an alias bomb's shape
+        layer = [layer] * 1000
+    assert len(shortened(layer)) <= 200
