@@ -120,3 +120,14 @@ def test_a_deeply_nested_huge_value_is_quoted_shortened_and_fast():
     for _ in range(10):  # 1000^10 strings if printed whole: an alias bomb's shape
         layer = [layer] * 1000
     assert len(shortened(layer)) <= 200
+
+
+@pytest.mark.parametrize("html", ["out", "."])
+def test_a_site_folder_holding_the_leaderboards_is_refused_before_any_write(tmp_path, html):
+    for seed in (1, 2):
+        write_record(tmp_path / "runs" / f"r{seed}.json", fake_record("a", seed, 50.0))
+    out = tmp_path / "out"
+    code, _, err = clbench("leaderboard", "--runs", str(tmp_path / "runs"), "--out", str(out),
+                           "--html", str(tmp_path / html))  # fmt: skip
+    assert code == 2 and "--html" in " ".join(err.split())
+    assert not out.exists()  # refused before the first leaderboard file

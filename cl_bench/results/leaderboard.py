@@ -21,7 +21,7 @@ from cl_bench.results.provenance import CODE_COLUMN, KIND_COLUMN, code_state, wo
 from cl_bench.results.records import iter_records
 from cl_bench.results.site import check_site_folder, write_site
 from cl_bench.results.text import markdown_text, mean_and_std, plot_text
-from cl_bench.utils.errors import RecordError
+from cl_bench.utils.errors import ConfigError, RecordError
 from cl_bench.utils.files import write_atomically
 from cl_bench.utils.names import file_name, path_inside
 
@@ -175,6 +175,12 @@ def write_leaderboard_files(
     then the site; ``descriptions`` (strategy name -> its plugin's line) label its pages."""
     site = site_dir or out_dir / "site"
     check_site_folder(site)  # before anything is written
+    if out_dir.resolve() == site.resolve() or out_dir.resolve().is_relative_to(site.resolve()):
+        raise ConfigError(
+            f"--html {site} holds --out {out_dir}: the site replaces its folder as a whole, "
+            "so the leaderboards written there would be deleted; give --html a folder of "
+            "its own (by default OUT/site)"
+        )
     table = aggregate(runs)
     # Every path first: a name that cannot be a file name stops the run before a write.
     streams = [(stream, rows.drop(columns="stream"), leaderboard_paths(out_dir, str(stream)))
