@@ -13,11 +13,10 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from cl_bench.utils.config import require_types
 from cl_bench.utils.errors import ConfigError, MissingDataError
 from cl_bench.utils.names import check_name, shortened
+from cl_bench.utils.untrusted import read_yaml
 
 FITS = ("pad", "crop")
 # The data set families that official codes ship per-data-set settings for: a stream of
@@ -109,10 +108,7 @@ class StreamSpec:
 
     @classmethod
     def from_yaml(cls, path: Path) -> StreamSpec:
-        try:
-            raw = yaml.safe_load(path.read_text())
-        except (OSError, yaml.YAMLError) as error:
-            raise ConfigError(f"cannot read stream spec {path}: {error}") from error
+        raw = read_yaml(path, "stream spec")
         if not isinstance(raw, dict):
             raise ConfigError(f"stream spec {path}: expected a mapping at the top level")
         return cls.from_dict(raw, path)

@@ -8,8 +8,6 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from cl_bench.data.streams import SPLITS
 from cl_bench.experiments.names import resolve_backbone, resolve_stream
 from cl_bench.experiments.recipes import resolve_recipe
@@ -18,7 +16,9 @@ from cl_bench.training.registry import Registry
 from cl_bench.utils.config import parse_assignments, yaml_text
 from cl_bench.utils.errors import ConfigError
 from cl_bench.utils.files import folder_problem
+from cl_bench.utils.names import shortened
 from cl_bench.utils.threads import DEFAULT_THREADS
+from cl_bench.utils.untrusted import read_yaml
 
 GRID_KEYS = (
     "strategy",
@@ -107,10 +107,7 @@ class Grid:
 
 def read_grid_file(path: Path) -> dict[str, Any]:
     """The keys of a YAML grid file; an unknown key is an error listing the valid ones."""
-    try:
-        values = yaml.safe_load(path.read_text()) or {}
-    except (OSError, yaml.YAMLError) as error:
-        raise ConfigError(f"grid file {path} is unreadable: {error}") from error
+    values = read_yaml(path, "grid file") or {}
     if not isinstance(values, dict):
         raise ConfigError(f"grid file {path} must be a mapping of keys such as `strategy:`")
     unknown = sorted(str(key) for key in values if key not in GRID_KEYS)
@@ -139,28 +136,34 @@ def make_grid(
         )
     limit = _count(values, "limit-per-class", minimum=1)
     if not isinstance(values["cache"], bool):
-        raise ConfigError(f"cache must be true or false, got {values['cache']!r}")
+        raise ConfigError(f"cache must be true or false, got {shortened(values['cache'])}")
     backbones = _names(values["backbone"], "backbone")
     weights = values["weights"]
     if weights is not None:
         if not isinstance(weights, str | Path) or len(backbones) != 1:
             raise ConfigError(
-                f"weights must be one checkpoint file for one backbone, got {weights!r} for "
-                f"backbones {list(backbones)}; sweep backbones with their own weights one "
-                "backbone at a time"
+                f"weights must be one checkpoint file for one backbone, got "
+                f"{shortened(weights)} for backbones {shortened(list(backbones))}; sweep "
+                "backbones with their own weights one backbone at a time"
             )
         weights = Path(weights).absolute()  # a worker's working folder may not be ours
     if values["split"] not in SPLITS:
-        raise ConfigError(f"unknown split {values['split']!r}; choose one of {', '.join(SPLITS)}")
+        raise ConfigError(
+            f"unknown split {shortened(values['split'])}; choose one of {', '.join(SPLITS)}"
+        )
     seeds = _listed(values["seed"], "seed")
-    if not all(_is_int(seed) and 0 <= seed < 2**32 for seed in seeds):
-        raise ConfigError(f"seeds must be integers in 0..{2**32 - 1}, got {list(seeds)}")
+    for position, seed in enumerate(seeds):
+        if not (_is_int(seed) and 0 <= seed < 2**32):
+            raise ConfigError(
+                f"seeds must be integers in 0..{2**32 - 1}; seed {position + 1} of "
+                f"{len(seeds)} is {shortened(seed)}"
+            )
     for key in ("output", "leaderboards"):
         if not isinstance(values[key], str | Path):
-            raise ConfigError(f"{key} must be a folder path, got {values[key]!r}")
+            raise ConfigError(f"{key} must be a folder path, got {shortened(values[key])}")
         problem = folder_problem(Path(values[key]))
         if problem:
-            raise ConfigError(f"{key} {str(values[key])!r} {problem}")
+            raise ConfigError(f"{key} {shortened(str(values[key]))} {problem}")
     return Grid(
         strategies=_strategies(values["strategy"]),
         streams=_names(values["stream"], "stream"),
@@ -183,14 +186,14 @@ def make_grid(
 def _count(values: Mapping[str, Any], key: str, minimum: int) -> int | None:
     value = values[key]
     if value is not None and (not _is_int(value) or value < minimum):
-        raise ConfigError(f"{key} must be an integer of at least {minimum}, got {value!r}")
+        raise ConfigError(f"{key} must be an integer of at least {minimum}, got {shortened(value)}")
     return value
 
 
 def _listed(value: Any, key: str) -> tuple[Any, ...]:
     items = tuple(value) if isinstance(value, list | tuple) else (value,)
     if not items or any(item is None for item in items):
-        raise ConfigError(f"{key}: expected a value or a list of values, got {value!r}")
+        raise ConfigError(f"{key}: expected a value or a list of values, got {shortened(value)}")
     return items
 
 
@@ -199,7 +202,7 @@ def _names(value: Any, key: str) -> tuple[str, ...]:
         return ()
     items = _listed(value, key)
     if not all(isinstance(item, str) and item for item in items):
-        raise ConfigError(f"{key}: expected names, got {value!r}")
+        raise ConfigError(f"{key}: expected names, got {shortened(value)}")
     return tuple(dict.fromkeys(items))  # repeated names would name the same record
 
 
@@ -214,13 +217,13 @@ def _strategies(value: Any) -> tuple[StrategyEntry, ...]:
             if unknown or not isinstance(item.get("name"), str) or not item["name"]:
                 raise ConfigError(
                     f"strategy: a variant is a mapping with `name:` and optionally `set:`, "
-                    f"got {dict(item)!r}"
+                    f"got {shortened(dict(item))}"
                 )
             entries.append(StrategyEntry(item["name"], _assignments(item.get("set", {}))))
         elif isinstance(item, str) and item:
             entries.append(StrategyEntry(item, {}))
         else:
-            raise ConfigError(f"strategy: expected names or variants, got {value!r}")
+            raise ConfigError(f"strategy: expected names or variants, got {shortened(value)}")
     unique = {(entry.name, tuple(sorted(entry.overrides.items()))): entry for entry in entries}
     return tuple(unique.values())  # repeated entries would name the same record
 
@@ -239,7 +242,9 @@ def _assignments(value: Any) -> dict[str, str]:
         return {str(key): yaml_text(item) for key, item in value.items()}
     if isinstance(value, list | tuple) and all(isinstance(item, str) for item in value):
         return parse_assignments(value)
-    raise ConfigError(f"set: expected a mapping KEY: VALUE or a list of KEY=VALUE, got {value!r}")
+    raise ConfigError(
+        f"set: expected a mapping KEY: VALUE or a list of KEY=VALUE, got {shortened(value)}"
+    )
 
 
 def checked_runs(runs: Sequence[RunSpec], registry: Registry) -> list[RunSpec]:
@@ -255,14 +260,14 @@ def checked_runs(runs: Sequence[RunSpec], registry: Registry) -> list[RunSpec]:
             recipe = resolve_recipe(registry.strategy(spec.strategy), stream, spec.overrides)
             spec = replace(spec, overrides=recipe.overrides)
         except ConfigError as error:
-            raise ConfigError(f"strategy {spec.strategy!r}: {error}") from error
+            raise ConfigError(f"strategy {shortened(spec.strategy)}: {error}") from error
         if spec.weights is not None and not spec.weights.is_file():
             raise ConfigError(f"weights file {spec.weights} does not exist")
         other = by_path.setdefault(spec.record_path(Path()), spec)
         if other is not spec:
             raise ConfigError(
-                f"{other.label!r} and {spec.label!r} would write the same record; "
-                "give each stream or backbone once"
+                f"{shortened(other.label)} and {shortened(spec.label)} would write the same "
+                "record; give each stream or backbone once"
             )
         resolve_backbone(registry, spec.backbone)
         resolve_device(spec.device)

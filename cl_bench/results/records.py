@@ -20,6 +20,7 @@ from cl_bench.results.provenance import source_commit
 from cl_bench.utils.errors import ConfigError, RecordError
 from cl_bench.utils.files import sha256_file, write_atomically
 from cl_bench.utils.names import file_name, path_inside, shortened
+from cl_bench.utils.untrusted import UntrustedFileError, read_json
 
 RECORD_FORMAT = 1
 FAILURE_SUFFIX = ".failed.json"
@@ -170,11 +171,14 @@ RECORD_TYPES: dict[str, tuple[type, ...]] = {
 
 def read_record(path: Path) -> dict[str, Any]:
     try:
-        record = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as error:
+        record = read_json(path, "run record")
+    except UntrustedFileError as error:
+        raise RecordError(f"{error}; delete it and rerun") from error
+    if not isinstance(record, dict):
         raise RecordError(
-            f"run record {path} is unreadable ({error}); delete it and rerun"
-        ) from error
+            f"run record {path} holds a {type(record).__name__}, not a clbench record (a "
+            "JSON object); delete it and rerun"
+        )
     missing = [
         k
         for k in ("format", "stream", "strategy", "backbone", "seed", "metrics")
@@ -191,7 +195,7 @@ def read_record(path: Path) -> dict[str, Any]:
         if key in record and not _is_instance(value, kinds):
             names = " or ".join(kind.__name__ for kind in kinds)
             raise RecordError(
-                f"run record {path}: {key} is {value!r}, not a {names}; the file was not "
+                f"run record {path}: {key} is {shortened(value)}, not a {names}; the file was not "
                 "written by clbench: delete it and rerun"
             )
     return record
