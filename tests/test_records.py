@@ -76,24 +76,27 @@ def test_written_files_get_the_umasks_permissions_not_0600(tmp_path):
     assert stat.S_IMODE(target.stat().st_mode) == stat.S_IMODE(plain.stat().st_mode)
 
 
-def test_non_finite_numbers_are_stored_and_read_back(tmp_path):
-    """A run that produced NaN or infinity is recorded, not lost at the write, and the
-    readers (records, pandas, the leaderboard) get the same values back."""
+def test_non_finite_numbers_are_stored_and_metrics_that_are_refused_by_name(tmp_path):
+    """A run that produced NaN or infinity is recorded, not lost at the write; config
+    values may be any JSON number, but a metric must be finite or null, so readers
+    refuse the record naming the field rather than averaging a NaN."""
     import math
-
-    import pandas as pd
 
     from cl_bench.results.leaderboard import write_leaderboards
 
-    record = fake_record("a", 1, float("nan"))
+    record = fake_record("a", 1, 50.0)
     record["config"] = {"threshold": float("inf")}
     path = tmp_path / "runs" / "r.json"
     write_record(path, record)
-    back = read_record(path)
-    assert math.isnan(back["metrics"]["last_accuracy"]) and back["config"]["threshold"] == math.inf
-    write_leaderboards(tmp_path / "runs", tmp_path / "boards")
-    [csv] = (tmp_path / "boards").glob("*.csv")
-    assert math.isnan(pd.read_csv(csv)["last_accuracy_mean"].iloc[0])
+    assert read_record(path)["config"]["threshold"] == math.inf
+    record["metrics"]["last_accuracy"] = float("nan")
+    write_record(path, record)
+    assert math.isnan(json.loads(path.read_text())["metrics"]["last_accuracy"])  # kept
+    with pytest.raises(RecordError, match=r"metrics\.last_accuracy: Input should be a finite"):
+        read_record(path)
+    with pytest.raises(RecordError, match="last_accuracy"):
+        write_leaderboards(tmp_path / "runs", tmp_path / "boards")
+    assert not (tmp_path / "boards").exists()
 
 
 @pytest.mark.parametrize("content", ["{not json", json.dumps({"format": 99, "stream": "x"})])

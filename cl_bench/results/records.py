@@ -16,13 +16,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
 from cl_bench.results.provenance import source_commit
+from cl_bench.results.schema import RECORD_FORMAT, Record
 from cl_bench.utils.errors import ConfigError, RecordError
 from cl_bench.utils.files import sha256_file, write_atomically
 from cl_bench.utils.names import file_name, path_inside, shortened
 from cl_bench.utils.untrusted import UntrustedFileError, read_json
 
-RECORD_FORMAT = 1
 FAILURE_SUFFIX = ".failed.json"
 VERSIONED_PACKAGES = ("clbench", "torch", "torchvision", "timm", "avalanche-lib", "numpy", "pluggy")
 
@@ -161,14 +163,6 @@ def save_elsewhere(record: Mapping[str, Any], intended: Path) -> Path | None:
     return path
 
 
-# The fields every reader relies on, and the types they must have (a record is a file
-# anyone can edit or hand over: it is checked, never trusted).
-RECORD_TYPES: dict[str, tuple[type, ...]] = {
-    "stream": (str,), "strategy": (str,), "backbone": (str,), "variant": (str,),
-    "seed": (int,), "metrics": (dict,), "config": (dict,), "reference": (bool,),
-}  # fmt: skip
-
-
 def read_record(path: Path) -> dict[str, Any]:
     try:
         record = read_json(path, "run record")
@@ -190,20 +184,21 @@ def read_record(path: Path) -> dict[str, Any]:
             f"(missing {missing or 'nothing'}, format {record.get('format')!r}); "
             "delete it and rerun"
         )
-    for key, kinds in RECORD_TYPES.items():
-        value = record.get(key)
-        if key in record and not _is_instance(value, kinds):
-            names = " or ".join(kind.__name__ for kind in kinds)
-            raise RecordError(
-                f"run record {path}: {key} is {shortened(value)}, not a {names}; the file was not "
-                "written by clbench: delete it and rerun"
-            )
+    try:
+        Record.model_validate(record)
+    except ValidationError as error:
+        raise RecordError(
+            f"run record {path}: {schema_problem(error)}; the file was not written "
+            "by clbench or was changed after: delete it and rerun"
+        ) from error
     return record
 
 
-def _is_instance(value: Any, kinds: tuple[type, ...]) -> bool:
-    """isinstance, except that a bool is not an int (JSON's true is not a seed)."""
-    return isinstance(value, kinds) and (bool in kinds or not isinstance(value, bool))
+def schema_problem(error: ValidationError) -> str:
+    """The first problem pydantic found, as "field: what is wrong (got value)"."""
+    first = error.errors()[0]
+    field = ".".join(str(part) for part in first["loc"]) or "the record"
+    return f"{field}: {first['msg']} (got {shortened(first.get('input'))})"
 
 
 def iter_records(root: Path) -> Iterator[tuple[Path, dict[str, Any]]]:
