@@ -131,3 +131,18 @@ def test_a_site_folder_holding_the_leaderboards_is_refused_before_any_write(tmp_
                            "--html", str(tmp_path / html))  # fmt: skip
     assert code == 2 and "--html" in " ".join(err.split())
     assert not out.exists()  # refused before the first leaderboard file
+
+
+def test_a_spec_class_cannot_read_outside_the_packaged_images(tmp_path):
+    """A source's class names are folders under its data: never a way out of it."""
+    spec = yaml.safe_load((ROOT / "streams" / "offline-mix.yaml").read_text())
+    [clipart] = [source for source in spec["sources"] if source["kind"] == "openclipart"]
+    clipart["classes"][0] = "../../../../etc"
+    spec["name"] = "escaping-classes"
+    spec_file = tmp_path / "spec.yaml"
+    spec_file.write_text(yaml.safe_dump(spec))
+    code, _, err = clbench("--cache-dir", str(tmp_path / "cache"), "evaluate", "--strategy",
+                           "simplecil", "--stream", str(spec_file), "--output",
+                           str(tmp_path / "runs"))  # fmt: skip
+    assert code == 2 and "would lie outside" in " ".join(err.split())
+    assert not (tmp_path / "runs").exists()

@@ -9,7 +9,6 @@ import importlib.metadata
 import json
 import os
 import platform
-import re
 import tempfile
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
@@ -155,7 +154,7 @@ def save_elsewhere(record: Mapping[str, Any], intended: Path) -> Path | None:
     folder = Path(tempfile.gettempdir()) / "clbench-unsaved"
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
     name = "-".join(str(record.get(key)) for key in ("stream", "strategy", "backbone", "seed"))
-    path = folder / f"{re.sub(r'[^A-Za-z0-9._-]', '_', name)}-{stamp}.json"
+    path = path_inside(folder, f"{file_name(name)}-{stamp}.json")
     try:
         write_atomically(path, lambda tmp: tmp.write_text(record_text(record)))
     except OSError:

@@ -72,6 +72,16 @@ def file_name(name: object, field: str = "name") -> str:
     return mapped
 
 
+def url_name(*parts: str) -> str:
+    """A site page's file name for a row or stream: it is also a URL, so only
+    ``[a-z0-9_.-]`` (readable, at most 60 characters) and a hash of the parts that keeps
+    names that read alike apart."""
+    text = "-".join(p for p in parts if p)
+    readable = re.sub(r"[^a-z0-9_.]+", "-", text.lower()).strip("-.")[:60] or "x"
+    digest = hashlib.sha256("\0".join(parts).encode()).hexdigest()[:8]
+    return f"{readable}-{digest}"
+
+
 def path_inside(root: Path, *components: str) -> Path:
     """``root / c1 / c2 ...`` for components already made by :func:`file_name` (or fixed
     by clbench), refused unless it resolves inside ``root``."""

@@ -28,6 +28,7 @@ from cl_bench.data.sources.base import (
 )
 from cl_bench.data.spec import SourceEntry
 from cl_bench.utils.errors import MissingDataError
+from cl_bench.utils.names import path_inside
 
 FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
 OPENCLIPART_DIR = Path("/usr/share/openclipart/png")
@@ -88,7 +89,7 @@ def openclipart(entry: SourceEntry, context: DataContext) -> SourceData:
         raise MissingDataError("the openclipart source needs an explicit list of classes")
     pools = []
     for name in classes:
-        folder = root / name
+        folder = path_inside(root, name)  # a spec's class: subfolders, never outside
         files = sorted(p for p in folder.glob("*.png")) if folder.is_dir() else []
         if not files:
             raise MissingDataError(

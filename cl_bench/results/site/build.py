@@ -11,9 +11,7 @@ regenerating gives byte-identical files.
 
 from __future__ import annotations
 
-import hashlib
 import json
-import re
 from collections.abc import Mapping
 from importlib import resources
 from pathlib import Path
@@ -31,6 +29,7 @@ from cl_bench.results.site.svg import Curve, curves_svg, heatmap_svg
 from cl_bench.results.text import mean_and_std
 from cl_bench.utils.errors import ConfigError
 from cl_bench.utils.files import write_folder_atomically
+from cl_bench.utils.names import url_name
 
 MARKER = ".clbench-site"  # a folder with this file is one the site may replace
 CSV_FLOAT = "%.4f"  # the CSV's float format: the table's data values are the CSV's text
@@ -63,14 +62,6 @@ def check_site_folder(site_dir: Path) -> None:
             f"{site_dir} is a folder with other files in it, not a leaderboard site; "
             "give --html an empty or new folder (the site replaces its folder as a whole)"
         )
-
-
-def slug(*parts: str) -> str:
-    """A file name for a row or stream: readable, and unique by a hash of the parts."""
-    text = "-".join(p for p in parts if p)
-    readable = re.sub(r"[^a-z0-9_.]+", "-", text.lower()).strip("-.")[:60] or "x"
-    digest = hashlib.sha256("\0".join(parts).encode()).hexdigest()[:8]
-    return f"{readable}-{digest}"
 
 
 def csv_number(value: Any) -> str:
@@ -117,7 +108,7 @@ class _Renderer:
         path.write_text(self.env.get_template(template).render(**context))
 
     def _stream(self, stream: str, rows: pd.DataFrame, runs: pd.DataFrame, out: Path) -> dict:
-        name = slug(stream)
+        name = url_name(stream)
         columns = self._columns()
         entries = []
         colours = iter(palette(len(rows)))
@@ -233,7 +224,7 @@ class _Renderer:
         accuracy = mean_matrix([_triangle(m) for m in matrices]) if all(matrices) else None
         compatibility = [r["metrics"].get("compatibility", {}).get("search_top1") for r in records]
         return {
-            "slug": slug(*(str(row[k]) for k in GROUP)),
+            "slug": url_name(*(str(row[k]) for k in GROUP)),
             "strategy": row["strategy"],
             "backbone": row["backbone"],
             "variant": row["variant"],
