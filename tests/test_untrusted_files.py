@@ -89,3 +89,10 @@ def test_a_bad_seed_among_many_is_named_by_its_position(tmp_path):
                              "--leaderboards", str(tmp_path / "lb"))  # fmt: skip
     message = " ".join((out + err).split())
     assert code == 2 and "seed 123457 of 200000 is 'x'" in message and len(message) < 500
+
+
+def test_a_huge_set_value_is_quoted_shortened(tmp_path):
+    code, out, err = clbench("evaluate", "--strategy", "simplecil", "--set",
+                             "batch_size=" + "9" * 100_000 + "x",
+                             "--output", str(tmp_path / "runs"))  # fmt: skip
+    assert code == 2 and "batch_size" in err and len(out + err) < 1000

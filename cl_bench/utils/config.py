@@ -17,6 +17,7 @@ from typing import Any
 import yaml
 
 from cl_bench.utils.errors import ConfigError
+from cl_bench.utils.names import shortened
 
 
 def require(condition: bool, key: str, message: str) -> None:
@@ -32,7 +33,7 @@ def parse_assignments(items: Iterable[str]) -> dict[str, str]:
         key, sep, value = item.partition("=")
         key = key.strip()
         if not sep or not key:
-            raise ConfigError(f"--set expects key=value, got {item!r}")
+            raise ConfigError(f"--set expects key=value, got {shortened(item)}")
         parsed[key] = value.strip()
     return parsed
 
@@ -114,22 +115,24 @@ def _coerce(key: str, value: Any, hint: Any, text: str | None = None) -> Any:
                 return _coerce(key, value, option, text)
             except ConfigError:
                 continue
-        raise ConfigError(f"config key {key!r}: {value!r} is not a valid {_name(hint)}")
+        raise ConfigError(f"config key {key!r}: {shortened(value)} is not a valid {_name(hint)}")
     if origin is typing.Literal:
         if value in args:
             return value
         if text in args:
             return text
-        raise ConfigError(f"config key {key!r}: {value!r} is not one of {list(args)}")
+        raise ConfigError(f"config key {key!r}: {shortened(value)} is not one of {list(args)}")
     if origin in (tuple, list):
         if not isinstance(value, list | tuple):
-            raise ConfigError(f"config key {key!r}: expected a list like [1, 2], got {value!r}")
+            raise ConfigError(
+                f"config key {key!r}: expected a list like [1, 2], got {shortened(value)}"
+            )
         inner = args[0] if args else Any
         return origin(_coerce(key, item, inner) for item in value)
     if hint is type(None):
         if value is None:
             return None
-        raise ConfigError(f"config key {key!r}: expected null, got {value!r}")
+        raise ConfigError(f"config key {key!r}: expected null, got {shortened(value)}")
     if hint is Any:
         return value
     if hint is bool:
@@ -144,14 +147,14 @@ def _coerce(key: str, value: Any, hint: Any, text: str | None = None) -> Any:
                 number = float(value)
         if number is not None:
             if not math.isfinite(number):
-                raise ConfigError(f"config key {key!r}: {value!r} is not a finite number")
+                raise ConfigError(f"config key {key!r}: {shortened(value)} is not a finite number")
             return number
     elif hint is int:
         if isinstance(value, int) and not isinstance(value, bool):
             return value
     elif hint is str:
         return value if isinstance(value, str) else text if text is not None else str(value)
-    raise ConfigError(f"config key {key!r}: expected {_name(hint)}, got {value!r}")
+    raise ConfigError(f"config key {key!r}: expected {_name(hint)}, got {shortened(value)}")
 
 
 def _name(hint: Any) -> str:
@@ -166,7 +169,9 @@ def require_types(instance: Any, where: str) -> None:
     for item in dataclasses.fields(instance):
         value, hint = getattr(instance, item.name), hints[item.name]
         if not _matches(value, hint):
-            raise ConfigError(f"{where}: {item.name} must be {_describe(hint)}, got {value!r}")
+            raise ConfigError(
+                f"{where}: {item.name} must be {_describe(hint)}, got {shortened(value)}"
+            )
 
 
 def _matches(value: Any, hint: Any) -> bool:
