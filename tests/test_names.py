@@ -15,8 +15,8 @@ from hypothesis import strategies as st
 from test_records import fake_record
 
 from cl_bench.results.records import record_path, write_record
-from cl_bench.utils.errors import ConfigError
-from cl_bench.utils.names import file_name, path_inside, shortened
+from cl_bench.utils.errors import ConfigError, shortened
+from cl_bench.utils.names import file_name, path_inside
 
 ROOT = Path(__file__).resolve().parents[1]
 

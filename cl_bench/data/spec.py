@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from cl_bench.utils.config import require_types
-from cl_bench.utils.errors import ConfigError, MissingDataError
-from cl_bench.utils.names import check_name, shortened
+from cl_bench.utils.errors import ConfigError, MissingDataError, shortened
+from cl_bench.utils.names import check_name
 from cl_bench.utils.untrusted import read_yaml
 
 FITS = ("pad", "crop")

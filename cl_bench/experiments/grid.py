@@ -14,9 +14,8 @@ from cl_bench.experiments.recipes import resolve_recipe
 from cl_bench.experiments.runs import RunSpec, resolve_device
 from cl_bench.training.registry import Registry
 from cl_bench.utils.config import parse_assignments, yaml_text
-from cl_bench.utils.errors import ConfigError
+from cl_bench.utils.errors import ConfigError, shortened
 from cl_bench.utils.files import folder_problem
-from cl_bench.utils.names import shortened
 from cl_bench.utils.threads import DEFAULT_THREADS
 from cl_bench.utils.untrusted import read_yaml
 

@@ -19,9 +19,9 @@ from pydantic import ValidationError
 
 from cl_bench.results.provenance import source_commit
 from cl_bench.results.schema import RECORD_FORMAT, Record
-from cl_bench.utils.errors import ConfigError, RecordError
+from cl_bench.utils.errors import ConfigError, RecordError, shortened
 from cl_bench.utils.files import sha256_file, write_atomically
-from cl_bench.utils.names import file_name, path_inside, shortened
+from cl_bench.utils.names import file_name, path_inside
 from cl_bench.utils.untrusted import UntrustedFileError, read_json
 
 FAILURE_SUFFIX = ".failed.json"

@@ -16,8 +16,7 @@ from typing import Any
 
 import yaml
 
-from cl_bench.utils.errors import ConfigError
-from cl_bench.utils.names import shortened
+from cl_bench.utils.errors import ConfigError, shortened
 
 
 def require(condition: bool, key: str, message: str) -> None:

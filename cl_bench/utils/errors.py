@@ -2,7 +2,21 @@
 
 from __future__ import annotations
 
+import reprlib
 from collections.abc import Iterable
+
+_BOUNDED = reprlib.Repr()
+_BOUNDED.maxstring = _BOUNDED.maxother = 180
+_BOUNDED.maxlist = _BOUNDED.maxtuple = _BOUNDED.maxdict = _BOUNDED.maxset = 8
+_BOUNDED.maxlevel = 3
+
+
+def shortened(value: object, limit: int = 200) -> str:
+    """A repr of ``value`` of at most ``limit`` characters, built without the full repr (a
+    YAML alias bomb's value has one of tens of MB), so a message stays smaller than its
+    cause."""
+    text = _BOUNDED.repr(value)
+    return text if len(text) <= limit else f"{text[: limit - 3]}..."
 
 
 class ClbenchError(Exception):

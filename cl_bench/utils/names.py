@@ -17,28 +17,13 @@ from __future__ import annotations
 
 import hashlib
 import re
-import reprlib
 from pathlib import Path
 
-from cl_bench.utils.errors import ConfigError
+from cl_bench.utils.errors import ConfigError, shortened
 
 MAX_COMPONENT = 100
 _KEPT = re.compile(r"[A-Za-z0-9_.+-]")
 _SEPARATORS = {":": "--", "/": "--", "\\": "--"}
-
-
-_BOUNDED = reprlib.Repr()
-_BOUNDED.maxstring = _BOUNDED.maxother = 180
-_BOUNDED.maxlist = _BOUNDED.maxtuple = _BOUNDED.maxdict = _BOUNDED.maxset = 8
-_BOUNDED.maxlevel = 3
-
-
-def shortened(value: object, limit: int = 200) -> str:
-    """A repr of ``value`` of at most ``limit`` characters, built without the full repr (a
-    YAML alias bomb's value has one of tens of MB), so a message stays smaller than its
-    cause."""
-    text = _BOUNDED.repr(value)
-    return text if len(text) <= limit else f"{text[: limit - 3]}..."
 
 
 def check_name(name: object, field: str) -> str:

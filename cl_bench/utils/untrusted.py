@@ -13,7 +13,7 @@ from typing import Any
 
 import yaml
 
-from cl_bench.utils.errors import ConfigError
+from cl_bench.utils.errors import ConfigError, shortened
 
 MAX_BYTES = 16 * 2**20  # a record with every matrix of a 200-experience stream is ~2 MB
 MAX_DEPTH = 32
@@ -43,7 +43,7 @@ class _StrictLoader(yaml.SafeLoader):
                 continue  # unhashable keys: the base class reports them
             if key in seen:
                 raise yaml.constructor.ConstructorError(
-                    None, None, f"duplicate key {str(key)[:80]!r}", key_node.start_mark
+                    None, None, f"duplicate key {shortened(key)}", key_node.start_mark
                 )
             seen.add(key)
         return super().construct_mapping(node, deep=deep)
@@ -98,7 +98,7 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     keys = [key for key, _ in pairs]
     if len(set(keys)) != len(keys):
         duplicate = next(key for key in keys if keys.count(key) > 1)
-        raise ValueError(f"duplicate key {duplicate[:80]!r}")
+        raise ValueError(f"duplicate key {shortened(duplicate)}")
     return dict(pairs)
 
 
