@@ -10,7 +10,8 @@ The mapping keeps letters, digits and ``_ . + -``; writes ``:``, ``/`` and ``\\`
 ``--`` (``timm:org/x`` -> ``timm--org--x``, the layout of the committed records); writes
 every other character as ``%XX`` of its UTF-8 bytes, and a leading dot as ``%2E`` (no
 hidden files, no ``..``). A name longer than 100 characters keeps its first 80 and a
-hash of the whole. Empty names, and names with control characters, are refused.
+hash of the whole. Empty names, names with control characters and lone surrogates
+(which JSON's ``\\ud800`` produces) are refused.
 """
 
 from __future__ import annotations
@@ -34,7 +35,17 @@ def check_name(name: object, field: str) -> str:
         raise ConfigError(f"{field} must not be empty, got {shortened(name)}")
     if any(ord(c) < 32 or ord(c) == 127 for c in name):
         raise ConfigError(f"{field} must not contain control characters, got {shortened(name)}")
+    if not name.isascii() and not _encodable(name):  # JSON's "\ud800" reads as a lone surrogate
+        raise ConfigError(f"{field} must be valid Unicode text, got {shortened(name)}")
     return name
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def file_name(name: object, field: str = "name") -> str:
