@@ -10,9 +10,10 @@ from pathlib import Path
 import pytest
 import yaml
 from cli_runner import clbench
-from hypothesis import example, given
+from hypothesis import assume, example, given
 from hypothesis import strategies as st
 from test_records import fake_record
+from test_standard_streams import write_image_folder
 
 from cl_bench.results.records import record_path, write_record
 from cl_bench.utils.errors import ConfigError, shortened
@@ -47,18 +48,41 @@ def test_every_name_is_one_component_inside_the_root_or_refused(name):
     assert file_name(name, "stream") == mapped  # always the same mapping
 
 
-@given(st.from_regex(r"[a-z0-9_][a-z0-9_.+-]{0,40}", fullmatch=True))
+@given(st.from_regex(r"[a-z0-9_](-?[a-z0-9_.+])*", fullmatch=True).filter(lambda n: len(n) < 90))
 def test_plain_names_are_kept(name):
     assert file_name(name) == name
+
+
+NEAR_MISSES = st.text(alphabet="-:/\\.%~a", min_size=1, max_size=12)
+
+
+@given(NEAR_MISSES, NEAR_MISSES)
+@example("timm:a/b", "timm/a:b")
+@example("a:b", "a--b")
+@example("-:", ":-")
+def test_no_two_names_share_a_file(first, second):
+    """Records of two runs must never overwrite each other, nor a sweep take one run's
+    record for another's (it skips runs whose record exists)."""
+    assume(first != second and first.strip() and second.strip())
+    assert file_name(first) != file_name(second)
+
+
+def test_long_names_keep_apart_from_short_ones():
+    long = "a" * 120
+    short = file_name(long)[:80] + "-" + file_name(long)[81:]
+    assert len(file_name(long)) == 97 and file_name(short) != file_name(long)
 
 
 @pytest.mark.parametrize(
     ("name", "mapped"),
     [
         ("avalanche:naive", "avalanche--naive"),  # the committed records' layout
-        ("timm:org/x", "timm--org--x"),
-        ("../../escape", "%2E.--..--escape"),
-        ("/etc/passwd", "--etc--passwd"),
+        ("timm:org/x", "timm--org%2Fx"),
+        ("timm--org:x", "timm%2D%2Dorg--x"),  # a literal "--" is never read as ":"
+        ("a-:b", "a%2D--b"),
+        ("a-b", "a-b"),
+        ("../../escape", "%2E.%2F..%2Fescape"),
+        ("/etc/passwd", "%2Fetc%2Fpasswd"),
         (".hidden", "%2Ehidden"),
         ("a b?", "a%20b%3F"),
     ],
@@ -123,6 +147,47 @@ def test_a_spec_named_to_escape_keeps_its_files_inside_the_folders_given(tmp_pat
     code, _, err = clbench("--cache-dir", str(cache), "evaluate", "--strategy", "simplecil",
                            "--stream", str(spec_file), "--output", str(out))  # fmt: skip
     assert code == 2 and "name must not be empty" in " ".join(err.split())
+
+
+def escaping_spec(folder: Path) -> Path:
+    spec = yaml.safe_load((ROOT / "streams" / "offline-mix.yaml").read_text())
+    spec["name"] = "../../escape"
+    path = folder / "spec.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    return path
+
+
+def files_outside(root: Path, *allowed: Path) -> list[Path]:
+    return [p for p in root.rglob("*") if p.is_file()
+            and not any(p.is_relative_to(folder) for folder in allowed)]  # fmt: skip
+
+
+def test_a_grid_naming_an_escaping_spec_keeps_every_file_inside_the_folders_given(tmp_path):
+    work = tmp_path / "a" / "b"
+    work.mkdir(parents=True)
+    grid = work / "grid.yaml"
+    grid.write_text(yaml.safe_dump({"strategy": ["simplecil"], "limit-per-class": 1,
+                                    "stream": [str(escaping_spec(work))]}))  # fmt: skip
+    cache, runs, boards = folders = [work / "cache", work / "runs", work / "lb"]
+    code, _, err = clbench("--cache-dir", str(cache), "sweep", "--grid", str(grid),
+                           "--output", str(runs), "--leaderboards", str(boards))  # fmt: skip
+    assert code == 0, err
+    assert list(boards.glob("%2E.%2F..%2Fescape.csv"))
+    assert files_outside(tmp_path, *folders, grid, work / "spec.yaml") == []
+
+
+def test_an_image_folder_given_through_dot_dot_keeps_its_records_inside_output(tmp_path):
+    write_image_folder(tmp_path / "imgs", classes=2)
+    (tmp_path / "a").mkdir()
+    stream = str(tmp_path / "a" / ".." / "imgs")
+    folders = [tmp_path / "cache", tmp_path / "runs"]
+    code, _, err = clbench("--cache-dir", str(folders[0]), "evaluate", "--strategy",
+                           "simplecil", "--stream", stream, "--increment", "1",
+                           "--output", str(folders[1]))  # fmt: skip
+    assert code == 0, err
+    [record] = folders[1].rglob("seed*.json")
+    assert record.relative_to(folders[1]).parts[0] == "imgs-b0inc1"
+    assert files_outside(tmp_path, *folders, tmp_path / "imgs") == []
 
 
 def test_a_deeply_nested_huge_value_is_quoted_shortened_and_fast():

@@ -16,7 +16,7 @@ from cl_bench.results.records import read_record
 from cl_bench.utils.errors import RecordError
 
 BAD = {  # field path -> values it must refuse
-    ("stream",): ["", 7, None, ["toy"]],
+    ("stream",): ["", 7, None, ["toy"], "a\nb", "\x7f"],
     ("strategy",): ["", 1.5, {"a": 1}],
     ("backbone",): ["", False],
     ("seed",): ["1993", True, -1, 2**32, 1.0],
@@ -37,6 +37,23 @@ BAD = {  # field path -> values it must refuse
     ("metrics", "correct"): [[[-1]], [["3"]]],
     ("resources", "wall_seconds"): ["1", -1.0],
     ("resources", "rehearsal_samples"): [1.5, -3, "0"],
+    # read by verify (to rebuild the run), the site and `clbench evaluate`'s report
+    ("limit_per_class",): [0, "5", 2.0],
+    ("device",): ["", 0],
+    ("split",): ["train", None],
+    ("stream_info",): ["x", []],
+    ("stream_info", "data_sha256"): ["abc", 12, "A" * 64],
+    ("stream_info", "spec_file"): [["a"], "x" * 10_001],
+    ("backbone_weights",): ["x"],
+    ("backbone_weights", "sha256"): ["not-hex", 1],
+    ("recipe",): ["x", []],
+    ("recipe", "augmentation"): [3],
+    ("recipe", "official_settings"): ["x"],
+    ("strategy_provider",): ["", 1],
+    ("versions",): ["x", {"torch": 2}],
+    ("machine",): ["x"],
+    ("strategy_report",): [[1]],
+    ("started",): [1],
 }
 CHECKED_AGAINST = {("metrics", "accuracy_curve"): ("metrics.accuracy_matrix",)}
 CASES = [(path, value) for path, values in BAD.items() for value in values]
@@ -47,7 +64,7 @@ def with_value(path: tuple[str, ...], value) -> dict:
     record["metrics"]["accuracy_matrix"] = [[90.0, None], [40.0, 50.0]]
     holder = record
     for key in path[:-1]:
-        holder = holder[key]
+        holder = holder.setdefault(key, {})
     holder[path[-1]] = value
     return record
 

@@ -12,9 +12,11 @@ from pathlib import Path
 
 import pytest
 from cli_runner import clbench
+from test_records import fake_record
 
 from cl_bench.experiments.grid import make_grid, read_grid_file
-from cl_bench.results.records import FAILURE_SUFFIX, iter_records
+from cl_bench.experiments.runs import RunSpec
+from cl_bench.results.records import FAILURE_SUFFIX, iter_records, write_record
 from cl_bench.utils.errors import ConfigError
 
 GRID = ["--strategy", "simplecil", "--strategy", "finetune-head", "--seed", "1993",
@@ -244,7 +246,6 @@ def test_grid_file_takes_the_split_weights_and_cache_options(tmp_path, monkeypat
 def test_a_run_whose_files_cannot_be_written_is_noted_and_the_others_go_on(tmp_path, monkeypatch):
     """The parent writes every file; a run it cannot write fails alone, with a note."""
     from cl_bench.experiments import sweep as sweep_module
-    from cl_bench.experiments.runs import RunSpec
 
     def finished(spec, **_):
         return sweep_module.Attempt(spec, 1.0, record={"seed": spec.seed})
@@ -436,3 +437,28 @@ def test_each_sweep_run_records_its_own_peak_memory(tmp_path, offline_spec):
     alone = peak(tmp_path / "alone", "simplecil")
     assert large > 1.5 * alone  # the worker's lifetime peak would be the large run's
     assert abs(small - alone) <= 0.15 * alone
+
+
+def test_a_bad_record_in_the_output_folder_stops_the_sweep_before_any_run(tmp_path):
+    """The leaderboards at the end read every record there; refusing then would come
+    after all the runs."""
+    (tmp_path / "runs").mkdir()
+    (tmp_path / "runs" / "other.json").write_text('{"format": 1, "stream": 7}')
+    code, out, err = sweep(tmp_path, "--strategy", "simplecil", "--limit-per-class", "1")
+    message = " ".join((out + err).split())
+    assert code == 2 and "other.json" in message
+    assert [p.name for p in (tmp_path / "runs").rglob("*")] == ["other.json"]
+    assert not (tmp_path / "leaderboards").exists()
+
+
+def test_a_record_moved_onto_another_runs_path_is_not_taken_for_it(tmp_path):
+    """Resume skips runs whose record exists: the one there must be that run's."""
+    kept = RunSpec(strategy="simplecil", stream="offline-mix", backbone="efficientnet_lite0",
+                   seed=1993, limit_per_class=1)  # fmt: skip
+    other = fake_record("simplecil", 1994, 50.0)
+    other.update(stream="offline-mix", backbone="efficientnet_lite0", variant=kept.variant)
+    write_record(kept.record_path(tmp_path / "runs"), other)
+    code, out, err = sweep(tmp_path, "--strategy", "simplecil", "--limit-per-class", "1")
+    message = " ".join((out + err).split())
+    assert code == 2 and "seed 1994" in message and "belongs elsewhere" in message
+    assert len(list((tmp_path / "runs").rglob("*.json"))) == 1

@@ -96,3 +96,37 @@ def test_a_huge_set_value_is_quoted_shortened(tmp_path):
                              "batch_size=" + "9" * 100_000 + "x",
                              "--output", str(tmp_path / "runs"))  # fmt: skip
     assert code == 2 and "batch_size" in err and len(out + err) < 1000
+
+
+HUGE = "z" * 100_000
+
+
+@pytest.mark.parametrize(
+    "arguments",
+    [
+        ["--strategy", HUGE],
+        ["--strategy", "simplecil", "--stream", HUGE],
+        ["--strategy", "simplecil", "--backbone", HUGE],
+        ["--strategy", "simplecil", "--device", HUGE],
+        ["--strategy", "simplecil", "--split", HUGE],
+        ["--strategy", "simplecil", "--set", HUGE + "=1"],
+        ["--strategy", "simplecil", "--set", "batch_size=" + BOMB.replace("\n", "; ")],
+    ],
+    ids=["strategy", "stream", "backbone", "device", "split", "set-key", "set-alias-bomb"],
+)
+def test_every_named_value_on_the_command_line_is_quoted_shortened(tmp_path, arguments):
+    code, out, err = clbench("evaluate", *arguments, "--output", str(tmp_path / "runs"))
+    assert code == 2 and "Traceback" not in err and len(out + err) < 2000
+    assert not (tmp_path / "runs").exists()
+
+
+def test_verify_quotes_a_records_names_shortened(tmp_path):
+    record = fake_record("simplecil", 1, 50.0)
+    record["stream"] = "z" * 900  # names are at most 1000 characters (schema)
+    record["stream_info"] = {"spec_file": "s" * 5000}
+    path = tmp_path / "r.json"
+    path.write_text(json.dumps(record))
+    code, out, err = clbench("verify", str(path))
+    message = " ".join((out + err).split())
+    assert code == 2 and "r.json" in message and "is not installed" in message
+    assert len(message) < 1000

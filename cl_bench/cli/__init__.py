@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -89,6 +90,13 @@ def cli(cache_dir: Path | None, data_root: Path | None) -> None:
         os.environ[DATA_ENV] = str(data_root.absolute())
 
 
+def _long_words_shortened(message: str) -> str:
+    """Click quotes a refused value whole (``--split`` of 100 KB gives a 100 KB message);
+    each word over 200 characters is cut, so a message stays smaller than its cause."""
+    return re.sub(r"\S{200,}", lambda word: f"{word[0][:100]}...({len(word[0])} characters)",
+                  message)  # fmt: skip
+
+
 def main() -> None:
     try:
         cli(standalone_mode=False)
@@ -96,6 +104,7 @@ def main() -> None:
         console.print("[red]interrupted[/]; no record was written")
         sys.exit(130)
     except click.ClickException as error:
+        error.message = _long_words_shortened(error.message)
         error.show()
         sys.exit(error.exit_code)
     except KeyboardInterrupt:

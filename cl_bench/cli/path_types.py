@@ -8,6 +8,7 @@ from typing import Any
 
 import click
 
+from cl_bench.utils.errors import shortened
 from cl_bench.utils.files import folder_problem
 
 
@@ -24,12 +25,12 @@ class WritableFolder(click.Path):
         path = Path(super().convert(value, param, ctx))
         problem = folder_problem(path)
         if problem:
-            self.fail(f"{str(path)!r} {problem}", param, ctx)
+            self.fail(f"{shortened(str(path))} {problem}", param, ctx)
         return path
 
 
 def nonempty_file(ctx: click.Context, param: click.Parameter, value: Path | None) -> Path | None:
     """A file that exists and has bytes (a checkpoint's format is checked when loaded)."""
     if value is not None and value.stat().st_size == 0:
-        raise click.BadParameter(f"{str(value)!r} is empty", ctx, param)
+        raise click.BadParameter(f"{shortened(str(value))} is empty", ctx, param)
     return value

@@ -29,6 +29,7 @@ from cl_bench.experiments.executors import make_executor
 from cl_bench.experiments.grid import checked_runs, make_grid, read_grid_file
 from cl_bench.experiments.sweep import Outcome, run_sweep
 from cl_bench.results.leaderboard import write_leaderboards
+from cl_bench.results.records import iter_records
 from cl_bench.utils.errors import RecordError
 
 
@@ -162,6 +163,9 @@ def sweep(
     defaults = {"stream": DEFAULT_STREAM, "backbone": DEFAULT_BACKBONE, "seed": DEFAULT_SEED}
     grid = make_grid(read_grid_file(grid_file) if grid_file else {}, flags, defaults)
     runs = checked_runs(grid.runs(), registry)
+    if grid.output.is_dir():  # the leaderboards at the end read every record there: a bad
+        for _ in iter_records(grid.output):  # one is refused now, not after hours of runs
+            pass
     pool = make_executor(
         executor, workers=workers, ray_address=ray_address, threads_per_run=grid.threads
     )

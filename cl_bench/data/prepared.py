@@ -29,7 +29,7 @@ from cl_bench.data.sources.base import (
     to_rgb_square,
 )
 from cl_bench.data.spec import StreamSpec
-from cl_bench.utils.errors import ConfigError
+from cl_bench.utils.errors import ConfigError, shortened
 from cl_bench.utils.files import cache_dir, data_root, write_atomically
 from cl_bench.utils.names import file_name, path_inside
 from cl_bench.utils.tensors import tensor_digest
@@ -121,7 +121,7 @@ def _load_and_split(
     pools = [pool for source in sources for pool in source.load_pools()]
     names = [pool.name for pool in pools]
     if len(set(names)) != len(names):
-        raise ConfigError(f"stream {spec.name!r}: class names repeat across sources")
+        raise ConfigError(f"stream {shortened(spec.name)}: class names repeat across sources")
     track = track or (lambda items, **_: iter(items))
     images, labels, is_test = [], [], []
     for label, pool in enumerate(track(pools, total=len(pools), description="preparing images")):
@@ -143,7 +143,8 @@ def _load_and_split(
 def _source_kind(spec: StreamSpec, kind: str) -> str:
     if kind not in SOURCES:
         raise ConfigError(
-            f"stream {spec.name!r}: unknown source kind {kind!r}; known: {sorted(SOURCES)}"
+            f"stream {shortened(spec.name)}: unknown source kind {shortened(kind)}; "
+            f"known: {sorted(SOURCES)}"
         )
     return kind
 

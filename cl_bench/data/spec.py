@@ -125,7 +125,9 @@ class StreamSpec:
         for key in ("sources", "published"):
             entries = raw.get(key, [])
             if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
-                raise ConfigError(f"{where}: {key} must be a list of mappings, got {entries!r}")
+                raise ConfigError(
+                    f"{where}: {key} must be a list of mappings, got {shortened(entries)}"
+                )
         for entry in raw.get("sources", []):
             if not isinstance(entry.get("classes") or [], list):
                 raise ConfigError(f"{where}: a source's classes must be a list of names")

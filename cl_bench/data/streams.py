@@ -17,7 +17,7 @@ from cl_bench.data.experience import Experience, StreamInfo
 from cl_bench.data.prepared import PreparedData, data_sha256, prepare
 from cl_bench.data.sources.base import DataContext
 from cl_bench.data.spec import StreamSpec
-from cl_bench.utils.errors import ConfigError
+from cl_bench.utils.errors import ConfigError, shortened
 
 SPLITS = ("test", "validation")
 VALIDATION_FRACTION = 0.2  # of each class's training images, held out by --split validation
@@ -127,7 +127,7 @@ def build_stream(
     if limit_per_class is not None and limit_per_class < 1:
         raise ConfigError(f"--limit-per-class must be at least 1, got {limit_per_class}")
     if split not in SPLITS:
-        raise ConfigError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}")
+        raise ConfigError(f"unknown split {shortened(split)}; choose one of {', '.join(SPLITS)}")
     prepared = prepare(spec, use_cache=use_cache, track=track, context=context)
     return Stream(spec, prepared, seed, limit_per_class, split)
 
@@ -157,7 +157,9 @@ def _limit(labels: torch.Tensor, mask: torch.Tensor, limit: int | None) -> torch
 def _experience_sizes(num_classes: int, spec: StreamSpec) -> list[int]:
     first = spec.initial_classes or spec.increment
     if first > num_classes:
-        raise ConfigError(f"stream {spec.name!r}: {first} initial classes but only {num_classes}")
+        raise ConfigError(
+            f"stream {shortened(spec.name)}: {first} initial classes but only {num_classes}"
+        )
     rest = num_classes - first
     sizes = [first] + [spec.increment] * (rest // spec.increment)
     if rest % spec.increment:

@@ -21,7 +21,7 @@ from concurrent.futures.process import BrokenProcessPool
 from types import FrameType, ModuleType
 from typing import Any, Protocol, TypeVar
 
-from cl_bench.utils.errors import ClbenchError
+from cl_bench.utils.errors import ClbenchError, shortened
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -309,4 +309,4 @@ def make_executor(
         return LocalExecutor(workers or max(1, (os.cpu_count() or 1) // threads_per_run))
     if kind == "ray":
         return RayExecutor(ray_address, workers, cpus_per_task=threads_per_run)
-    raise ClbenchError(f"unknown executor {kind!r}; choose local or ray")
+    raise ClbenchError(f"unknown executor {shortened(kind)}; choose local or ray")

@@ -13,7 +13,8 @@ from cl_bench.data.spec import StreamSpec
 from cl_bench.models.backbones.base import BackboneSpec
 from cl_bench.models.backbones.hub import load_hub_model
 from cl_bench.training.registry import Registry
-from cl_bench.utils.errors import ConfigError, MissingDataError, UnknownNameError
+from cl_bench.utils.errors import ConfigError, MissingDataError, UnknownNameError, shortened
+from cl_bench.utils.names import check_name
 
 TIMM_PREFIX = "timm:"
 
@@ -29,29 +30,38 @@ def resolve_stream(
     ``increment`` and ``initial_classes`` split an image folder (default B0 Inc10); a
     named stream or spec file fixes its own.
     """
-    path = Path(stream)
-    if path.is_dir():
+    path, is_dir, is_file = _as_path(stream)
+    if is_dir:
         return _folder_spec(path, increment, initial_classes)
     if increment is not None or initial_classes is not None:
         if stream not in registry.streams and path.suffix not in (".yaml", ".yml"):
             raise MissingDataError(
-                f"no image folder {stream!r} (from {Path.cwd()}); increment and "
+                f"no image folder {shortened(stream)} (from {Path.cwd()}); increment and "
                 "initial-classes split an image folder given by path"
             )
         raise ConfigError(
             "increment and initial-classes (--increment, --initial-classes, or a grid file's "
             "keys) split an image folder given by path; "
-            f"{stream!r} fixes its own (the standard streams come in named variants, "
+            f"{shortened(stream)} fixes its own (the standard streams come in named variants, "
             "see `clbench list streams`)"
         )
-    if path.suffix in (".yaml", ".yml") and path.is_file():
+    if path.suffix in (".yaml", ".yml") and is_file:
         return _spec_file(registry, path)
     if path.suffix in (".yaml", ".yml") or "/" in stream:
         raise MissingDataError(
-            f"no stream spec file or image folder {stream!r} (from {Path.cwd()}); stream "
+            f"no stream spec file or image folder {shortened(stream)} (from {Path.cwd()}); stream "
             "names are listed by `clbench list streams`"
         )
     return registry.stream(stream)
+
+
+def _as_path(stream: str) -> tuple[Path, bool, bool]:
+    """``stream`` as a path, and whether it is a folder or a file there."""
+    path = Path(check_name(stream, "stream"))
+    try:
+        return path, path.is_dir(), path.is_file()
+    except OSError:  # a name no file system takes as a path (too long, say)
+        return path, False, False
 
 
 def _spec_file(registry: Registry, path: Path) -> StreamSpec:
@@ -65,7 +75,7 @@ def _spec_file(registry: Registry, path: Path) -> StreamSpec:
         installed.spec, **prose
     ) != dataclasses.replace(spec, **prose):
         raise ConfigError(
-            f"stream spec {path} names its stream {spec.name!r}, the name of an installed "
+            f"stream spec {path} names its stream {shortened(spec.name)}, the name of an installed "
             f"stream ({installed.distribution}) with other data or splits; its records "
             "would mix with that stream's: give the file another `name:`"
         )
@@ -84,10 +94,10 @@ def stream_name(
 ) -> str:
     """The name a stream's records go under, without building it: a registered name, a
     spec file's ``name``, or ``<folder>-b<initial>inc<increment>`` for an image folder."""
-    path = Path(stream)
-    if path.is_dir():
+    path, is_dir, is_file = _as_path(stream)
+    if is_dir:
         return _folder_spec(path, increment, initial_classes).name
-    if path.suffix in (".yaml", ".yml") and path.is_file():
+    if path.suffix in (".yaml", ".yml") and is_file:
         return StreamSpec.from_yaml(path).name
     return stream
 

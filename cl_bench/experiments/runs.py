@@ -40,7 +40,7 @@ from cl_bench.results.records import (
 )
 from cl_bench.training.registry import Registry
 from cl_bench.utils.config import config_to_dict
-from cl_bench.utils.errors import ClbenchError, ConfigError, ProvenanceMismatchError
+from cl_bench.utils.errors import ClbenchError, ConfigError, ProvenanceMismatchError, shortened
 from cl_bench.utils.files import CACHE_ENV, cache_dir, folder_problem
 from cl_bench.utils.threads import DEFAULT_THREADS, torch_threads
 
@@ -96,7 +96,7 @@ def resolve_device(name: str) -> torch.device:
         device = torch.device(name)
     except RuntimeError as error:
         raise ClbenchError(
-            f"--device {name!r} is not a device; use cpu, cuda, cuda:N or auto"
+            f"--device {shortened(name)} is not a device; use cpu, cuda, cuda:N or auto"
         ) from error
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ClbenchError(f"--device {name}: no CUDA device is available; use --device cpu")
@@ -125,8 +125,10 @@ def _evaluate(
     recipe = resolve_recipe(strategy_spec, stream_spec, spec.overrides)
     config, overrides = recipe.config, recipe.overrides
     if spec.use_cache and (problem := folder_problem(cache_dir())):
-        raise ConfigError(f"cache folder {str(cache_dir())!r} {problem}; set --cache-dir or "
-                          f"${CACHE_ENV} to a writable folder, or pass --no-cache")  # fmt: skip
+        raise ConfigError(
+            f"cache folder {shortened(str(cache_dir()))} {problem}; set --cache-dir or "
+            f"${CACHE_ENV} to a writable folder, or pass --no-cache"
+        )
     started, clock = utc_now(), time.perf_counter()
     # The backbone first: a missing checkpoint should fail before images are prepared.
     backend = shared_backend(
@@ -224,7 +226,7 @@ def _check_expected(spec: RunSpec, data_sha256: str, weights: Mapping[str, Any] 
     """Stop before training when the data or weights are not the ones a record names."""
     if spec.expected_data_sha256 and spec.expected_data_sha256 != data_sha256:
         raise ProvenanceMismatchError(
-            f"the data of stream {spec.stream!r} on disk is not the data the record was "
+            f"the data of stream {shortened(spec.stream)} on disk is not the data the record was "
             f"made from (checksum {data_sha256[:16]}..., the record's "
             f"{spec.expected_data_sha256[:16]}...): install the data set version the record "
             "used, or rerun it with `clbench evaluate` to make a new record"
@@ -232,8 +234,8 @@ def _check_expected(spec: RunSpec, data_sha256: str, weights: Mapping[str, Any] 
     loaded = (weights or {}).get("sha256")
     if spec.expected_weights_sha256 and loaded and spec.expected_weights_sha256 != loaded:
         raise ProvenanceMismatchError(
-            f"the weights of backbone {spec.backbone!r} on disk are not the ones the record "
-            f"was made from (SHA-256 {loaded[:16]}..., the record's "
+            f"the weights of backbone {shortened(spec.backbone)} on disk are not the ones "
+            f"the record was made from (SHA-256 {loaded[:16]}..., the record's "
             f"{spec.expected_weights_sha256[:16]}...): install the weights the record names"
         )
 

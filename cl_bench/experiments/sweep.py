@@ -8,8 +8,9 @@ writes every file, so records land in one folder even when the runs execute on a
 cluster.
 
 A run whose record exists is skipped, so an interrupted or partly failed sweep resumes
-by running it again. A run that fails (it raises, its worker dies, or its record cannot
-be written) leaves a failure note beside its record's path
+by running it again; the record is read first (schema, and that it is this run's), so a
+bad one stops the sweep before anything runs. A run that fails (it raises, its worker
+dies, or its record cannot be written) leaves a failure note beside its record's path
 (:func:`cl_bench.results.records.failure_path`); the next sweep retries it, and its record
 replaces the note.
 """
@@ -30,8 +31,9 @@ from typing import Any, Literal
 
 from cl_bench.experiments.executors import Executor
 from cl_bench.experiments.runs import RunSpec, evaluate_run, write_run
-from cl_bench.results.records import failure_path, utc_now
+from cl_bench.results.records import failure_path, path_of_record, read_record, utc_now
 from cl_bench.training.registry import PluginWarning, Registry
+from cl_bench.utils.errors import RecordError, shortened
 from cl_bench.utils.files import CACHE_ENV, DATA_ENV, data_root, write_atomically
 
 
@@ -105,13 +107,15 @@ def run_sweep(runs: Sequence[RunSpec], output: Path, executor: Executor) -> Iter
 
     Closing the iterator early (Ctrl-C) stops the executor's workers.
     """
-    todo = []
+    skipped, todo = [], []
     for spec in runs:
         path = spec.record_path(output)
         if path.is_file():
-            yield Outcome(spec, "skipped", path)
+            _check_resumable(path, output)
+            skipped.append(Outcome(spec, "skipped", path))
         else:
             todo.append(spec)
+    yield from skipped
     cache_root = os.environ.get(CACHE_ENV)  # made absolute: a Ray worker's folder is not ours
     work = partial(
         attempt_run,
@@ -121,6 +125,18 @@ def run_sweep(runs: Sequence[RunSpec], output: Path, executor: Executor) -> Iter
     with closing(executor.run(work, todo, lost_attempt)) as attempts:
         for attempt in attempts:
             yield _settle(attempt, output)
+
+
+def _check_resumable(path: Path, output: Path) -> None:
+    """A record skipped on resume stands for its run on the leaderboard, so it must be a
+    valid record (the schema) of that very run (its own names lead to its path)."""
+    record = read_record(path)
+    if path_of_record(output, record) != path:
+        raise RecordError(
+            f"run record {path} holds the run of {shortened(record['strategy'])} on "
+            f"{shortened(record['stream'])} (seed {record['seed']}), which belongs elsewhere; "
+            "it was moved or renamed by hand: move it back or delete it"
+        )
 
 
 def _settle(attempt: Attempt, output: Path) -> Outcome:

@@ -24,7 +24,13 @@ from cl_bench.experiments.sweep import Outcome, run_sweep
 from cl_bench.results.comparison import Comparison, compare, row_records
 from cl_bench.results.records import FAILURE_SUFFIX, read_record
 from cl_bench.training.registry import Registry
-from cl_bench.utils.errors import ClbenchError, ConfigError, ProvenanceMismatchError, RecordError
+from cl_bench.utils.errors import (
+    ClbenchError,
+    ConfigError,
+    ProvenanceMismatchError,
+    RecordError,
+    shortened,
+)
 from cl_bench.utils.threads import DEFAULT_THREADS
 
 Status = Literal["identical", "close", "differs", "cannot rerun"]
@@ -61,7 +67,7 @@ def record_files(paths: Sequence[Path]) -> list[Path]:
         elif path.is_file():
             found.append(path)
         else:
-            raise ConfigError(f"no record file or folder {str(path)!r}")
+            raise ConfigError(f"no record file or folder {shortened(str(path))}")
     unique = list(dict.fromkeys(p.resolve() for p in found))
     if not unique:
         raise ConfigError(f"no run records under {', '.join(map(str, paths))}")
@@ -106,16 +112,17 @@ def rerun_spec(record: dict[str, Any], registry: Registry) -> RunSpec:
             "keep; rerun it with its row page's command and compare by hand"
         )
     if record["stream"] not in registry.streams:
-        where = f" (made from spec file {info['spec_file']})" if info.get("spec_file") else ""
+        spec_file = info.get("spec_file")
+        where = f" (made from spec file {shortened(spec_file)})" if spec_file else ""
         raise RecordError(
-            f"its stream {record['stream']!r}{where} is not installed here: an image folder "
-            "or a spec file of a plugin that is not installed; install it, or rerun the "
-            "record's command by hand"
+            f"its stream {shortened(record['stream'])}{where} is not installed here: an image "
+            "folder or a spec file of a plugin that is not installed; install it, or rerun "
+            "the record's command by hand"
         )
     if record["strategy"] not in registry.strategies:
         provider = record.get("strategy_provider") or "an unknown distribution"
         raise RecordError(
-            f"its strategy {record['strategy']!r} is not installed: install {provider} "
+            f"its strategy {shortened(record['strategy'])} is not installed: install {provider} "
             f"{record.get('strategy_provider_version') or ''}".rstrip()
         )
     resolve_backbone(registry, record["backbone"])

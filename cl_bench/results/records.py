@@ -180,7 +180,7 @@ def read_record(path: Path) -> dict[str, Any]:
     if missing or record.get("format") != RECORD_FORMAT:
         raise RecordError(
             f"run record {path} is not a clbench format-{RECORD_FORMAT} record "
-            f"(missing {missing or 'nothing'}, format {record.get('format')!r}); "
+            f"(missing {missing or 'nothing'}, format {shortened(record.get('format'))}); "
             "delete it and rerun"
         )
     try:

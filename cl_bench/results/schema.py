@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -22,13 +23,22 @@ from pydantic import (
     field_validator,
 )
 
+from cl_bench.utils.names import check_name
+
 RECORD_FORMAT = 1
 
-Name = Annotated[str, StringConstraints(min_length=1, max_length=1000)]
+# a name becomes a file name: refused here as it would be there (names.check_name)
+Name = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=1000),
+    AfterValidator(lambda name: check_name(name, "a name")),
+]
 Percent = Annotated[float, Field(ge=0, le=100, allow_inf_nan=False)]
 Change = Annotated[float, Field(ge=-100, le=100, allow_inf_nan=False)]  # forgetting, BWT
 Seconds = Annotated[float, Field(ge=0, allow_inf_nan=False)]
 Count = Annotated[int, Field(ge=0)]
+Sha256 = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
+Text = Annotated[str, StringConstraints(max_length=10_000)]
 
 
 class _Strict(BaseModel):
@@ -75,6 +85,24 @@ class Resources(_Strict):
     torch_threads: Annotated[int, Field(ge=1)] | None = None
 
 
+class StreamInfo(_Strict):
+    class_names: list[Text] | None = None
+    data_sha256: Sha256 | None = None
+    spec_file: Text | None = None
+
+
+class BackboneWeights(_Strict):
+    file: Text | None = None
+    source: Text | None = None
+    sha256: Sha256 | None = None
+
+
+class Recipe(_Strict):
+    augmentation: Text | None = None
+    official_source: Text | None = None
+    official_settings: dict[str, Any] = Field(default_factory=dict)
+
+
 class Record(_Strict):
     format: Literal[1]
     stream: Name
@@ -88,3 +116,15 @@ class Record(_Strict):
     reference: bool = False
     resources: Resources = Field(default_factory=Resources)
     split: Literal["test", "validation"] = "test"
+    limit_per_class: Annotated[int, Field(ge=1)] | None = None
+    device: Name | None = None
+    stream_info: StreamInfo = Field(default_factory=StreamInfo)
+    backbone_weights: BackboneWeights = Field(default_factory=BackboneWeights)
+    recipe: Recipe | None = None  # absent in records older than recipes
+    strategy_provider: Name | None = None
+    strategy_provider_version: Name | None = None
+    strategy_report: dict[str, Any] = Field(default_factory=dict)
+    versions: dict[str, Text | None] = Field(default_factory=dict)
+    machine: dict[str, Any] = Field(default_factory=dict)
+    started: Text | None = None
+    finished: Text | None = None

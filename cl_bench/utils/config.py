@@ -17,6 +17,7 @@ from typing import Any
 import yaml
 
 from cl_bench.utils.errors import ConfigError, shortened
+from cl_bench.utils.untrusted import parse_yaml
 
 
 def require(condition: bool, key: str, message: str) -> None:
@@ -45,7 +46,7 @@ def build_config(config_cls: type, overrides: Mapping[str, Any]) -> Any:
     for key, raw in overrides.items():
         if key not in fields:
             allowed = ", ".join(sorted(fields)) or "(this strategy takes no config)"
-            raise ConfigError(f"unknown config key {key!r}; valid keys: {allowed}")
+            raise ConfigError(f"unknown config key {shortened(key)}; valid keys: {allowed}")
         text = raw if isinstance(raw, str) else None
         value = _parse(raw) if isinstance(raw, str) else raw
         values[key] = _coerce(key, value, hints[key], text)
@@ -95,8 +96,8 @@ def config_to_dict(config: Any) -> dict[str, Any]:
 
 def _parse(raw: str) -> Any:
     try:
-        return yaml.safe_load(raw) if raw != "" else ""
-    except yaml.YAMLError:
+        return parse_yaml(raw) if raw != "" else ""
+    except (yaml.YAMLError, RecursionError):
         return raw
 
 

@@ -30,7 +30,7 @@ def plural(kind: str) -> str:
 class UnknownNameError(ClbenchError, KeyError):
     def __init__(self, kind: str, name: str, available: Iterable[str]):
         names = ", ".join(sorted(available)) or "(none installed)"
-        super().__init__(f"unknown {kind} {name!r}; available {plural(kind)}: {names}")
+        super().__init__(f"unknown {kind} {shortened(name)}; available {plural(kind)}: {names}")
 
     def __str__(self) -> str:  # KeyError would quote the message
         return str(self.args[0])

@@ -6,12 +6,15 @@ them may have been written by someone else. Each becomes exactly one path compon
 one fixed mapping, and every path built from names is checked to lie inside the folder
 the user gave. No other code joins a name into a path.
 
-The mapping keeps letters, digits and ``_ . + -``; writes ``:``, ``/`` and ``\\`` as
-``--`` (``timm:org/x`` -> ``timm--org--x``, the layout of the committed records); writes
-every other character as ``%XX`` of its UTF-8 bytes, and a leading dot as ``%2E`` (no
-hidden files, no ``..``). A name longer than 100 characters keeps its first 80 and a
-hash of the whole. Empty names, names with control characters and lone surrogates
-(which JSON's ``\\ud800`` produces) are refused.
+The mapping keeps letters, digits and ``_ . + -``; writes ``:`` as ``--``
+(``avalanche:naive`` -> ``avalanche--naive``, the layout of the committed records);
+writes every other character as ``%XX`` of its UTF-8 bytes (``/`` as ``%2F``), and also
+a leading dot (no hidden files, no ``..``) and a ``-`` next to another ``-`` or a ``:``.
+So no two names share a file: in a mapped name a run of two dashes is always a colon.
+A name longer than 100 characters keeps its first 80, a ``~`` and a hash of the whole. Empty
+names, names with control characters and lone surrogates (which JSON's ``\\ud800``
+produces) are refused. (File systems that ignore case, as macOS's does by default, put
+``SEMA`` and ``sema`` in one file; name things in lower case.)
 """
 
 from __future__ import annotations
@@ -24,7 +27,6 @@ from cl_bench.utils.errors import ConfigError, shortened
 
 MAX_COMPONENT = 100
 _KEPT = re.compile(r"[A-Za-z0-9_.+-]")
-_SEPARATORS = {":": "--", "/": "--", "\\": "--"}
 
 
 def check_name(name: object, field: str) -> str:
@@ -53,10 +55,11 @@ def file_name(name: object, field: str = "name") -> str:
     text = check_name(name, field)
     parts = []
     for index, char in enumerate(text):
-        if char in _SEPARATORS:
-            parts.append(_SEPARATORS[char])
-        elif char == "." and index == 0:
-            parts.append("%2E")
+        beside = text[index - 1 : index] + text[index + 1 : index + 2]
+        if char == ":":
+            parts.append("--")
+        elif (char == "." and index == 0) or (char == "-" and ("-" in beside or ":" in beside)):
+            parts.append(f"%{ord(char):02X}")
         elif _KEPT.fullmatch(char):
             parts.append(char)
         else:
@@ -64,7 +67,7 @@ def file_name(name: object, field: str = "name") -> str:
     mapped = "".join(parts)
     if len(mapped) > MAX_COMPONENT:
         digest = hashlib.sha256(text.encode()).hexdigest()[:16]
-        mapped = f"{mapped[:80]}-{digest}"
+        mapped = f"{mapped[:80]}~{digest}"  # "~" is escaped in every shorter name
     return mapped
 
 

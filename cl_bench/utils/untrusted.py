@@ -82,11 +82,16 @@ def _check_depth(value: Any, path: Path, what: str) -> Any:
     return value
 
 
+def parse_yaml(text: str) -> Any:
+    """YAML text's value without aliases or duplicate keys (``--set`` values are YAML too)."""
+    return yaml.load(text, Loader=_StrictLoader)
+
+
 def read_yaml(path: Path, what: str) -> Any:
     """The value of a YAML file, read with the limits above."""
     text = _text(path, what)
     try:
-        value = yaml.load(text, Loader=_StrictLoader)
+        value = parse_yaml(text)
     except RecursionError as error:
         raise UntrustedFileError(f"{what} {path} nests values too deeply") from error
     except yaml.YAMLError as error:

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from cl_bench.utils.errors import MissingDataError
+from cl_bench.utils.errors import MissingDataError, shortened
 
 # Some openclipart files are hundreds of megapixels; they are not worth decoding.
 MAX_PIXELS = 40_000_000
@@ -111,7 +111,10 @@ def select_classes(names: Sequence[str], classes: Sequence[str] | None, source: 
         return list(names)
     unknown = [c for c in classes if c not in names]
     if unknown:
-        raise MissingDataError(f"source {source!r} has no classes {unknown}; it has {list(names)}")
+        raise MissingDataError(
+            f"source {shortened(source)} has no classes {shortened(unknown)}; "
+            f"it has {shortened(list(names))}"
+        )
     return list(classes)
 
 

@@ -27,7 +27,7 @@ from cl_bench.data.sources.base import (
     select_classes,
 )
 from cl_bench.data.spec import SourceEntry
-from cl_bench.utils.errors import MissingDataError
+from cl_bench.utils.errors import MissingDataError, shortened
 from cl_bench.utils.names import path_inside
 
 FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
@@ -93,8 +93,8 @@ def openclipart(entry: SourceEntry, context: DataContext) -> SourceData:
         files = sorted(p for p in folder.glob("*.png")) if folder.is_dir() else []
         if not files:
             raise MissingDataError(
-                f"openclipart class {name!r}: no PNG files in {folder}; is openclipart-png "
-                "installed (sudo apt-get install -y openclipart-png)?"
+                f"openclipart class {shortened(name)}: no PNG files in {folder}; "
+                "is openclipart-png installed (sudo apt-get install -y openclipart-png)?"
             )
         pools.append(ClassPool(f"clipart {name}", files, _load_clipart))
     return SourceData(fingerprint_files([f for pool in pools for f in pool.refs]), lambda: pools)

@@ -24,7 +24,7 @@ from cl_bench.data.sources.base import (
     select_classes,
 )
 from cl_bench.data.spec import SourceEntry
-from cl_bench.utils.errors import MissingDataError
+from cl_bench.utils.errors import MissingDataError, shortened
 
 CIFAR100_FOLDER = "cifar-100-python"  # what torchvision's CIFAR100(root) reads and writes
 CIFAR100_URL = "https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz"
@@ -107,7 +107,7 @@ def image_folder(entry: SourceEntry, context: DataContext) -> SourceData:
 
 def _resolve(entry: SourceEntry, context: DataContext, default: str | None) -> Path:
     if entry.path is None and default is None:
-        raise MissingDataError(f"source {entry.kind!r} needs a path")
+        raise MissingDataError(f"source {shortened(entry.kind)} needs a path")
     path = Path(entry.path or default)
     return path if path.is_absolute() else context.data_root / path
 

@@ -16,7 +16,7 @@ from urllib.parse import urlparse
 import torch
 
 from cl_bench.models.backbones.base import Backbone, BackboneOptions, read_checkpoint
-from cl_bench.utils.errors import BackboneUnavailableError, WeightsMismatchError
+from cl_bench.utils.errors import BackboneUnavailableError, WeightsMismatchError, shortened
 from cl_bench.utils.files import sha256_file
 
 HUB_VITS = {
@@ -42,8 +42,8 @@ def load_hub_model(tag: str, options: BackboneOptions, hub_cache: Path | None = 
         path = _cached_hub_file(tag, hub_cache)
         if path is None:
             raise BackboneUnavailableError(
-                f"the pretrained weights of {tag!r} are not cached and the hub is unreachable "
-                f"({reason}). Download the checkpoint where there is a network (e.g. "
+                f"the pretrained weights of {shortened(tag)} are not cached and the hub is "
+                f"unreachable ({reason}). Download the checkpoint where there is a network (e.g. "
                 f"https://huggingface.co/timm/{tag}) and pass it with --weights PATH "
                 "(.safetensors, .pth or .npz)."
             )
@@ -56,8 +56,8 @@ def load_hub_model(tag: str, options: BackboneOptions, hub_cache: Path | None = 
             model = timm.create_model(tag, pretrained=True, num_classes=0)
         except Exception as error:
             raise BackboneUnavailableError(
-                f"could not download the pretrained weights of {tag!r} ({type(error).__name__}: "
-                f"{error}). Download the checkpoint elsewhere (e.g. from "
+                f"could not download the pretrained weights of {shortened(tag)} "
+                f"({type(error).__name__}: {error}). Download the checkpoint elsewhere (e.g. from "
                 f"https://huggingface.co/timm/{tag}) and pass it with --weights PATH "
                 "(.safetensors, .pth or .npz)."
             ) from error
@@ -113,7 +113,7 @@ def _from_local_file(tag: str, path: Path) -> torch.nn.Module:
         )
     except Exception as error:
         raise WeightsMismatchError(
-            f"--weights {path} does not load into {tag!r}: {type(error).__name__}: {error}"
+            f"--weights {path} does not load into {shortened(tag)}: {type(error).__name__}: {error}"
         ) from error
 
 

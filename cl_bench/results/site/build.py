@@ -29,7 +29,7 @@ from cl_bench.results.site.svg import Curve, curves_svg, heatmap_svg
 from cl_bench.results.text import mean_and_std
 from cl_bench.utils.errors import ConfigError
 from cl_bench.utils.files import write_folder_atomically
-from cl_bench.utils.names import url_name
+from cl_bench.utils.names import path_inside, url_name
 
 MARKER = ".clbench-site"  # a folder with this file is one the site may replace
 CSV_FLOAT = "%.4f"  # the CSV's float format: the table's data values are the CSV's text
@@ -123,7 +123,7 @@ class _Renderer:
             entry["href"] = f"{name}/{entry['slug']}.html"
             entries.append(entry)
             self._page(
-                out / name / f"{entry['slug']}.html",
+                path_inside(out, name, f"{entry['slug']}.html"),
                 "row.html",
                 root="../",
                 stream=stream,
@@ -151,7 +151,7 @@ class _Renderer:
             "best": continual[0] if continual else None,  # rows come best first
         }
         self._page(
-            out / f"{name}.html",
+            path_inside(out, f"{name}.html"),
             "stream.html",
             root="",
             stream=stream,
