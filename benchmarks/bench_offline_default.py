@@ -2,7 +2,7 @@
 
 Each strategy runs twice as a fresh process: cold (empty clbench cache, so the stream's
 images are decoded and resized first) and warm (prepared stream cached). Prints a
-table; the figures go into benchmarks/README.md. Usage:
+table; the figures go into docs/benchmarks/. Usage:
 
     .venv/bin/python benchmarks/bench_offline_default.py [--strategies simplecil finetune-head]
 """

@@ -2,7 +2,7 @@
 
 Runs pytest twice in fresh processes (``-m "not slow"``, then ``-m slow``) with the
 set-up venv's interpreter and prints each part's wall time and its slowest tests. Run it
-on an idle machine; the figures are in benchmarks/README.md.
+on an idle machine; the figures are in docs/benchmarks/test-suite.md.
 
     .venv/bin/python benchmarks/bench_suite_duration.py
 """

@@ -1,6 +1,6 @@
 """The run-time changes that let the papers' official SEMA-CL and AAAI25-MOS code do
 bench_vs_official.py's work on a CPU, kept as data so that they can be printed
-(``--list-changes``) and quoted in benchmarks/README.md exactly as applied.
+(``--list-changes``) and quoted in docs/benchmarks/speed.md exactly as applied.
 
 A change is an exact text substitution with the number of times its text must occur, or
 a module of ours added to the copy; a checkout whose text differs (another commit) stops
@@ -282,7 +282,7 @@ def _substitute(root: Path, change: Substitution) -> None:
 
 
 def describe(official: Official) -> str:
-    """The changes as Markdown, for --list-changes and benchmarks/README.md."""
+    """The changes as Markdown, for --list-changes and docs/benchmarks/speed.md."""
     lines = [
         f"**{official.name}** ({official.source}), run as `python main.py --config "
         f"exps/clbench_bench.json`: `{official.config}` with",

@@ -36,6 +36,7 @@ _EXPORTS = {
     "ClassGaussians": "cl_bench.training.alignment",
     "align_classifier": "cl_bench.training.alignment",
     "OfficialSettings": "cl_bench.training.strategy",
+    "Origin": "cl_bench.training.strategy",
     "Runtime": "cl_bench.training.strategy",
     "Strategy": "cl_bench.training.strategy",
     "StrategySpec": "cl_bench.training.strategy",
@@ -59,6 +60,7 @@ __all__ = [
     "FixedComputation",
     "ModelView",
     "OfficialSettings",
+    "Origin",
     "Place",
     "RandomResizedCropFlip",
     "Runtime",
@@ -97,7 +99,13 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; the same names as _EXPORTS
     from cl_bench.models.backend import Backend
     from cl_bench.models.view import ModelView, Place
     from cl_bench.training.alignment import ClassGaussians, align_classifier
-    from cl_bench.training.strategy import OfficialSettings, Runtime, Strategy, StrategySpec
+    from cl_bench.training.strategy import (
+        OfficialSettings,
+        Origin,
+        Runtime,
+        Strategy,
+        StrategySpec,
+    )
     from cl_bench.utils.config import require
     from cl_bench.utils.errors import ConfigError
     from cl_bench.utils.hooks import hookimpl

@@ -269,7 +269,7 @@ def test_mas_adds_its_penalty_to_a_zero_loss_where_avalanches_plugin_stops():
 
 def test_mas_runs_with_its_own_defaults(small_stream, cached_backend):
     """At finetune-head's lr 0.05 MAS diverges on experience 1; its default is the
-    largest learning rate measured stable (README, For Avalanche users)."""
+    largest learning rate measured stable (docs/avalanche.md)."""
     spec = Registry.discover().strategy("avalanche:mas")
     config = build_config(spec.strategy.Config, {})
     assert config.lr == 0.002

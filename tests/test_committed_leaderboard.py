@@ -20,7 +20,7 @@ CONTINUAL = {"simplecil", "finetune-head", "sema", "mos", "oca", "lambda-orth",
              "independent-head", "aper", "fecam", "ranpac", "ease"} | AVALANCHE  # fmt: skip
 REFERENCES = {"joint", "avalanche:cumulative"}
 # Rows of their own: SEMA with classifier alignment, and every trained strategy with its
-# official training augmentation (README, Training recipes).
+# official training augmentation (docs/recipes.md).
 VARIANTS = {("sema", "classifier_alignment=true"), ("joint", "adapters=true")} | {
     (name, "augment=true") for name in ("sema", "mos", "aper", "ranpac", "ease")
 }

@@ -135,8 +135,8 @@ def evaluate(
 
 
 def _print_committed_comparison(record: dict[str, Any]) -> None:
-    """Whether this run gave the committed record of the same run again (README
-    "Reproducing a number"): the first thing a newcomer checks."""
+    """Whether this run gave the committed record of the same run again
+    (docs/reproducing.md): the first thing a newcomer checks."""
     committed = committed_counterpart(record)
     if committed is None:
         return

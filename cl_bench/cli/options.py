@@ -47,7 +47,7 @@ threads_option = click.option(
     type=click.IntRange(min=1),
     default=None,
     help="Torch threads of each run. Trained strategies' numbers depend on the count, so "
-    "records keep it; the committed records ran at 1 (README: Reproducing a number). "
+    "records keep it; the committed records ran at 1 (docs: Reproducing a number). "
     "[default: 1]",
 )
 no_cache_option = click.option(

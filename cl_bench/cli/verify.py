@@ -43,7 +43,7 @@ def verify(
     """Rerun run records exactly as they describe their runs and compare the numbers.
 
     PATHS are record files or folders of records. Each record gets one verdict:
-    identical, close (within its row's seed spread, README "Reproducing a number"), or
+    identical, close (within its row's seed spread, docs/reproducing.md), or
     differs (with what moved, and every difference of environment). Exit status: 0 when
     nothing differs, 1 when something does, 2 when a record cannot be rerun.
     """

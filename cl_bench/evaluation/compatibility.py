@@ -3,7 +3,7 @@
 A retrieval system embeds its gallery once, with the model current at the time; after
 an update, new queries are compared with that old gallery. ``C[t][k]`` is a retrieval
 score of queries embedded by model t against the gallery embedded by model k (k <= t),
-on the classes the gallery holds. From C (see README.md, "Compatibility"):
+on the classes the gallery holds. From C (see docs/compatibility.md):
 
 - AC = 2 / (T (T - 1)) * #{t > k : C[t][k] > C[k][k]} (strict: empirical compatibility
   criterion for every pair of models);
@@ -28,6 +28,8 @@ SCORES = ("search_top1", "cmc_top1", "cmc_top5", "map")
 
 
 def common_width(a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``a`` and ``b`` cut to their common leading dimensions: how OCA compares features
+    of models that widen with each update (the older model's dimensions come first)."""
     width = min(a.shape[1], b.shape[1])
     return a[:, :width], b[:, :width]
 

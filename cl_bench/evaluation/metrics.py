@@ -1,4 +1,4 @@
-"""Continual-learning metrics from the accuracy matrix, as defined in README.md.
+"""Continual-learning metrics from the accuracy matrix, as defined in docs/metrics.md.
 
 ``correct[t][j]`` and ``counts[j]``: correct predictions on experience j's test set
 after training experience t (only j <= t is defined). All accuracies are percentages.

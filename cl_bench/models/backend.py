@@ -234,7 +234,7 @@ class Backend:
         cache) once and shared. The remaining blocks then run either on the K copies
         stacked along the batch, each copy with its own adapters (``stack=True``: one
         large batch, which suits accelerators), or set by set on the shared input
-        (``stack=False``: on CPUs, measured faster; see benchmarks/README.md). By
+        (``stack=False``: on CPUs, measured faster; see docs/benchmarks/). By
         default: stacked on CUDA, set by set elsewhere.
         """
         starts = [s.first_block() for s in sets]

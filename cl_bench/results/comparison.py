@@ -6,7 +6,7 @@ moved by less than its tolerance, and ``differs`` otherwise. The tolerance of a 
 is the standard error of its row's mean over seeds (sample std / sqrt(n), the
 uncertainty the leaderboard already shows for that row), and never less than the
 smallest step the metric can take (one test image for accuracies, one pair of models
-for AC). README "Reproducing a number" says why.
+for AC). docs/reproducing.md says why.
 """
 
 from __future__ import annotations

@@ -61,7 +61,7 @@ def git_commit(folder: Path) -> str | None:
 KIND_COLUMN = (
     "continual, or reference: not a continual method (it trains on all data seen so "
     "far), for comparison; it bounds its own kind of model (a head trained by SGD, with "
-    "adapters or not), not every continual row (README, Built-in strategies)"
+    "adapters or not), not every continual row (docs: The leaderboard)"
 )
 CODE_STATES = ("committed", "not recorded", "uncommitted")  # best to worst
 CODE_COLUMN = (

@@ -147,6 +147,30 @@ class Strategy(abc.ABC):
 
 
 @dataclass(frozen=True)
+class Origin:
+    """The paper a strategy implements and the official code it follows, as the docs'
+    strategy tables show them (generated from the registry, so they cannot drift).
+
+    ``departures`` says in one line where the strategy departs from that code; the
+    reasons belong in the strategy module's docstring. ``parity`` is the verdict of a
+    run beside the official code, where one was made.
+    """
+
+    paper: str
+    code: str = ""  # the official code's address
+    commit: str = ""  # the commit (or release) followed
+    departures: str = ""
+    parity: str = ""
+
+    def __post_init__(self) -> None:
+        for key, value in vars(self).items():
+            if not isinstance(value, str):
+                raise TypeError(f"Origin.{key} must be a string, got {type(value).__name__}")
+        if not self.paper:
+            raise ValueError("Origin.paper must name the paper (authors, venue, year)")
+
+
+@dataclass(frozen=True)
 class OfficialSettings:
     """The config values a strategy's official code uses for one stream family, and the
     file they come from: ``clbench evaluate`` applies them on that family's streams."""
@@ -174,6 +198,8 @@ class StrategySpec:
     ``reference=True`` marks a method that is not continual (joint training on all data
     seen so far, say): its records and leaderboard rows say so, so that it is read as a
     bound, never ranked among the continual methods unawares.
+
+    ``origin`` names the paper and the official code (:class:`Origin`).
     """
 
     name: str
@@ -181,6 +207,7 @@ class StrategySpec:
     strategy: type[Strategy]
     reference: bool = False
     official: tuple[OfficialSettings, ...] = ()
+    origin: Origin | None = None
 
     def __post_init__(self) -> None:
         for key in ("name", "description"):
@@ -193,6 +220,8 @@ class StrategySpec:
         if not (isinstance(self.strategy, type) and issubclass(self.strategy, Strategy)):
             raise TypeError(f"strategy {self.name!r}: {self.strategy!r} is not a Strategy subclass")
         object.__setattr__(self, "official", tuple(self.official))
+        if self.origin is not None and not isinstance(self.origin, Origin):
+            raise TypeError(f"strategy {self.name!r}: origin must be an Origin")
         self._check_recipe()
 
     def _check_recipe(self) -> None:

@@ -1,4 +1,4 @@
-"""The thread policy: how many torch threads a run uses (README "Reproducing a number").
+"""The thread policy: how many torch threads a run uses (docs/reproducing.md).
 
 CPU reductions sum in an order that depends on the thread count, so a trained
 strategy's numbers depend on it (SEMA's threshold decisions by whole points). Every run

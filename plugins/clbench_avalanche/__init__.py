@@ -5,11 +5,14 @@ strategies run, with which model and which baselines values, is in ``catalogue``
 
 from __future__ import annotations
 
-from cl_bench import StrategySpec, hookimpl
+from importlib.metadata import version
+
+from cl_bench import Origin, StrategySpec, hookimpl
 from clbench_avalanche.catalogue import CATALOGUE
 from clbench_avalanche.strategy import strategy_class
 
 PREFIX = "avalanche:"
+AVALANCHE = "https://github.com/ContinualAI/avalanche"
 
 
 @hookimpl
@@ -21,5 +24,12 @@ def cl_bench_strategies() -> list[StrategySpec]:
         else:
             description = f"Avalanche {entry.class_name}: {entry.paper}"
         strategy = strategy_class(entry)
-        specs.append(StrategySpec(PREFIX + entry.name, description, strategy, entry.reference))
+        origin = Origin(
+            entry.paper,
+            AVALANCHE,
+            f"avalanche-lib {version('avalanche-lib')}",
+            "head-only training on the shared frozen backbone (see the catalogue)",
+        )
+        specs.append(StrategySpec(PREFIX + entry.name, description, strategy, entry.reference,
+                                  origin=origin))  # fmt: skip
     return specs

@@ -55,7 +55,7 @@ CATALOGUE: tuple[Entry, ...] = (
     Entry("mas", "StableMAS", "Aljundi et al., ECCV 2018 (a zero loss accepted: see fixes)",
           module="clbench_avalanche.fixes", training={"lr": MAS_LR},
           training_source="the largest learning rate of 0.05, 0.02, 0.01, 0.005, 0.002, "
-          "0.001 at which all three offline-mix seeds train without diverging (README)"),
+          "0.001 at which all three offline-mix seeds train without diverging (docs/avalanche.md)"),
     Entry("gem", "GEM", "Lopez-Paz and Ranzato, NeurIPS 2017",
           baselines={"patterns_per_exp": 256, "memory_strength": 0.5},
           source="split_cifar100/gem.py"),

@@ -4,7 +4,7 @@ the ``cl_bench`` entry point like any plugin."""
 
 from __future__ import annotations
 
-from cl_bench import StrategySpec, hookimpl
+from cl_bench import Origin, StrategySpec, hookimpl
 from clbench_mos.official import OFFICIAL
 from clbench_mos.strategy import Mos
 
@@ -17,5 +17,12 @@ def cl_bench_strategies() -> list[StrategySpec]:
             "adapter merging and self-refined adapter retrieval (Sun et al., AAAI 2025)",
             Mos,
             official=OFFICIAL,
+            origin=Origin(
+                "MOS (Sun et al., AAAI 2025)",
+                "https://github.com/sun-hailong/AAAI25-MOS",
+                "8d5e07c",
+                "stored adapter sets are never modified (the code re-weights them while "
+                "evaluating); merging once per optimiser step, as the paper",
+            ),
         )
     ]

@@ -21,7 +21,7 @@ retrieval stops after at most ``retrieval_rounds`` head evaluations.
 
 Defaults are the official CIFAR-100 ones. On the offline default a small sweep on the
 validation split (epochs 20/10 x lr 0.03/0.01, then 20 vs 10 epochs over three seeds;
-benchmarks/README.md) found no setting better beyond the seed spread, so they stay;
+docs/benchmarks/mos.md) found no setting better beyond the seed spread, so they stay;
 10 epochs gave the same accuracy at half the training time.
 """
 

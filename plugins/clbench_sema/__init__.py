@@ -3,7 +3,7 @@ modular adapters. Registered through the ``cl_bench`` entry point like any plugi
 
 from __future__ import annotations
 
-from cl_bench import StrategySpec, hookimpl
+from cl_bench import Origin, StrategySpec, hookimpl
 from clbench_sema.official import OFFICIAL
 from clbench_sema.strategy import Sema
 
@@ -16,5 +16,12 @@ def cl_bench_strategies() -> list[StrategySpec]:
             "self-expanding mixture of adapters with shift detection (Wang et al., CVPR 2025)",
             Sema,
             official=OFFICIAL,
+            origin=Origin(
+                "SEMA (Wang et al., CVPR 2025)",
+                "https://github.com/saptarshi2000/SEMA-CL",
+                "5a45512",
+                "inputs normalised for the backbone; z-score with an epsilon; descriptors "
+                "standardise their input (they diverge to NaN on CNN maps otherwise)",
+            ),
         )
     ]

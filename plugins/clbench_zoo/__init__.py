@@ -5,7 +5,7 @@ plugin; each module's docstring lists where it departs from the official code.""
 
 from __future__ import annotations
 
-from cl_bench import StrategySpec, hookimpl
+from cl_bench import Origin, StrategySpec, hookimpl
 from clbench_zoo.aper import Aper
 from clbench_zoo.ease import Ease
 from clbench_zoo.fecam import Fecam
@@ -13,18 +13,53 @@ from clbench_zoo.joint import Joint
 from clbench_zoo.official import APER, EASE, FECAM, RANPAC
 from clbench_zoo.ranpac import Ranpac
 
+PILOT, COMMIT = "https://github.com/sun-hailong/LAMDA-PILOT", "2647455"
+ORIGINS = {
+    "ranpac": Origin(
+        "RanPAC (McDonnell et al., NeurIPS 2023)",
+        PILOT,
+        COMMIT,
+        "G and C in float64 by Cholesky; logits h W unnormalised, as the paper "
+        "(PILOT cosine-normalises W)",
+    ),
+    "aper": Origin(
+        "APER (Zhou et al., IJCV 2024)",
+        PILOT,
+        COMMIT,
+        "adapter PETL only (VPT, SSF and full fine-tuning are not on the shared backend)",
+    ),
+    "ease": Origin(
+        "EASE (Zhou et al., CVPR 2024)",
+        PILOT,
+        COMMIT,
+        "finished adapter sets are registered modules (the code keeps a plain list)",
+    ),
+    "fecam": Origin(
+        "FeCAM (Goswami et al., NeurIPS 2023)",
+        PILOT,
+        COMMIT,
+        "the authors' frozen-backbone setting by default; shrinkage applied once, as the paper",
+    ),
+    "joint": Origin("joint training on all data seen so far, the reference of every paper"),
+}
+
 
 @hookimpl
 def cl_bench_strategies() -> list[StrategySpec]:
     return [
         StrategySpec("ranpac", "first-session adapters, random projection + ReLU, ridge "
-                     "classifier (McDonnell et al., NeurIPS 2023)", Ranpac, official=RANPAC),
+                     "classifier (McDonnell et al., NeurIPS 2023)", Ranpac, official=RANPAC,
+                     origin=ORIGINS["ranpac"]),
         StrategySpec("aper", "first-session adapters, prototypes on pretrained + adapted "
-                     "features (APER/ADAM, Zhou et al., IJCV 2024)", Aper, official=APER),
+                     "features (APER/ADAM, Zhou et al., IJCV 2024)", Aper, official=APER,
+                     origin=ORIGINS["aper"]),
         StrategySpec("ease", "one adapter subspace per task, semantic-guided prototype "
-                     "complement (Zhou et al., CVPR 2024)", Ease, official=EASE),
+                     "complement (Zhou et al., CVPR 2024)", Ease, official=EASE,
+                     origin=ORIGINS["ease"]),
         StrategySpec("fecam", "per-class covariance, Tukey transform, Mahalanobis "
-                     "classifier (Goswami et al., NeurIPS 2023)", Fecam, official=FECAM),
+                     "classifier (Goswami et al., NeurIPS 2023)", Fecam, official=FECAM,
+                     origin=ORIGINS["fecam"]),
         StrategySpec("joint", "reference, not continual: trains a fresh head (and adapters) "
-                     "on all data seen so far", Joint, reference=True),
+                     "on all data seen so far", Joint, reference=True,
+                     origin=ORIGINS["joint"]),
     ]  # fmt: skip

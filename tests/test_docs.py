@@ -1,0 +1,165 @@
+"""The documentation: built strictly, its generated parts made from the code and the
+committed records, its pictures of today's pages, and the built site working in a
+real browser (search included)."""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import importlib.util
+import inspect
+import json
+import re
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+from test_site import CHROMIUM
+
+import cl_bench
+from cl_bench.training.registry import Registry
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def load(name: str):
+    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+hooks = load("docs_hooks")
+screenshots = load("docs_screenshots")
+
+
+def test_the_readme_is_short_and_its_headline_table_is_current(capsys):
+    assert len((ROOT / "README.md").read_text().splitlines()) <= 200
+    assert hooks.update_readme(check=True) == 0, capsys.readouterr().out
+
+
+def test_the_headline_table_is_the_committed_leaderboards_top(tmp_path):
+    """Its rows are the first continual rows of the Markdown leaderboard, in order."""
+    board = (ROOT / "leaderboards" / "offline-mix.md").read_text().splitlines()
+    continual = [line.split(" | ")[0].strip("| ") for line in board
+                 if line.startswith("| ") and " | continual | " in line]  # fmt: skip
+    headline = [line.split(" | ")[0].strip("| ") for line in hooks.headline().splitlines()[2:]]
+    assert headline == continual[: hooks.HEADLINE_ROWS]
+
+
+def test_an_unknown_directive_fails_the_build():
+    with pytest.raises(ValueError, match="unknown directive 'nope'"):
+        hooks.expand("text <!-- clbench: nope --> text")
+
+
+def test_the_strategy_tables_cover_every_registered_strategy():
+    registry = Registry.discover()
+    table = hooks.strategies()
+    names = re.findall(r"^\| `([^`]+)` \|", table, re.M)
+    assert names == sorted(registry.strategies)
+    families = {entry.plugin for entry in registry.strategies.values()}
+    pages = {p.stem for p in (ROOT / "docs" / "strategies").glob("*.md")} - {"index"}
+    assert families <= pages, "each plugin of strategies has its page"
+    for family in families:
+        text = (ROOT / "docs" / "strategies" / f"{family}.md").read_text()
+        assert f"<!-- clbench: strategies {family} -->" in text
+
+
+def test_every_exported_name_has_a_docstring_and_an_api_entry():
+    missing = [name for name, module in cl_bench._EXPORTS.items()
+               if not inspect.getdoc(getattr(cl_bench, name))]  # fmt: skip
+    assert missing == []
+    assert hooks.api().count("::: cl_bench.") == len(cl_bench._EXPORTS)
+
+
+def test_the_pictures_show_todays_pages():
+    notes = json.loads(screenshots.NOTES.read_text())
+    assert set(notes) == set(screenshots.SHOTS)
+    for name, (pattern, _) in screenshots.SHOTS.items():
+        page = screenshots.source_page(pattern)
+        assert notes[name]["sha256"] == screenshots.page_sha256(page), (
+            f"docs/images/{name} shows an older {page.name}: run tox -e screenshots"
+        )
+
+
+def test_the_leaderboard_commentary_reads_the_committed_records():
+    commits = hooks.record_facts("offline-mix")["commits"]
+    text = (ROOT / "docs" / "leaderboard.md").read_text()
+    [named] = re.findall(r"reads the records of clbench commit (\w+)", text)
+    assert set(commits) == {named}, "the records changed: reread the commentary"
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory) -> Path:
+    site = tmp_path_factory.mktemp("docs") / "public"
+    done = subprocess.run(
+        [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(site)],
+        cwd=ROOT, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    return site
+
+
+def test_the_strict_build_has_the_generated_pages(built):
+    cli = (built / "reference" / "cli" / "index.html").read_text()
+    for option in ("--strategy", "--limit-per-class", "--html", "--sample"):
+        assert option in cli
+    api = (built / "reference" / "api" / "index.html").read_text()
+    assert "The paper a strategy implements" in api  # Origin's docstring
+    assert (built / "leaderboard-site" / "index.html").is_file()
+    board = (built / "leaderboard" / "index.html").read_text()
+    assert "<!-- clbench:" not in board and "avalanche:streaminglda" in board
+
+
+@pytest.fixture(scope="module")
+def served(built):
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(built))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    assert CHROMIUM, "no chromium: `apt-get install chromium` (scripts/setup.sh installs it)"
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM)
+        yield browser
+        browser.close()
+
+
+def visit(browser, url: str):
+    page = browser.new_page()
+    page.errors = []
+    page.on("console", lambda m: page.errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda error: page.errors.append(str(error)))
+    response = page.goto(url)
+    assert response is not None and response.ok, url
+    return page
+
+
+@pytest.mark.parametrize("path", ["", "reference/cli/", "strategies/sema/", "leaderboard-site/"])
+def test_pages_load_without_console_errors(browser, served, path):
+    page = visit(browser, f"{served}/{path}")
+    page.wait_for_load_state("networkidle")
+    assert page.errors == []
+    page.close()
+
+
+def test_the_search_finds_sema(browser, served):
+    page = visit(browser, f"{served}/")
+    page.click("label.md-search__icon, .md-search__input")
+    page.fill("input.md-search__input", "SEMA")
+    page.wait_for_selector(".md-search-result__item", timeout=20_000)
+    titles = page.eval_on_selector_all(
+        ".md-search-result__item", "items => items.map(i => i.innerText)"
+    )
+    assert any("SEMA" in title for title in titles)
+    assert page.errors == []
+    page.close()
