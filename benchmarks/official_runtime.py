@@ -258,7 +258,7 @@ def prepare(
         shutil.rmtree(dest)
     shutil.copytree(checkout, dest, ignore=shutil.ignore_patterns(".git", "__pycache__", "logs"))
     for change in official.substitutions:
-        _substitute(dest, change)
+        substitute(dest, change)
     (dest / ADDED_MODULE).write_text(added_module(images, weights, augment))
     config = json.loads((dest / official.config).read_text())
     config.update({key: value for key, (value, _) in official.overrides.items()})
@@ -267,7 +267,8 @@ def prepare(
     return run_config
 
 
-def _substitute(root: Path, change: Substitution) -> None:
+def substitute(root: Path, change: Substitution) -> None:
+    """Apply one change to the copy at ``root``, or stop naming the file and the count."""
     path = root / change.path
     if not path.is_file():
         raise ChangeDoesNotApply(f"{path}: no such file (expected in {root})")

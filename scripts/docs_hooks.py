@@ -29,6 +29,7 @@ README_BLOCK = re.compile(
     r"(.*?)(<!-- end of headline table -->)",
     re.S,
 )
+PARITY = ROOT / "benchmarks" / "results" / "parity.json"
 HEADLINE_ROWS = 8
 SITE_FOLDER = "leaderboard-site"
 
@@ -51,23 +52,53 @@ def strategies(plugin: str = "") -> str:
         "| strategy | paper | official code | departures from it | parity |",
         "|---|---|---|---|---|",
     ]
+    parity = _parity()
     provided = sorted(_registry().strategies.items())
     for name, entry in provided:
         if plugin and entry.plugin != plugin:
             continue
         origin = entry.spec.origin
         if origin is None:
-            rows.append(f"| `{name}` | {_cell(entry.spec.description)} | | | |")
+            rows.append(f"| `{name}` | {_cell(entry.spec.description)} | | | not run |")
             continue
         code = f"[{origin.code.split('github.com/')[-1]}]({origin.code})" if origin.code else ""
         if code and origin.commit:
             code += f" at {origin.commit}"
+        verdict = (f"[{parity[name]['verdict']}](../benchmarks/parity.md)" if name in parity
+                   else "not run")  # fmt: skip
         rows.append(
             f"| `{name}` | {_cell(origin.paper)} | {code or 'not public'} | "
-            f"{_cell(origin.departures) or 'none'} | {_cell(origin.parity) or 'not yet run'} |"
+            f"{_cell(origin.departures) or 'none'} | {verdict} |"
         )
     if len(rows) == 2:
         raise ValueError(f"no strategies of plugin {plugin!r}")
+    return "\n".join(rows)
+
+
+def _parity() -> dict[str, dict]:
+    return json.loads(PARITY.read_text()) if PARITY.is_file() else {}
+
+
+def parity(_: str = "") -> str:
+    """Each method beside its official code, from benchmarks/results/parity.json."""
+    rows = [
+        "| method | check | setting | clbench (last / avg) | official (last / avg) | "
+        "largest gap | verdict | time clbench / official |",
+        "|---|---|---|---:|---:|---:|---|---:|",
+    ]
+    for name, entry in sorted(_parity().items()):
+        ours, theirs = entry["clbench"], entry["official_code"]
+
+        def summary(side: dict) -> str:
+            curve = side["curve"]
+            return f"{curve[-1]:.2f} / {sum(curve) / len(curve):.2f}"
+
+        rows.append(
+            f"| `{name}` | {entry['kind']} | {_cell(entry['setting'])} | {summary(ours)} | "
+            f"{summary(theirs)} | {entry['largest_gap']:.2f} (tolerance "
+            f"{entry['tolerance']}) | {entry['verdict']} | {ours['wall_s']:.1f} s / "
+            f"{theirs['wall_s']:.1f} s |"
+        )
     return "\n".join(rows)
 
 
@@ -173,6 +204,7 @@ GENERATORS: dict[str, Callable[..., str]] = {
     "facts": facts,
     "api": api,
     "commands": commands,
+    "parity": parity,
 }
 
 

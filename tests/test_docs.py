@@ -153,10 +153,22 @@ def test_pages_load_without_console_errors(browser, served, path):
 
 
 def test_the_search_finds_sema(browser, served):
+    """Material's search runs in a web worker that builds its index after the page has
+    loaded; a query typed before the index is ready finds nothing, so the query is typed
+    again (as a user would) until the worker answers, for at most a minute."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
     page = visit(browser, f"{served}/")
+    page.wait_for_load_state("networkidle")
     page.click("label.md-search__icon, .md-search__input")
-    page.fill("input.md-search__input", "SEMA")
-    page.wait_for_selector(".md-search-result__item", timeout=20_000)
+    for _ in range(6):
+        page.fill("input.md-search__input", "")
+        page.type("input.md-search__input", "SEMA", delay=50)
+        try:
+            page.wait_for_selector(".md-search-result__item", timeout=10_000)
+            break
+        except PlaywrightTimeout:
+            continue
     titles = page.eval_on_selector_all(
         ".md-search-result__item", "items => items.map(i => i.innerText)"
     )

@@ -152,15 +152,14 @@ class Origin:
     strategy tables show them (generated from the registry, so they cannot drift).
 
     ``departures`` says in one line where the strategy departs from that code; the
-    reasons belong in the strategy module's docstring. ``parity`` is the verdict of a
-    run beside the official code, where one was made.
+    reasons belong in the strategy module's docstring. (Whether it agrees with that code
+    is measured, not declared: benchmarks/parity_vs_official.py.)
     """
 
     paper: str
     code: str = ""  # the official code's address
     commit: str = ""  # the commit (or release) followed
     departures: str = ""
-    parity: str = ""
 
     def __post_init__(self) -> None:
         for key, value in vars(self).items():

@@ -1,0 +1,369 @@
+"""clbench beside the official code on the same inputs (issue 31): accuracy parity of the
+frozen-feature methods with LAMDA-PILOT, and the time each side takes.
+
+    .venv/bin/python benchmarks/parity_vs_official.py --pilot LAMDA-PILOT \\
+        --official-python PILOT-VENV/bin/python [--seed 1993] [--threads 1] \\
+        [--methods simplecil ranpac fecam] [--work DIR]
+    .venv/bin/python benchmarks/parity_vs_official.py --list-changes
+
+LAMDA-PILOT is a local checkout at 2647455 (``git -C LAMDA-PILOT archive 2647455 | tar -x
+-C DEST``); nothing is fetched at run time and no official code is copied into clbench.
+PILOT imports timm 0.6 modules that timm 1.x no longer has, so it runs in an environment
+of its own with what its README pins, at the first timm that imports on Python 3.11
+(timm 0.6.13; 0.6.12 fails on a dataclass default), and torch as clbench's.
+
+The inputs are clbench's own, handed to both sides: the offline default's prepared
+images (64 px, 3,021 training and 856 test images of 50 classes), its spec-order labels
+and split, exported once to an ``.npz``; and the pretrained EfficientNet-Lite0 that
+clbench serves (the packaged checkpoint in timm's ``tf_efficientnet_lite0``), exported
+once to a timm state-dict file that clbench loads with ``--weights`` and PILOT builds
+with timm and loads (a backbone entry added to PILOT's ``get_backbone``). Both sides
+normalise with the same statistics (mean = std = 0.5),
+draw the class order as ``np.random.permutation(50)`` after ``np.random.seed(seed)``, and
+split 5 classes then 5 per task. PILOT's learners run unchanged but for the listed
+changes (``--list-changes``); the loop that drives them is PILOT's ``trainer._train``
+without its log files, written here.
+
+Per method the script writes the accuracy after every task on both sides, their largest
+gap, the verdict against the issue's tolerance, and each side's wall time (a child
+process each, alone, with the same thread count) to ``benchmarks/results/parity.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from bench_vs_official import child_env, run_measured
+from official_runtime import ChangeDoesNotApply, Substitution, substitute
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results" / "parity.json"
+PILOT_SOURCE = "https://github.com/sun-hailong/LAMDA-PILOT at 2647455"
+ADDED_MODULE = "utils/clbench_parity.py"
+STREAM, BACKBONE, INCREMENT = "offline-mix", "efficientnet_lite0", 5
+
+
+@dataclass(frozen=True)
+class Method:
+    """One method on both sides: PILOT's config and what the comparison sets in it, the
+    clbench strategy and its ``--set``s, and the largest gap (points) that is parity."""
+
+    strategy: str
+    pilot_config: str
+    pilot_overrides: dict[str, tuple[Any, str]]
+    clbench_sets: tuple[str, ...]
+    tolerance: float
+    expected_gap: str = ""  # what may separate the two sides, and why
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+_NO_ADAPTATION = (0, "no first-session adaptation: the frozen backbone on both sides")
+METHODS = {
+    "simplecil": Method("simplecil", "exps/simplecil.json", {}, (), 0.1),
+    "ranpac": Method(
+        "ranpac",
+        "exps/ranpac.json",
+        {"tuned_epoch": _NO_ADAPTATION},
+        ("adapt_first_session=false",),
+        1.0,
+        "the random projection W is drawn by each side's own generator (M = 10,000); PILOT "
+        "cosine-normalises W's columns for the logits, clbench takes h W as the paper "
+        "and RanPAC's code do",
+    ),
+    "fecam": Method(
+        "fecam",
+        "exps/fecam.json",
+        {"tuned_epoch": _NO_ADAPTATION},
+        (),
+        1.0,
+        "PILOT's FeCAM classifier is not the authors' (clbench follows the authors' code): "
+        "it takes the correlation matrix of each shrunk covariance, adds a fixed 100 I to "
+        "old classes' covariances and normalises neither features nor covariances as the "
+        "authors' correlation normalisation does",
+    ),
+}
+
+
+def changes() -> tuple[Substitution, ...]:
+    """The changes PILOT needs to run on clbench's inputs, on a CPU, in one process."""
+    workers = tuple(
+        Substitution(f"models/{name}.py", "num_workers = 8", "num_workers = 0", 1,
+                     "DataLoader workers 0: all work in the measured process, as clbench")
+        for name in ("simplecil", "ranpac", "fecam")
+    )  # fmt: skip
+    zero_epochs = tuple(
+        Substitution(
+            f"models/{name}.py",
+            f"{indent}self._init_train(train_loader, test_loader, optimizer, scheduler)",
+            f"{indent}if self.args['tuned_epoch'] > 0:  # clbench parity: no adaptation\n"
+            f"{indent}    self._init_train(train_loader, test_loader, optimizer, scheduler)",
+            1,
+            "first-session training skipped at `tuned_epoch: 0`: PILOT's `_init_train` logs "
+            "a variable that only its epoch loop sets (UnboundLocalError with no epochs) "
+            "and does nothing else",
+        )
+        for name, indent in (("ranpac", " " * 12), ("fecam", " " * 16))
+    )
+    return (
+        Substitution(
+            "utils/data_manager.py",
+            '    elif name == "vtab":\n        return vtab()\n',
+            '    elif name == "vtab":\n        return vtab()\n'
+            '    elif name == "clbench_parity":\n'
+            "        from utils.clbench_parity import PreparedStream\n"
+            "        return PreparedStream()\n",
+            1,
+            f"registers clbench's exported stream as data set `clbench_parity` (class "
+            f"PreparedStream in the added {ADDED_MODULE})",
+        ),
+        Substitution(
+            "utils/inc_net.py",
+            '    name = args["backbone_type"].lower()\n',
+            '    name = args["backbone_type"].lower()\n'
+            '    if name == "clbench_efficientnet_lite0":\n'
+            "        from utils.clbench_parity import efficientnet_lite0\n"
+            "        return efficientnet_lite0()\n",
+            1,
+            "the backbone `clbench_efficientnet_lite0`: timm's EfficientNet-Lite0 holding the "
+            f"exported weights (efficientnet_lite0 in the added {ADDED_MODULE})",
+        ),
+        *workers,
+        *zero_epochs,
+    )
+
+
+def added_module(data: Path, weights: Path) -> str:
+    """Our module in the PILOT copy: the exported stream as a PILOT data set, the
+    backbone, and the loop that drives a learner (PILOT's trainer._train, no log files)."""
+    return f'''"""Added by clbench's benchmarks/parity_vs_official.py; not the official code."""
+
+import json
+import sys
+import time
+
+import numpy as np
+import timm
+import torch
+from torchvision import transforms
+
+from utils.data import iData
+
+DATA = {str(data)!r}
+WEIGHTS = {str(weights)!r}
+
+
+class PreparedStream(iData):
+    """clbench's prepared images (uint8, HWC) and spec-order labels, normalised as clbench
+    normalises them for EfficientNet-Lite0; no augmentation."""
+
+    use_path = False
+    train_trsf = []
+    test_trsf = []
+    common_trsf = [transforms.ToTensor(), transforms.Normalize((0.5,) * 3, (0.5,) * 3)]
+
+    def download_data(self):
+        arrays = np.load(DATA)
+        self.train_data, self.train_targets = arrays["train_x"], arrays["train_y"]
+        self.test_data, self.test_targets = arrays["test_x"], arrays["test_y"]
+        self.class_order = list(range(int(arrays["classes"])))
+
+
+def efficientnet_lite0():
+    """timm's TF-padded EfficientNet-Lite0 (the architecture clbench maps the packaged
+    weights into) holding WEIGHTS, without its classifier: pooled 1280-d features."""
+    model = timm.create_model("tf_efficientnet_lite0", pretrained=False, num_classes=0)
+    missing, unexpected = model.load_state_dict(torch.load(WEIGHTS, map_location="cpu"),
+                                                strict=False)
+    if missing or set(unexpected) != {{"classifier.weight", "classifier.bias"}}:
+        raise RuntimeError(f"{{WEIGHTS}} does not fit: {{missing}} {{unexpected}}")
+    model.out_dim = model.num_features
+    return model.eval()
+
+
+def main(config):
+    import trainer
+    from utils import factory
+    from utils.data_manager import DataManager
+
+    torch.set_num_threads(int(sys.argv[2]))
+    args = json.loads(open(config).read())
+    args["seed"] = args["seed"][0]
+    trainer._set_random(args["seed"])
+    trainer._set_device(args)
+    start = time.perf_counter()
+    manager = DataManager(args["dataset"], args["shuffle"], args["seed"], args["init_cls"],
+                          args["increment"], args)
+    args["nb_classes"], args["nb_tasks"] = manager.nb_classes, manager.nb_tasks
+    learner = factory.get_model(args["model_name"], args)
+    curve = []
+    for _ in range(manager.nb_tasks):
+        learner.incremental_train(manager)
+        cnn, _ = learner.eval_task()
+        learner.after_task()
+        curve.append(float(cnn["top1"]))
+    seconds = time.perf_counter() - start
+    print("CLBENCH-PARITY " + json.dumps({{"curve": curve, "seconds": seconds}}))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])
+'''
+
+
+def describe() -> str:
+    lines = [f"**LAMDA-PILOT** ({PILOT_SOURCE}), each method's config with `dataset: "
+             "clbench_parity`, `backbone_type: clbench_efficientnet_lite0`, `init_cls` and "
+             f"`increment` {INCREMENT}, `device: [-1]`, the run seed, and:", ""]  # fmt: skip
+    for name, method in METHODS.items():
+        sets = ", ".join(f"`{k}: {v}` ({why})" for k, (v, why) in method.pilot_overrides.items())
+        lines.append(f"- `{name}` (`{method.pilot_config}`): {sets or 'nothing else'}")
+    lines += ["", "and these changes to the code:", ""]
+    for change in changes():
+        lines.append(f"- `{change.path}`: {change.why} (x{change.count})")
+    lines.append(f"- added `{ADDED_MODULE}` (ours): the data set, the backbone and the driver")
+    return "\n".join(lines)
+
+
+# --- inputs --------------------------------------------------------------------------------
+def export_inputs(work: Path) -> tuple[Path, Path]:
+    """clbench's prepared offline default as arrays, and its Lite0 weights as a file."""
+    from cl_bench.data.prepared import prepare
+    from cl_bench.models.backbones.base import BackboneOptions
+    from cl_bench.models.backbones.packaged import EFFICIENTNET_LITE0
+    from cl_bench.training.registry import Registry
+
+    registry = Registry.discover()
+    spec = registry.stream(STREAM)
+    data = prepare(spec)
+    images = data.images.permute(0, 2, 3, 1).numpy()  # HWC, as PIL reads them
+    labels, test = data.labels.numpy(), data.is_test.numpy()
+    arrays = work / "stream.npz"
+    np.savez(arrays, train_x=images[~test], train_y=labels[~test], test_x=images[test],
+             test_y=labels[test], classes=len(data.class_names))  # fmt: skip
+    # the packaged checkpoint in timm's key names, classifier kept (clbench's --weights
+    # takes a whole checkpoint); PILOT's side drops the classifier, as clbench does
+    backbone = EFFICIENTNET_LITE0.load(BackboneOptions(), keep_classifier=True)
+    weights = work / "efficientnet_lite0.pth"
+    torch.save(backbone.model.state_dict(), weights)
+    return arrays, weights
+
+
+def prepare_pilot(checkout: Path, dest: Path, data: Path, weights: Path) -> None:
+    if dest.exists():
+        shutil.rmtree(dest)
+    shutil.copytree(checkout, dest, ignore=shutil.ignore_patterns(".git", "__pycache__", "logs"))
+    for change in changes():
+        substitute(dest, change)
+    (dest / ADDED_MODULE).write_text(added_module(data, weights))
+
+
+# --- the two sides ---------------------------------------------------------------------
+def run_pilot(method: Method, copy: Path, python: str, seed: int, threads: int, log: Path) -> dict:
+    config = json.loads((copy / method.pilot_config).read_text())
+    config.update(dataset="clbench_parity", backbone_type="clbench_efficientnet_lite0",
+                  init_cls=INCREMENT, increment=INCREMENT, device=[-1], seed=[seed],
+                  shuffle=True)  # fmt: skip
+    config.update({key: value for key, (value, _) in method.pilot_overrides.items()})
+    path = copy / "exps" / f"clbench_parity_{method.strategy}.json"
+    path.write_text(json.dumps(config, indent=4))
+    argv = [python, ADDED_MODULE, str(path.relative_to(copy)), str(threads)]
+    env = child_env(threads, {"PYTHONPATH": str(copy)})
+    wall, rss = run_measured(argv, copy, env, log)
+    [line] = [x for x in log.read_text().splitlines() if x.startswith("CLBENCH-PARITY ")]
+    result = json.loads(line.removeprefix("CLBENCH-PARITY "))
+    return {"curve": result["curve"], "wall_s": wall, "peak_rss_mib": rss}
+
+
+def run_clbench(method: Method, weights: Path, seed: int, threads: int, work: Path,
+                log: Path) -> dict:  # fmt: skip
+    output = work / "runs"
+    if output.exists():
+        shutil.rmtree(output)
+    argv = [sys.executable, "-m", "cl_bench", "evaluate", "--strategy", method.strategy,
+            "--stream", STREAM, "--backbone", BACKBONE, "--weights", str(weights),
+            "--seed", str(seed), "--device", "cpu", "--threads", str(threads),
+            "--no-cache", "--output", str(output)]  # fmt: skip
+    for assignment in method.clbench_sets:
+        argv += ["--set", assignment]
+    wall, rss = run_measured(argv, ROOT, child_env(threads), log)
+    [record] = output.rglob("seed*.json")
+    curve = json.loads(record.read_text())["metrics"]["accuracy_curve"]
+    return {"curve": curve, "wall_s": wall, "peak_rss_mib": rss}
+
+
+def verdict(method: Method, ours: list[float], theirs: list[float]) -> dict:
+    gaps = [abs(a - b) for a, b in zip(ours, theirs, strict=True)]
+    agrees = max(gaps) <= method.tolerance
+    return {
+        "largest_gap": round(max(gaps), 3),
+        "tolerance": method.tolerance,
+        "verdict": "agrees" if agrees else "differs",
+        "expected_gap": method.expected_gap,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--pilot", type=Path, help="LAMDA-PILOT checkout at 2647455")
+    parser.add_argument("--methods", nargs="+", choices=sorted(METHODS), default=list(METHODS))
+    parser.add_argument("--seed", type=int, default=1993)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--work", type=Path, default=Path("/tmp/clbench-parity"))
+    parser.add_argument("--list-changes", action="store_true")
+    parser.add_argument(
+        "--official-python",
+        default=sys.executable,
+        help="the Python of an environment with what PILOT pins (timm 0.6.12)",
+    )
+    args = parser.parse_args()
+    if args.list_changes:
+        print(describe())
+        return
+    if args.pilot is None:
+        parser.error("--pilot is required (or --list-changes)")
+    args.work.mkdir(parents=True, exist_ok=True)
+    data, weights = export_inputs(args.work)
+    copy = args.work / "pilot"
+    try:
+        prepare_pilot(args.pilot, copy, data, weights)
+    except ChangeDoesNotApply as error:
+        raise SystemExit(str(error)) from None
+    results = json.loads(RESULTS.read_text()) if RESULTS.is_file() else {}
+    for name in args.methods:
+        method = METHODS[name]
+        log = args.work / f"{name}-pilot.log"
+        theirs = run_pilot(method, copy, args.official_python, args.seed, args.threads, log)
+        ours = run_clbench(method, weights, args.seed, args.threads, args.work,
+                           args.work / f"{name}-clbench.log")  # fmt: skip
+        entry = {
+            "kind": "accuracy parity on real features",
+            "official": PILOT_SOURCE,
+            "setting": f"{STREAM}, {BACKBONE} (pretrained, frozen), seed {args.seed}, "
+            f"B0 Inc{INCREMENT}, {args.threads} thread(s), CPU",
+            "clbench_sets": list(method.clbench_sets),
+            "pilot_overrides": {k: v for k, (v, _) in method.pilot_overrides.items()},
+            "clbench": ours,
+            "official_code": theirs,
+            **verdict(method, ours["curve"], theirs["curve"]),
+        }
+        results[name] = entry
+        print(f"{name}: last {ours['curve'][-1]:.2f} (clbench) vs {theirs['curve'][-1]:.2f} "
+              f"(PILOT), largest gap {entry['largest_gap']:.2f}: {entry['verdict']}; "
+              f"{ours['wall_s']:.1f} s vs {theirs['wall_s']:.1f} s")  # fmt: skip
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
+    print(f"wrote {RESULTS}")
+
+
+if __name__ == "__main__":
+    main()
