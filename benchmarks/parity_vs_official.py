@@ -32,6 +32,7 @@ process each, alone, with the same thread count) to ``benchmarks/results/parity.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import shutil
 import sys
@@ -46,6 +47,7 @@ from official_runtime import ChangeDoesNotApply, Substitution, substitute
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "parity.json"
+FIXTURES = ROOT / "tests" / "fixtures" / "parity"
 PILOT_SOURCE = "https://github.com/sun-hailong/LAMDA-PILOT at 2647455"
 ADDED_MODULE = "utils/clbench_parity.py"
 STREAM, BACKBONE, INCREMENT = "offline-mix", "efficientnet_lite0", 5
@@ -112,7 +114,47 @@ def changes() -> tuple[Substitution, ...]:
         )
         for name, indent in (("ranpac", " " * 12), ("fecam", " " * 16))
     )
+    tiny = (
+        Substitution(
+            "backbone/vit_adapter.py",
+            'checkpoint_model=timm.create_model("vit_base_patch16_224", pretrained=True, '
+            "num_classes=0)",
+            "checkpoint_model=vit_tiny()",
+            1,
+            "APER's ViT copies its weights from the benchmark's ViT-Tiny file (vit_tiny in the "
+            f"added {ADDED_MODULE}), not from ViT-B/16 on the hub",
+        ),
+        Substitution(
+            "backbone/vit_adapter.py",
+            "import timm\n",
+            "import timm\nfrom utils.clbench_parity import vit_tiny\n",
+            1,
+            "imports that loader",
+        ),
+        Substitution(
+            "backbone/vit_adapter.py",
+            "768",
+            "192",
+            20,
+            "ViT-B/16's width 768 -> ViT-Tiny's 192 (builders, q/k/v split)",
+        ),
+        Substitution(
+            "backbone/vit_adapter.py",
+            "num_heads=12",
+            "num_heads=3",
+            4,
+            "ViT-B/16's 12 attention heads -> ViT-Tiny's 3",
+        ),
+        Substitution(
+            "utils/inc_net.py",
+            "768",
+            "192",
+            19,
+            "ViT-B/16's width 768 -> ViT-Tiny's 192 (adapter d_model, out_dim)",
+        ),
+    )
     return (
+        *tiny,
         Substitution(
             "utils/data_manager.py",
             '    elif name == "vtab":\n        return vtab()\n',
@@ -140,7 +182,7 @@ def changes() -> tuple[Substitution, ...]:
     )
 
 
-def added_module(data: Path, weights: Path) -> str:
+def added_module(data: Path, weights: Path, vit_weights: Path) -> str:
     """Our module in the PILOT copy: the exported stream as a PILOT data set, the
     backbone, and the loop that drives a learner (PILOT's trainer._train, no log files)."""
     return f'''"""Added by clbench's benchmarks/parity_vs_official.py; not the official code."""
@@ -158,6 +200,7 @@ from utils.data import iData
 
 DATA = {str(data)!r}
 WEIGHTS = {str(weights)!r}
+VIT_WEIGHTS = {str(vit_weights)!r}
 
 
 class PreparedStream(iData):
@@ -188,12 +231,38 @@ def efficientnet_lite0():
     return model.eval()
 
 
-def main(config):
+def vit_tiny(num_classes=0):
+    """timm's ViT-Tiny holding VIT_WEIGHTS: what PILOT's ViT builders copy their weights
+    from (in place of ViT-B/16 from the hub)."""
+    model = timm.create_model("vit_tiny_patch16_224", pretrained=False, num_classes=num_classes)
+    model.load_state_dict(torch.load(VIT_WEIGHTS, map_location="cpu"))
+    return model
+
+
+def forward(inputs, out):
+    """APER's adapted ViT-Tiny (PILOT's get_backbone, AdaptFormer at every block) holding
+    the adapter weights of ``inputs``, on its images: the pooled features to ``out``."""
+    from utils.inc_net import get_backbone
+
+    given = torch.load(inputs)
+    args = {{"backbone_type": "pretrained_vit_b16_224_adapter", "model_name": "aper_adapter",
+            "ffn_num": given["bottleneck"]}}
+    backbone = get_backbone(args).eval()
+    missing, unexpected = backbone.load_state_dict(given["adapters"], strict=False)
+    adapter_keys = {{k for k in backbone.state_dict() if ".adaptmlp." in k}}
+    if unexpected or adapter_keys - set(given["adapters"]):
+        raise RuntimeError(f"adapter weights do not fit: {{unexpected}} {{adapter_keys}}")
+    x = (given["images"].float() / 255 - 0.5) / 0.5
+    with torch.no_grad():
+        torch.save({{"features": backbone(x)}}, out)
+    print("CLBENCH-PARITY " + json.dumps({{"features": out}}))
+
+
+def run(config):
     import trainer
     from utils import factory
     from utils.data_manager import DataManager
 
-    torch.set_num_threads(int(sys.argv[2]))
     args = json.loads(open(config).read())
     args["seed"] = args["seed"][0]
     trainer._set_random(args["seed"])
@@ -214,7 +283,11 @@ def main(config):
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    torch.set_num_threads(int(sys.argv[-1]))
+    if sys.argv[1] == "forward":
+        forward(sys.argv[2], sys.argv[3])
+    else:
+        run(sys.argv[2])
 '''
 
 
@@ -256,13 +329,127 @@ def export_inputs(work: Path) -> tuple[Path, Path]:
     return arrays, weights
 
 
-def prepare_pilot(checkout: Path, dest: Path, data: Path, weights: Path) -> None:
+def prepare_pilot(checkout: Path, dest: Path, data: Path, weights: Path, vit: Path) -> None:
     if dest.exists():
         shutil.rmtree(dest)
     shutil.copytree(checkout, dest, ignore=shutil.ignore_patterns(".git", "__pycache__", "logs"))
     for change in changes():
         substitute(dest, change)
-    (dest / ADDED_MODULE).write_text(added_module(data, weights))
+    (dest / ADDED_MODULE).write_text(added_module(data, weights, vit))
+
+
+# --- forward equivalence: APER's adapted ViT -----------------------------------------------
+VIT_SEED, FORWARD_SEED, FORWARD_IMAGES, VIT_WIDTH, VIT_DEPTH = 0, 1, 4, 192, 12
+FORWARD_TOLERANCE = 1e-5  # relative, float32 on a CPU
+
+
+def export_vit(work: Path) -> Path:
+    """A randomly initialised ViT-Tiny (no ViT weights exist offline), seeded."""
+    import timm
+
+    torch.manual_seed(VIT_SEED)
+    model = timm.create_model("vit_tiny_patch16_224", pretrained=False, num_classes=0)
+    path = work / "vit_tiny.pth"
+    torch.save(model.state_dict(), path)
+    return path
+
+
+def forward_inputs(work: Path) -> Path:
+    """Images, and adapter weights in PILOT's names, for both sides: every adapter is
+    drawn (not the zero up-projection of a fresh one, which would hide any difference)
+    with clbench's APER bottleneck, so that adapters and frozen blocks both matter."""
+    from clbench_zoo.aper import Aper
+
+    bottleneck = Aper.Config().bottleneck
+    generator = torch.Generator().manual_seed(FORWARD_SEED)
+    images = torch.randint(0, 256, (FORWARD_IMAGES, 3, 224, 224), generator=generator,
+                           dtype=torch.uint8)  # fmt: skip
+    shapes = {"down_proj.weight": (bottleneck, VIT_WIDTH), "down_proj.bias": (bottleneck,),
+              "up_proj.weight": (VIT_WIDTH, bottleneck), "up_proj.bias": (VIT_WIDTH,)}  # fmt: skip
+    adapters = {f"blocks.{block}.adaptmlp.{name}": torch.randn(shape, generator=generator) * 0.1
+                for block in range(VIT_DEPTH) for name, shape in shapes.items()}  # fmt: skip
+    path = work / "aper_forward_inputs.pt"
+    torch.save({"images": images, "adapters": adapters, "bottleneck": bottleneck}, path)
+    return path
+
+
+def clbench_aper_features(vit_weights: Path, inputs: Path) -> torch.Tensor:
+    """The same images through clbench's backend with APER's adapters (its Config) holding
+    the same weights."""
+    from clbench_zoo.aper import Aper
+
+    from cl_bench.experiments.names import resolve_backbone
+    from cl_bench.models.adapters import AdapterConfig, AdapterSet
+    from cl_bench.models.backbones.base import BackboneOptions
+    from cl_bench.models.backend import Backend
+    from cl_bench.training.registry import Registry
+
+    given = torch.load(inputs)
+    config = Aper.Config()
+    backbone = resolve_backbone(Registry.discover(), "timm:vit_tiny_patch16_224").load(
+        BackboneOptions(weights=vit_weights, image_size=224)
+    )
+    backend = Backend(backbone)
+    adapters = AdapterSet.build(backend.view, range(VIT_DEPTH), AdapterConfig(
+        bottleneck=config.bottleneck, scale=config.adapter_scale,
+        dropout=config.adapter_dropout))  # fmt: skip
+    with torch.no_grad():
+        for block in range(VIT_DEPTH):
+            adapter, prefix = adapters.at(block), f"blocks.{block}.adaptmlp."
+            adapter.down.weight.copy_(given["adapters"][prefix + "down_proj.weight"])
+            adapter.down.bias.copy_(given["adapters"][prefix + "down_proj.bias"])
+            adapter.up.weight.copy_(given["adapters"][prefix + "up_proj.weight"])
+            adapter.up.bias.copy_(given["adapters"][prefix + "up_proj.bias"])
+        return backend.forward(given["images"], adapters.eval())
+
+
+def inputs_sha256(vit: Path, inputs: Path) -> str:
+    """One checksum of the regenerated inputs (weights, images, adapters), tensor by
+    tensor, so that the test can tell a changed input from a changed computation."""
+    digest = hashlib.sha256()
+    given = torch.load(inputs)
+    for state in (torch.load(vit), {"images": given["images"]}, given["adapters"]):
+        for key in sorted(state):
+            digest.update(key.encode())
+            digest.update(state[key].contiguous().numpy().tobytes())
+    return digest.hexdigest()
+
+
+def forward_check(copy: Path, python: str, vit: Path, work: Path, threads: int) -> dict:
+    inputs = forward_inputs(work)
+    out, log = work / "aper_forward_official.pt", work / "aper-forward-pilot.log"
+    argv = [python, ADDED_MODULE, "forward", str(inputs), str(out), str(threads)]
+    run_measured(argv, copy, child_env(threads, {"PYTHONPATH": str(copy)}), log)
+    theirs = torch.load(out)["features"].clone()  # its own storage, not the token tensor
+    # the official output, for tests/test_parity.py (numbers only: no official code)
+    FIXTURES.mkdir(parents=True, exist_ok=True)
+    torch.save({"official_features": theirs, "inputs_sha256": inputs_sha256(vit, inputs),
+                "source": PILOT_SOURCE}, FIXTURES / "aper_forward.pt")  # fmt: skip
+    ours = clbench_aper_features(vit, inputs)
+    difference = (ours - theirs).abs().max().item()
+    relative = difference / theirs.abs().max().item()
+    frozen = clbench_frozen_gap(vit, inputs, theirs)
+    return {
+        "kind": "forward equivalence (features)",
+        "official": PILOT_SOURCE,
+        "setting": f"ViT-Tiny (random, seed {VIT_SEED}), APER's adapters at all "
+        f"{VIT_DEPTH} blocks with drawn weights, {FORWARD_IMAGES} images of 224 px, float32, CPU",
+        "max_abs_difference": difference,
+        "max_relative_difference": relative,
+        "adapters_move_features_by": frozen,
+        "tolerance": FORWARD_TOLERANCE,
+        "verdict": "agrees" if relative <= FORWARD_TOLERANCE else "differs",
+    }
+
+
+def clbench_frozen_gap(vit: Path, inputs: Path, theirs: torch.Tensor) -> float:
+    """How far the adapters move the features (relative): a check that cannot pass on
+    the frozen network alone."""
+    given = torch.load(inputs)
+    zero = {k: torch.zeros_like(v) for k, v in given["adapters"].items()}
+    torch.save({**given, "adapters": zero}, inputs.with_name("zero.pt"))
+    frozen = clbench_aper_features(vit, inputs.with_name("zero.pt"))
+    return ((frozen - theirs).abs().max() / theirs.abs().max()).item()
 
 
 # --- the two sides ---------------------------------------------------------------------
@@ -274,7 +461,7 @@ def run_pilot(method: Method, copy: Path, python: str, seed: int, threads: int, 
     config.update({key: value for key, (value, _) in method.pilot_overrides.items()})
     path = copy / "exps" / f"clbench_parity_{method.strategy}.json"
     path.write_text(json.dumps(config, indent=4))
-    argv = [python, ADDED_MODULE, str(path.relative_to(copy)), str(threads)]
+    argv = [python, ADDED_MODULE, "run", str(path.relative_to(copy)), str(threads)]
     env = child_env(threads, {"PYTHONPATH": str(copy)})
     wall, rss = run_measured(argv, copy, env, log)
     [line] = [x for x in log.read_text().splitlines() if x.startswith("CLBENCH-PARITY ")]
@@ -315,7 +502,9 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--pilot", type=Path, help="LAMDA-PILOT checkout at 2647455")
-    parser.add_argument("--methods", nargs="+", choices=sorted(METHODS), default=list(METHODS))
+    parser.add_argument(
+        "--methods", nargs="+", choices=[*METHODS, "aper"], default=[*METHODS, "aper"]
+    )
     parser.add_argument("--seed", type=int, default=1993)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--work", type=Path, default=Path("/tmp/clbench-parity"))
@@ -333,13 +522,20 @@ def main() -> None:
         parser.error("--pilot is required (or --list-changes)")
     args.work.mkdir(parents=True, exist_ok=True)
     data, weights = export_inputs(args.work)
+    vit = export_vit(args.work)
     copy = args.work / "pilot"
     try:
-        prepare_pilot(args.pilot, copy, data, weights)
+        prepare_pilot(args.pilot, copy, data, weights, vit)
     except ChangeDoesNotApply as error:
         raise SystemExit(str(error)) from None
     results = json.loads(RESULTS.read_text()) if RESULTS.is_file() else {}
-    for name in args.methods:
+    if "aper" in args.methods:
+        entry = forward_check(copy, args.official_python, vit, args.work, args.threads)
+        results["aper"] = entry
+        print(f"aper: features differ by {entry['max_relative_difference']:.2e} (relative; "
+              f"the adapters move them by {entry['adapters_move_features_by']:.2e}): "
+              f"{entry['verdict']}")  # fmt: skip
+    for name in [m for m in args.methods if m in METHODS]:
         method = METHODS[name]
         log = args.work / f"{name}-pilot.log"
         theirs = run_pilot(method, copy, args.official_python, args.seed, args.threads, log)
