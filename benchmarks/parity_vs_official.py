@@ -261,6 +261,40 @@ def forward(inputs, out):
     print("CLBENCH-PARITY " + json.dumps({{"features": out}}))
 
 
+def step(inputs, out):
+    """One SGD step of PILOT's APER first-session training (aper_adapter.py _init_train:
+    SimpleVitNet, cosine fc, SGD over every parameter that requires grad, cross-entropy)
+    from the given adapter and head weights; dropout off (eval mode), as on clbench's
+    side. Saves every adapter tensor after the step."""
+    from torch.nn import functional as F
+
+    from utils.inc_net import SimpleVitNet
+
+    given = torch.load(inputs)
+    args = {{"backbone_type": "pretrained_vit_b16_224_adapter", "model_name": "aper_adapter",
+            "ffn_num": given["bottleneck"], "device": [torch.device("cpu")]}}
+    net = SimpleVitNet(args, True)
+    net.update_fc(given["classes"])
+    missing, unexpected = net.backbone.load_state_dict(given["adapters"], strict=False)
+    if unexpected:
+        raise RuntimeError(f"adapter weights do not fit: {{unexpected}}")
+    with torch.no_grad():
+        net.fc.weight.copy_(given["head"])
+        net.fc.sigma.fill_(1.0)
+    net.eval()
+    optimizer = torch.optim.SGD(net.parameters(), momentum=given["momentum"], lr=given["lr"],
+                                weight_decay=given["weight_decay"])
+    x = (given["images"].float() / 255 - 0.5) / 0.5
+    loss = F.cross_entropy(net(x)["logits"], given["labels"])
+    optimizer.zero_grad()
+    loss.backward()
+    optimizer.step()
+    after = {{k: v.detach().clone() for k, v in net.backbone.state_dict().items()
+             if ".adaptmlp." in k}}
+    torch.save({{"adapters": after, "loss": loss.item()}}, out)
+    print("CLBENCH-PARITY " + json.dumps({{"loss": loss.item()}}))
+
+
 def run(config):
     import trainer
     from utils import factory
@@ -289,6 +323,8 @@ if __name__ == "__main__":
     torch.set_num_threads(int(sys.argv[-1]))
     if sys.argv[1] == "forward":
         forward(sys.argv[2], sys.argv[3])
+    elif sys.argv[1] == "step":
+        step(sys.argv[2], sys.argv[3])
     else:
         run(sys.argv[2])
 '''
@@ -455,6 +491,108 @@ def clbench_frozen_gap(vit: Path, inputs: Path, theirs: torch.Tensor) -> float:
     return ((frozen - theirs).abs().max() / theirs.abs().max()).item()
 
 
+# --- step equivalence: one step of APER's first-session training ----------------------------
+STEP_SEED, STEP_IMAGES, STEP_CLASSES = 2, 8, 4
+
+
+def _pilot_names(adapters) -> dict[str, torch.Tensor]:
+    """An AdapterSet's tensors under PILOT's names (blocks.i.adaptmlp.{down,up}_proj.*)."""
+    names = {"down.weight": "down_proj.weight", "down.bias": "down_proj.bias",
+             "up.weight": "up_proj.weight", "up.bias": "up_proj.bias"}  # fmt: skip
+    return {
+        f"blocks.{block}.adaptmlp.{names[key]}": value.detach().clone()
+        for block in adapters.blocks
+        for key, value in adapters.at(block).state_dict().items()
+    }
+
+
+def clbench_aper_step(vit: Path, work: Path) -> tuple[Path, dict[str, torch.Tensor]]:
+    """clbench's own first-session training (clbench_zoo.adaptation.train_adapters) for
+    exactly one step (one epoch of one batch), dropout off; the inputs file holds what
+    it starts from (its adapters and cosine head, rebuilt from the same seeds) for
+    PILOT's side. Returns that file and clbench's adapters after the step."""
+    import dataclasses
+
+    from clbench_zoo.adaptation import CosineHead, train_adapters
+    from clbench_zoo.aper import Aper
+
+    from cl_bench.experiments.names import resolve_backbone
+    from cl_bench.models.adapters import AdapterConfig, AdapterSet
+    from cl_bench.models.backbones.base import BackboneOptions
+    from cl_bench.models.backend import Backend
+    from cl_bench.training.registry import Registry
+    from cl_bench.training.strategy import Runtime
+
+    backbone = resolve_backbone(Registry.discover(), "timm:vit_tiny_patch16_224").load(
+        BackboneOptions(weights=vit, image_size=224)
+    )
+    backend = Backend(backbone)
+    config = dataclasses.replace(Aper.Config(), epochs=1, batch_size=STEP_IMAGES,
+                                 adapter_dropout=0.0)  # fmt: skip
+    generator = torch.Generator().manual_seed(STEP_SEED)
+    images = torch.randint(0, 256, (STEP_IMAGES, 3, 224, 224), generator=generator,
+                           dtype=torch.uint8)  # fmt: skip
+    labels = torch.arange(STEP_IMAGES) % STEP_CLASSES
+    # what train_adapters starts from: the same constructors with the same RNG states
+    torch.manual_seed(STEP_SEED)
+    fresh = AdapterConfig(bottleneck=config.bottleneck, scale=config.adapter_scale,
+                          dropout=0.0, init="lora")  # fmt: skip
+    start = AdapterSet.build(backend.view, range(VIT_DEPTH), fresh)
+    head = CosineHead(VIT_WIDTH, STEP_CLASSES, Runtime(torch.device("cpu"), STEP_SEED).generator)
+    inputs = work / "aper_step_inputs.pt"
+    torch.save({"images": images, "labels": labels, "adapters": _pilot_names(start),
+                "head": head.weight.detach().clone(), "classes": STEP_CLASSES,
+                "bottleneck": config.bottleneck, "lr": config.lr, "momentum": config.momentum,
+                "weight_decay": config.weight_decay}, inputs)  # fmt: skip
+    torch.manual_seed(STEP_SEED)
+    runtime = Runtime(torch.device("cpu"), STEP_SEED)
+    trained = train_adapters(backend, images, labels, STEP_CLASSES, config, runtime, "step")
+    return inputs, _pilot_names(trained)
+
+
+def update_sketch(start: dict, after: dict) -> torch.Tensor:
+    """Each adapter tensor's update as its norm and its products with 4 seeded random
+    directions: a few hundred numbers that any change to the step would move, where the
+    updates themselves are 1.2 MB."""
+    rows = []
+    for key in sorted(start):
+        update = (after[key] - start[key]).flatten().double()
+        directions = torch.randn(4, update.numel(), dtype=torch.float64,
+                                 generator=torch.Generator().manual_seed(len(rows)))  # fmt: skip
+        rows.append(torch.cat([update.norm().view(1), directions @ update]))
+    return torch.stack(rows)
+
+
+def step_check(copy: Path, python: str, vit: Path, work: Path, threads: int) -> dict:
+    inputs, ours = clbench_aper_step(vit, work)
+    out, log = work / "aper_step_official.pt", work / "aper-step-pilot.log"
+    argv = [python, ADDED_MODULE, "step", str(inputs), str(out), str(threads)]
+    run_measured(argv, copy, child_env(threads, {"PYTHONPATH": str(copy)}), log)
+    theirs = torch.load(out)["adapters"]
+    start = torch.load(inputs)["adapters"]
+    largest_update = max((theirs[k] - start[k]).abs().max().item() for k in start)
+    differences = {k: (ours[k] - theirs[k]).abs().max().item() for k in start}
+    worst = max(differences, key=differences.__getitem__)
+    relative = differences[worst] / largest_update
+    torch.save({"official_update_sketch": update_sketch(start, theirs),
+                "inputs_sha256": inputs_sha256(vit, inputs), "source": PILOT_SOURCE},
+               FIXTURES / "aper_step.pt")  # fmt: skip
+    return {
+        "kind": "step equivalence (one SGD step, every adapter tensor)",
+        "official": PILOT_SOURCE,
+        "setting": f"ViT-Tiny (random, seed {VIT_SEED}), APER's first-session training "
+        f"from the same adapters and cosine head, {STEP_IMAGES} images of {STEP_CLASSES} "
+        "classes, one batch, dropout off on both sides, float32, CPU",
+        "max_abs_difference": differences[worst],
+        "max_relative_difference": relative,
+        "relative_to": "the largest change the official step makes to any adapter tensor",
+        "largest_official_update": largest_update,
+        "tensors": len(start),
+        "tolerance": FORWARD_TOLERANCE,
+        "verdict": "agrees" if relative <= FORWARD_TOLERANCE else "differs",
+    }
+
+
 # --- the two sides ---------------------------------------------------------------------
 def run_pilot(method: Method, copy: Path, python: str, seed: int, threads: int, log: Path) -> dict:
     config = json.loads((copy / method.pilot_config).read_text())
@@ -506,7 +644,10 @@ def main() -> None:
     )
     parser.add_argument("--pilot", type=Path, help="LAMDA-PILOT checkout at 2647455")
     parser.add_argument(
-        "--methods", nargs="+", choices=[*METHODS, "aper"], default=[*METHODS, "aper"]
+        "--methods",
+        nargs="+",
+        choices=[*METHODS, "aper", "aper-step"],
+        default=[*METHODS, "aper", "aper-step"],
     )
     parser.add_argument("--seed", type=int, default=1993)
     parser.add_argument("--threads", type=int, default=1)
@@ -538,6 +679,13 @@ def main() -> None:
         print(f"aper: features differ by {entry['max_relative_difference']:.2e} (relative; "
               f"the adapters move them by {entry['adapters_move_features_by']:.2e}): "
               f"{entry['verdict']}")  # fmt: skip
+    if "aper-step" in args.methods:
+        entry = step_check(copy, args.official_python, vit, args.work, args.threads)
+        results["aper-step"] = entry
+        print(
+            f"aper step: adapters differ by {entry['max_relative_difference']:.2e} of the "
+            f"largest update ({entry['largest_official_update']:.2e}): {entry['verdict']}"
+        )
     for name in [m for m in args.methods if m in METHODS]:
         method = METHODS[name]
         log = args.work / f"{name}-pilot.log"

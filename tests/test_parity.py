@@ -45,3 +45,17 @@ def test_aper_adapted_features_are_the_official_codes(parity, tmp_path):
     assert relative <= parity.FORWARD_TOLERANCE
     # the adapters matter: the frozen network alone is far from the official output
     assert parity.clbench_frozen_gap(vit, inputs, theirs) > 100 * parity.FORWARD_TOLERANCE
+
+
+def test_one_step_of_aper_training_is_the_official_codes(parity, tmp_path):
+    """From the same adapters and cosine head, one SGD step of clbench's first-session
+    training moves every adapter tensor as PILOT's step does (compared as sketches of
+    the updates: norms and products with seeded directions)."""
+    fixture = torch.load(FIXTURES / "aper_step.pt")
+    vit = parity.export_vit(tmp_path)
+    inputs, ours = parity.clbench_aper_step(vit, tmp_path)
+    assert parity.inputs_sha256(vit, inputs) == fixture["inputs_sha256"]
+    start = torch.load(inputs)["adapters"]
+    theirs = fixture["official_update_sketch"]
+    difference = (parity.update_sketch(start, ours) - theirs).abs().max()
+    assert difference <= 1e-4 * theirs.abs().max()
