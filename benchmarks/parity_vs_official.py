@@ -340,7 +340,10 @@ def describe() -> str:
     lines += ["", "and these changes to the code:", ""]
     for change in changes():
         lines.append(f"- `{change.path}`: {change.why} (x{change.count})")
-    lines.append(f"- added `{ADDED_MODULE}` (ours): the data set, the backbone and the driver")
+    lines.append(
+        f"- added `{ADDED_MODULE}` (ours): the data set, the Lite0 and ViT-Tiny loaders, "
+        "and the drivers of a run, a forward pass and a training step"
+    )
     return "\n".join(lines)
 
 

@@ -117,6 +117,23 @@ def parity(_: str = "") -> str:
     return "\n".join(rows)
 
 
+def parity_changes(_: str = "") -> str:
+    """What benchmarks/parity_vs_official.py changes in the official code (--list-changes)."""
+    import importlib.util
+
+    folder = str(ROOT / "benchmarks")
+    sys.path.insert(0, folder)  # the script imports its neighbours
+    try:
+        script = ROOT / "benchmarks" / "parity_vs_official.py"
+        spec = importlib.util.spec_from_file_location("parity_vs_official", script)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = module
+        spec.loader.exec_module(module)
+        return module.describe()
+    finally:
+        sys.path.remove(folder)
+
+
 def streams(_: str = "") -> str:
     """Every registered stream: classes, experiences, resolution and what it is."""
     rows = [
@@ -220,6 +237,7 @@ GENERATORS: dict[str, Callable[..., str]] = {
     "api": api,
     "commands": commands,
     "parity": parity,
+    "parity-changes": parity_changes,
 }
 
 
