@@ -415,33 +415,44 @@ def forward_inputs(work: Path) -> Path:
     return path
 
 
+def vit_backend(vit: Path):
+    """clbench's backend serving the benchmark's ViT-Tiny file, as ``--backbone
+    timm:vit_tiny_patch16_224 --weights`` does."""
+    from cl_bench.experiments.names import resolve_backbone
+    from cl_bench.models.backbones.base import BackboneOptions
+    from cl_bench.models.backend import Backend
+    from cl_bench.training.registry import Registry
+
+    backbone = resolve_backbone(Registry.discover(), "timm:vit_tiny_patch16_224").load(
+        BackboneOptions(weights=vit, image_size=224)
+    )
+    return Backend(backbone)
+
+
+# an adapter's tensors in clbench (Adapter) and in PILOT (AdaptFormer's adaptmlp)
+PILOT_NAMES = {"down.weight": "down_proj.weight", "down.bias": "down_proj.bias",
+               "up.weight": "up_proj.weight", "up.bias": "up_proj.bias"}  # fmt: skip
+
+
 def clbench_aper_features(vit_weights: Path, inputs: Path) -> torch.Tensor:
     """The same images through clbench's backend with APER's adapters (its Config) holding
     the same weights."""
     from clbench_zoo.aper import Aper
 
-    from cl_bench.experiments.names import resolve_backbone
     from cl_bench.models.adapters import AdapterConfig, AdapterSet
-    from cl_bench.models.backbones.base import BackboneOptions
-    from cl_bench.models.backend import Backend
-    from cl_bench.training.registry import Registry
 
     given = torch.load(inputs)
     config = Aper.Config()
-    backbone = resolve_backbone(Registry.discover(), "timm:vit_tiny_patch16_224").load(
-        BackboneOptions(weights=vit_weights, image_size=224)
-    )
-    backend = Backend(backbone)
+    backend = vit_backend(vit_weights)
     adapters = AdapterSet.build(backend.view, range(VIT_DEPTH), AdapterConfig(
         bottleneck=config.bottleneck, scale=config.adapter_scale,
         dropout=config.adapter_dropout))  # fmt: skip
+    for block in range(VIT_DEPTH):
+        prefix = f"blocks.{block}.adaptmlp."
+        adapters.at(block).load_state_dict(
+            {ours: given["adapters"][prefix + theirs] for ours, theirs in PILOT_NAMES.items()}
+        )
     with torch.no_grad():
-        for block in range(VIT_DEPTH):
-            adapter, prefix = adapters.at(block), f"blocks.{block}.adaptmlp."
-            adapter.down.weight.copy_(given["adapters"][prefix + "down_proj.weight"])
-            adapter.down.bias.copy_(given["adapters"][prefix + "down_proj.bias"])
-            adapter.up.weight.copy_(given["adapters"][prefix + "up_proj.weight"])
-            adapter.up.bias.copy_(given["adapters"][prefix + "up_proj.bias"])
         return backend.forward(given["images"], adapters.eval())
 
 
@@ -487,10 +498,7 @@ def forward_check(copy: Path, python: str, vit: Path, work: Path, threads: int) 
 def clbench_frozen_gap(vit: Path, inputs: Path, theirs: torch.Tensor) -> float:
     """How far the adapters move the features (relative): a check that cannot pass on
     the frozen network alone."""
-    given = torch.load(inputs)
-    zero = {k: torch.zeros_like(v) for k, v in given["adapters"].items()}
-    torch.save({**given, "adapters": zero}, inputs.with_name("zero.pt"))
-    frozen = clbench_aper_features(vit, inputs.with_name("zero.pt"))
+    frozen = vit_backend(vit).features(torch.load(inputs)["images"])
     return ((frozen - theirs).abs().max() / theirs.abs().max()).item()
 
 
@@ -500,10 +508,8 @@ STEP_SEED, STEP_IMAGES, STEP_CLASSES = 2, 8, 4
 
 def _pilot_names(adapters) -> dict[str, torch.Tensor]:
     """An AdapterSet's tensors under PILOT's names (blocks.i.adaptmlp.{down,up}_proj.*)."""
-    names = {"down.weight": "down_proj.weight", "down.bias": "down_proj.bias",
-             "up.weight": "up_proj.weight", "up.bias": "up_proj.bias"}  # fmt: skip
     return {
-        f"blocks.{block}.adaptmlp.{names[key]}": value.detach().clone()
+        f"blocks.{block}.adaptmlp.{PILOT_NAMES[key]}": value.detach().clone()
         for block in adapters.blocks
         for key, value in adapters.at(block).state_dict().items()
     }
@@ -519,17 +525,10 @@ def clbench_aper_step(vit: Path, work: Path) -> tuple[Path, dict[str, torch.Tens
     from clbench_zoo.adaptation import CosineHead, train_adapters
     from clbench_zoo.aper import Aper
 
-    from cl_bench.experiments.names import resolve_backbone
     from cl_bench.models.adapters import AdapterConfig, AdapterSet
-    from cl_bench.models.backbones.base import BackboneOptions
-    from cl_bench.models.backend import Backend
-    from cl_bench.training.registry import Registry
     from cl_bench.training.strategy import Runtime
 
-    backbone = resolve_backbone(Registry.discover(), "timm:vit_tiny_patch16_224").load(
-        BackboneOptions(weights=vit, image_size=224)
-    )
-    backend = Backend(backbone)
+    backend = vit_backend(vit)
     config = dataclasses.replace(Aper.Config(), epochs=1, batch_size=STEP_IMAGES,
                                  adapter_dropout=0.0)  # fmt: skip
     generator = torch.Generator().manual_seed(STEP_SEED)

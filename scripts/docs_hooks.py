@@ -119,17 +119,12 @@ def parity(_: str = "") -> str:
 
 def parity_changes(_: str = "") -> str:
     """What benchmarks/parity_vs_official.py changes in the official code (--list-changes)."""
-    import importlib.util
+    import importlib
 
     folder = str(ROOT / "benchmarks")
     sys.path.insert(0, folder)  # the script imports its neighbours
     try:
-        script = ROOT / "benchmarks" / "parity_vs_official.py"
-        spec = importlib.util.spec_from_file_location("parity_vs_official", script)
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[spec.name] = module
-        spec.loader.exec_module(module)
-        return module.describe()
+        return importlib.import_module("parity_vs_official").describe()
     finally:
         sys.path.remove(folder)
 
@@ -178,8 +173,9 @@ def headline(stream: str = "offline-mix", rows: int = HEADLINE_ROWS) -> str:
 
 def record_facts(stream: str) -> dict[str, object]:
     """What the committed records of ``stream`` share: counts, seeds, threads, commits."""
-    files = sorted((LEADERBOARDS / "runs" / stream).rglob("*.json"))
-    records = [json.loads(p.read_text()) for p in files if not p.name.endswith(".failed.json")]
+    from cl_bench.results.records import iter_records
+
+    records = [record for _, record in iter_records(LEADERBOARDS / "runs" / stream)]
     table = pd.read_csv(LEADERBOARDS / f"{stream}.csv", keep_default_na=False)
     return {
         "rows": len(table),

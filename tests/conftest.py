@@ -87,3 +87,17 @@ def cached_backend(lite0):
     from cl_bench.models.feature_cache import FeatureCache
 
     return Backend(lite0, FeatureCache())
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """The system Chromium driven by Playwright (its own browser download is not
+    reachable here), one per test module."""
+    from browser import CHROMIUM
+    from playwright.sync_api import sync_playwright
+
+    assert CHROMIUM, "no chromium: `apt-get install chromium` (scripts/setup.sh installs it)"
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM)
+        yield browser
+        browser.close()

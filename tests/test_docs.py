@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import functools
 import http.server
-import importlib.util
 import inspect
 import json
 import re
@@ -16,7 +15,8 @@ import threading
 from pathlib import Path
 
 import pytest
-from test_site import CHROMIUM
+from browser import watched_page
+from script_loader import load_script
 
 import cl_bench
 from cl_bench.training.registry import Registry
@@ -24,15 +24,8 @@ from cl_bench.training.registry import Registry
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def load(name: str):
-    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-hooks = load("docs_hooks")
-screenshots = load("docs_screenshots")
+hooks = load_script("scripts/docs_hooks.py")
+screenshots = load_script("scripts/docs_screenshots.py")
 
 
 def test_the_readme_is_short_and_its_headline_table_is_current(capsys):
@@ -123,22 +116,8 @@ def served(built):
     server.shutdown()
 
 
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    assert CHROMIUM, "no chromium: `apt-get install chromium` (scripts/setup.sh installs it)"
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM)
-        yield browser
-        browser.close()
-
-
 def visit(browser, url: str):
-    page = browser.new_page()
-    page.errors = []
-    page.on("console", lambda m: page.errors.append(m.text) if m.type == "error" else None)
-    page.on("pageerror", lambda error: page.errors.append(str(error)))
+    page = watched_page(browser)
     response = page.goto(url)
     assert response is not None and response.ok, url
     return page

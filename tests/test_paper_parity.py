@@ -6,33 +6,27 @@ numbers themselves mean nothing here)."""
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import io
-from pathlib import Path
 
 import pytest
 import torch
+from script_loader import load_script
 from test_standard_streams import write_cifar100, write_image_folder
 
 from cl_bench.models.backbones.base import BackboneOptions
 from cl_bench.models.backbones.hub import tiny_vit
 from cl_bench.results.records import iter_records
 
-ROOT = Path(__file__).resolve().parents[1]
 
-
-def load_script():
-    spec = importlib.util.spec_from_file_location("paper_parity", ROOT / "scripts/paper_parity.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def paper_parity():
+    return load_script("scripts/paper_parity.py")
 
 
 def parity(*arguments: str) -> str:
     out = io.StringIO()
     with pytest.MonkeyPatch.context() as patch, contextlib.redirect_stdout(out):
         patch.setenv("COLUMNS", "250")  # the whole table, as a wide terminal shows it
-        assert load_script().main(list(arguments)) == 0
+        assert paper_parity().main(list(arguments)) == 0
     return out.getvalue()
 
 

@@ -5,12 +5,11 @@ give that output again. A change to how adapters join a ViT block fails here."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 
 import pytest
 import torch
+from script_loader import load_script
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = ROOT / "tests" / "fixtures" / "parity"
@@ -18,18 +17,7 @@ FIXTURES = ROOT / "tests" / "fixtures" / "parity"
 
 @pytest.fixture(scope="module")
 def parity():
-    sys.path.insert(0, str(ROOT / "benchmarks"))  # the script imports its neighbours
-    try:
-        spec = importlib.util.spec_from_file_location(
-            "parity_vs_official", ROOT / "benchmarks" / "parity_vs_official.py"
-        )
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[spec.name] = module  # its dataclasses look their module up there
-        spec.loader.exec_module(module)
-        yield module
-    finally:
-        sys.modules.pop("parity_vs_official", None)
-        sys.path.remove(str(ROOT / "benchmarks"))
+    return load_script("benchmarks/parity_vs_official.py")
 
 
 def test_aper_adapted_features_are_the_official_codes(parity, tmp_path):

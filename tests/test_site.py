@@ -7,28 +7,16 @@ compared with the CSV; untrusted names render as text; no page logs a console er
 from __future__ import annotations
 
 import csv
-import shutil
 from pathlib import Path
 
 import pytest
+from browser import watched_page
 from cli_runner import clbench
 
 from cl_bench.results.leaderboard import write_leaderboards
 from cl_bench.results.records import RECORD_FORMAT, record_path, write_record
 
 LEADERBOARDS = Path(__file__).resolve().parents[1] / "leaderboards"
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    assert CHROMIUM, "no chromium: `apt-get install chromium` (scripts/setup.sh installs it)"
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM)
-        yield browser
-        browser.close()
 
 
 @pytest.fixture
@@ -37,10 +25,7 @@ def open_page(browser):
     pages = []
 
     def open_(path: Path):
-        page = browser.new_page()
-        page.errors = []
-        page.on("console", lambda m: page.errors.append(m.text) if m.type == "error" else None)
-        page.on("pageerror", lambda error: page.errors.append(str(error)))
+        page = watched_page(browser)
         page.goto(path.as_uri())
         pages.append(page)
         return page
