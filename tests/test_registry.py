@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from clbench_baselines.simplecil import SimpleCIL
 
-from cl_bench import StrategySpec, hookimpl
+from cl_bench import Origin, StrategySpec, hookimpl
 from cl_bench.training.registry import PluginWarning, Registry
 from cl_bench.utils.errors import DuplicateNameError, UnknownNameError
 
@@ -204,3 +204,16 @@ def test_discovery_refuses_an_installed_duplicate(tmp_path, monkeypatch):
         r"'simplecil'.*'impostor-plugin'.*'clbench'",
     ):
         Registry.discover()
+
+
+def test_a_strategys_origin_is_checked_at_registration():
+    """The docs' strategy tables are generated from it, so a malformed one is refused
+    where the plugin declares it, not when the docs are built."""
+    with pytest.raises(ValueError, match="paper"):
+        Origin("")
+    with pytest.raises(TypeError, match=r"Origin\.commit"):
+        Origin("X (Someone, 2024)", commit=5)
+    with pytest.raises(TypeError, match="origin must be an Origin"):
+        StrategySpec("x", "a strategy", SimpleCIL, origin="X (Someone, 2024)")
+    built_in = Registry.discover().strategy("simplecil").origin
+    assert built_in is not None and built_in.commit == "2647455"
