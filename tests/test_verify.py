@@ -162,3 +162,21 @@ def test_a_path_that_is_not_there_is_a_clear_error(tmp_path):
     assert code == 2 and "no record file or folder" in err and "Traceback" not in err
     code, _, err = clbench("verify", str(tmp_path))  # a folder without records
     assert code == 2 and "no run records under" in err
+
+
+# One committed record of each kind: frozen features, a trained head, Avalanche's
+# training loop, and the quick start's SEMA seed. A change that moves a committed number
+# fails here until the records are regenerated (docs/reproducing.md).
+COMMITTED_SAMPLE = [
+    f"leaderboards/runs/offline-mix/{strategy}/efficientnet_lite0/seed1993.json"
+    for strategy in ("simplecil", "finetune-head", "avalanche--naive", "sema")
+]
+
+
+@pytest.mark.slow
+def test_the_committed_leaderboard_sample_reruns_identically():
+    root = Path(__file__).resolve().parent.parent
+    paths = [str(root / path) for path in COMMITTED_SAMPLE]
+    code, out, err = clbench("verify", "--workers", "2", *paths, columns=400)
+    assert code == 0, out + err
+    assert "4 identical" in out, out
