@@ -32,7 +32,6 @@ process each, alone, with the same thread count) to ``benchmarks/results/parity.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import shutil
 import sys
@@ -44,10 +43,20 @@ import numpy as np
 import torch
 from bench_vs_official import child_env, run_measured
 from official_runtime import ChangeDoesNotApply, Substitution, substitute
+from parity_common import (
+    FIXTURES,
+    FORWARD_TOLERANCE,
+    RESULTS,
+    ROOT,
+    VIT_DEPTH,
+    VIT_SEED,
+    VIT_WIDTH,
+    export_vit,
+    inputs_sha256,
+    update_sketch,
+    vit_backend,
+)
 
-ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "benchmarks" / "results" / "parity.json"
-FIXTURES = ROOT / "tests" / "fixtures" / "parity"
 PILOT_SOURCE = "https://github.com/sun-hailong/LAMDA-PILOT at 2647455"
 ADDED_MODULE = "utils/clbench_parity.py"
 STREAM, BACKBONE, INCREMENT = "offline-mix", "efficientnet_lite0", 5
@@ -381,19 +390,7 @@ def prepare_pilot(checkout: Path, dest: Path, data: Path, weights: Path, vit: Pa
 
 
 # --- forward equivalence: APER's adapted ViT -----------------------------------------------
-VIT_SEED, FORWARD_SEED, FORWARD_IMAGES, VIT_WIDTH, VIT_DEPTH = 0, 1, 4, 192, 12
-FORWARD_TOLERANCE = 1e-5  # relative, float32 on a CPU
-
-
-def export_vit(work: Path) -> Path:
-    """A randomly initialised ViT-Tiny (no ViT weights exist offline), seeded."""
-    import timm
-
-    torch.manual_seed(VIT_SEED)
-    model = timm.create_model("vit_tiny_patch16_224", pretrained=False, num_classes=0)
-    path = work / "vit_tiny.pth"
-    torch.save(model.state_dict(), path)
-    return path
+FORWARD_SEED, FORWARD_IMAGES = 1, 4
 
 
 def forward_inputs(work: Path) -> Path:
@@ -413,20 +410,6 @@ def forward_inputs(work: Path) -> Path:
     path = work / "aper_forward_inputs.pt"
     torch.save({"images": images, "adapters": adapters, "bottleneck": bottleneck}, path)
     return path
-
-
-def vit_backend(vit: Path):
-    """clbench's backend serving the benchmark's ViT-Tiny file, as ``--backbone
-    timm:vit_tiny_patch16_224 --weights`` does."""
-    from cl_bench.experiments.names import resolve_backbone
-    from cl_bench.models.backbones.base import BackboneOptions
-    from cl_bench.models.backend import Backend
-    from cl_bench.training.registry import Registry
-
-    backbone = resolve_backbone(Registry.discover(), "timm:vit_tiny_patch16_224").load(
-        BackboneOptions(weights=vit, image_size=224)
-    )
-    return Backend(backbone)
 
 
 # an adapter's tensors in clbench (Adapter) and in PILOT (AdaptFormer's adaptmlp)
@@ -454,18 +437,6 @@ def clbench_aper_features(vit_weights: Path, inputs: Path) -> torch.Tensor:
         )
     with torch.no_grad():
         return backend.forward(given["images"], adapters.eval())
-
-
-def inputs_sha256(vit: Path, inputs: Path) -> str:
-    """One checksum of the regenerated inputs (weights, images, adapters), tensor by
-    tensor, so that the test can tell a changed input from a changed computation."""
-    digest = hashlib.sha256()
-    given = torch.load(inputs)
-    for state in (torch.load(vit), {"images": given["images"]}, given["adapters"]):
-        for key in sorted(state):
-            digest.update(key.encode())
-            digest.update(state[key].contiguous().numpy().tobytes())
-    return digest.hexdigest()
 
 
 def forward_check(copy: Path, python: str, vit: Path, work: Path, threads: int) -> dict:
@@ -550,19 +521,6 @@ def clbench_aper_step(vit: Path, work: Path) -> tuple[Path, dict[str, torch.Tens
     runtime = Runtime(torch.device("cpu"), STEP_SEED)
     trained = train_adapters(backend, images, labels, STEP_CLASSES, config, runtime, "step")
     return inputs, _pilot_names(trained)
-
-
-def update_sketch(start: dict, after: dict) -> torch.Tensor:
-    """Each adapter tensor's update as its norm and its products with 4 seeded random
-    directions: a few hundred numbers that any change to the step would move, where the
-    updates themselves are 1.2 MB."""
-    rows = []
-    for key in sorted(start):
-        update = (after[key] - start[key]).flatten().double()
-        directions = torch.randn(4, update.numel(), dtype=torch.float64,
-                                 generator=torch.Generator().manual_seed(len(rows)))  # fmt: skip
-        rows.append(torch.cat([update.norm().view(1), directions @ update]))
-    return torch.stack(rows)
 
 
 def step_check(copy: Path, python: str, vit: Path, work: Path, threads: int) -> dict:
