@@ -1,23 +1,27 @@
-"""clbench against the papers' official code on the same work (issue 19): wall time and
-peak RSS of SEMA and MOS, each side run alone, one after another.
+"""clbench against the papers' official code on the same work (issues 19 and 31): wall
+time and peak RSS of SEMA, MOS, and LAMDA-PILOT's APER and EASE, each side run alone,
+one after another.
 
     .venv/bin/python benchmarks/bench_vs_official.py --sema SEMA-CL --mos AAAI25-MOS \\
+        --pilot LAMDA-PILOT --pilot-python PILOT-VENV/bin/python \\
         [--augment] [--work DIR] [--repeat N] [--official-python PYTHON]
     .venv/bin/python benchmarks/bench_vs_official.py --list-changes
 
-SEMA-CL and AAAI25-MOS are local checkouts of the official code (SEMA-CL at 5a45512, the
-CVPR 2025 code; they are not dependencies of clbench). The work: a 20-class image folder
-of Open Clip Art (30 training and 10 test images a class, 224 px), 5 classes then 5 per
-task, one randomly initialised ViT-Tiny weights file loaded by both sides, the official
-CIFAR-100 configs with the schedules cut (SEMA: 1 functional and 1 descriptor epoch;
-MOS: 1 epoch and 5 alignment epochs), seed 1993, one recipe on both sides: without
-augmentation by default (the official training transform replaced by the official
-evaluation transform), or with ``--augment`` the official RandomResizedCrop + flip on
-both (clbench ``augment=true``). Each side is a child process with
-2 threads, no GPU and no worker processes, and starts cold (the official code has no
-cache; clbench gets an empty cache folder); its wall time is measured from launch to
-exit and its peak RSS is the child's own (``os.wait4``). The official code runs on a
-temporary copy with the changes in official_runtime.py (``--list-changes``).
+SEMA-CL, AAAI25-MOS and LAMDA-PILOT are local checkouts of the official code (SEMA-CL at
+5a45512, the CVPR 2025 code; PILOT at 2647455, run with timm 0.6.13 as its README pins
+0.6.12, which does not import on Python 3.11; none is a dependency of clbench). The
+work: a 20-class image folder of Open Clip Art (30 training and 10 test images a class,
+224 px), 5 classes then 5 per task, one randomly initialised ViT-Tiny weights file
+loaded by both sides, the official CIFAR-100 configs with the schedules cut (SEMA: 1
+functional and 1 descriptor epoch; MOS: 1 epoch and 5 alignment epochs; APER and EASE: 1
+epoch a session), seed 1993, one recipe on both sides: without augmentation by default
+(the official training transform replaced by the official evaluation transform), or with
+``--augment`` the official RandomResizedCrop + flip on both (clbench ``augment=true``).
+Each side is a child process with 2 threads, no GPU and no worker processes, and starts
+cold (the official code has no cache; clbench gets an empty cache folder); its wall time
+is measured from launch to exit and its peak RSS is the child's own (``os.wait4``). The
+official code runs on a temporary copy with the changes in official_runtime.py
+(``--list-changes``).
 """
 
 from __future__ import annotations
@@ -158,8 +162,9 @@ def run_measured(argv: list[str], cwd: Path, env: dict[str, str], log: Path) -> 
     """Wall seconds from launch to exit and the child's peak RSS (MiB, from its rusage).
 
     The child must do its work itself: a watcher looks for grandchildren (whose memory
-    ``ru_maxrss`` would not include) and the run fails if any appear."""
-    spawned: set[int] = set()
+    ``ru_maxrss`` would not include) and the run fails if any appear, but for ``git``,
+    which clbench runs for a few milliseconds to record the code's commit."""
+    spawned: dict[int, str] = {}
     done = threading.Event()
     with log.open("w") as out:
         start = time.perf_counter()
@@ -172,29 +177,32 @@ def run_measured(argv: list[str], cwd: Path, env: dict[str, str], log: Path) -> 
     if code != 0:
         tail = "\n".join(log.read_text().splitlines()[-25:])
         raise SystemExit(f"{' '.join(argv)} failed ({code}); log {log}:\n{tail}")
-    if spawned:
-        raise SystemExit(f"{argv[0]} started processes {sorted(spawned)}, which its peak RSS "
+    working = {pid: name for pid, name in spawned.items() if name != "git"}
+    if working:
+        raise SystemExit(f"{argv[0]} started processes {working}, which its peak RSS "
                          f"does not cover; log {log}")  # fmt: skip
     return wall, usage.ru_maxrss / 1024  # Linux reports KiB
 
 
-def _watch(pid: int, spawned: set[int], done: threading.Event) -> None:
+def _watch(pid: int, spawned: dict[int, str], done: threading.Event) -> None:
     """Collect the processes whose parent is ``pid``, every 0.2 s until it has exited."""
     while not done.wait(0.2):
         spawned.update(_children(pid))
 
 
-def _children(pid: int) -> list[int]:
-    """From /proc/*/stat (4th field: the parent); /proc/PID/task/*/children needs a kernel
-    option that not every kernel has."""
-    found = []
+def _children(pid: int) -> dict[int, str]:
+    """Process id -> command name, from /proc/*/stat ("pid (name) state parent ...");
+    /proc/PID/task/*/children needs a kernel option that not every kernel has."""
+    found = {}
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):  # gone meanwhile
+            text = stat.read_text()
+            name, fields = text[text.index("(") + 1 : text.rindex(")")], text.rsplit(")", 1)[1]
+            parent = int(fields.split()[1])
+        except (OSError, ValueError, IndexError):  # gone meanwhile
             continue
-        if int(fields[1]) == pid:
-            found.append(int(stat.parent.name))
+        if parent == pid:
+            found[int(stat.parent.name)] = name
     return found
 
 
@@ -292,6 +300,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sema", type=Path, help="checkout of SEMA-CL (commit 5a45512)")
     parser.add_argument("--mos", type=Path, help="checkout of AAAI25-MOS")
+    parser.add_argument(
+        "--pilot", type=Path, help="checkout of LAMDA-PILOT (commit 2647455): its APER and EASE"
+    )
+    parser.add_argument("--pilot-python",
+                        help="interpreter for LAMDA-PILOT, which needs timm 0.6 (default: "
+                        "--official-python)")  # fmt: skip
     parser.add_argument("--work", type=Path, help="image folder, weights, copies, logs")
     parser.add_argument("--repeat", type=int, default=1, help="runs per side; best of them")
     parser.add_argument("--threads", type=int, default=2)
@@ -307,9 +321,10 @@ def main() -> None:
     if args.list_changes:
         print("\n\n".join(describe(o) for o in OFFICIALS.values()))
         return
-    checkouts = {key: path for key, path in (("sema", args.sema), ("mos", args.mos)) if path}
+    given = (("sema", args.sema), ("mos", args.mos), ("aper", args.pilot), ("ease", args.pilot))
+    checkouts = {key: path for key, path in given if path}
     if not checkouts:
-        parser.error("give --sema and/or --mos (checkouts of the official code)")
+        parser.error("give --sema, --mos and/or --pilot (checkouts of the official code)")
     if args.repeat < 1 or args.threads < 1:
         parser.error("--repeat and --threads must be at least 1")
     work = (args.work or Path(tempfile.mkdtemp(prefix="clbench-vs-official-"))).resolve()
@@ -318,7 +333,12 @@ def main() -> None:
     weights = build_weights(work / "vit_tiny_patch16_224-seed0.pth")
     print(f"work folder {work}: {images.name}/, {weights.name}")
 
-    python = os.path.abspath(shutil.which(args.official_python) or args.official_python)
+    def interpreter(name: str) -> str:
+        return os.path.abspath(shutil.which(name) or name)
+
+    pythons = {key: interpreter(args.official_python) for key in ("sema", "mos")}
+    pilot_python = interpreter(args.pilot_python or args.official_python)
+    pythons.update(aper=pilot_python, ease=pilot_python)
     results = {}
     for key, checkout in checkouts.items():
         official = OFFICIALS[key]
@@ -329,7 +349,7 @@ def main() -> None:
             raise SystemExit(f"{official.name}: {error}") from None
         theirs, ours = [], []
         for i in range(args.repeat):  # interleaved, so that drift hits both sides alike
-            theirs.append(run_official(official, copy, python, args.threads,
+            theirs.append(run_official(official, copy, pythons[key], args.threads,
                                        work / f"{key}-official-{i}.log"))  # fmt: skip
             print(f"{official.name} official run {i + 1}: {theirs[-1]}", flush=True)
             log = work / f"{key}-clbench-{i}.log"

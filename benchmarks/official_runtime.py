@@ -1,6 +1,7 @@
-"""The run-time changes that let the papers' official SEMA-CL and AAAI25-MOS code do
-bench_vs_official.py's work on a CPU, kept as data so that they can be printed
-(``--list-changes``) and quoted in docs/benchmarks/speed.md exactly as applied.
+"""The run-time changes that let the papers' official SEMA-CL and AAAI25-MOS code, and
+LAMDA-PILOT's APER and EASE, do bench_vs_official.py's work on a CPU, kept as data so
+that they can be printed (``--list-changes``) and quoted in docs/benchmarks/speed.md
+exactly as applied.
 
 A change is an exact text substitution with the number of times its text must occur, or
 a module of ours added to the copy; a checkout whose text differs (another commit) stops
@@ -195,7 +196,57 @@ MOS = Official(
     clbench_sets=("epochs=1", "alignment_epochs=5"),
 )
 
-OFFICIALS = {"sema": SEMA, "mos": MOS}
+PILOT_SOURCE = "https://github.com/sun-hailong/LAMDA-PILOT at 2647455"
+
+
+def _pilot(name: str, strategy: str, config: str, model: str, backbone: str,
+           schedule: tuple[str, ...], *more: Substitution) -> Official:  # fmt: skip
+    """A LAMDA-PILOT learner (``models/<model>.py``) on the benchmark's work: its ViT
+    builder (``backbone/<backbone>.py``) narrowed to ViT-Tiny and loading the
+    benchmark's weights, the shared ``utils/inc_net.py`` narrowed too, DataLoader
+    workers 0; the schedule cut to one epoch a session on both sides."""
+    path = f"backbone/{backbone}.py"
+    widths, heads = {"vit_adapter": 20, "vit_ease": 19}, {"vit_adapter": 4, "vit_ease": 3}
+    return Official(
+        name=name,
+        strategy=strategy,
+        source=PILOT_SOURCE,
+        config=config,
+        overrides={
+            "dataset": ("clbench_clipart", _DATA),
+            "init_cls": (5, _SPLIT),
+            "increment": (5, _SPLIT),
+            "device": ([-1], _CPU),
+            "seed": ([1993], _SEED),
+            **{key: (1, "schedule cut to 1 epoch (official 20)") for key in schedule},
+        },
+        substitutions=(
+            _dataset_entry(),
+            *_weights(
+                path,
+                'timm.create_model("vit_base_patch16_224", pretrained=True, num_classes=0)',
+                "0",
+            ),
+            _width(path, widths[backbone], "the ViT builders, the checkpoint's q/k/v split"),
+            _heads(path, heads[backbone]),
+            _width("utils/inc_net.py", 19, "the adapters' d_model, out_dim"),
+            _in_process(f"models/{model}.py", "num_workers = 8", "num_workers = 0"),
+            *more,
+        ),
+        clbench_sets=("epochs=1",),
+    )
+
+
+# APER's second branch is the plain pretrained ViT, built in inc_net.py's get_backbone
+APER = _pilot("APER", "aper", "exps/aper_aperpter.json", "aper_adapter", "vit_adapter",
+              ("tuned_epoch",), *_weights("utils/inc_net.py", 'timm.create_model('
+              '"vit_base_patch16_224",pretrained=True, num_classes=0)', "0"))  # fmt: skip
+# EASE's reweighted logits split the features into subspaces of backbone/linears.py's width
+EASE = _pilot("EASE", "ease", "exps/ease.json", "ease", "vit_ease",
+              ("init_epochs", "later_epochs"),
+              _width("backbone/linears.py", 1, "the subspace width of EASE's logits"))  # fmt: skip
+
+OFFICIALS = {"sema": SEMA, "mos": MOS, "aper": APER, "ease": EASE}
 
 
 def added_module(images: Path, weights: Path, augment: bool) -> str:

@@ -32,6 +32,7 @@ process each, alone, with the same thread count) to ``benchmarks/results/parity.
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import shutil
 import sys
@@ -339,7 +340,33 @@ if __name__ == "__main__":
 '''
 
 
+# The adapter methods' forward and step checks, each in a module of its own: the module,
+# the checkout it runs (the option that names it) and the official code's name.
+ADAPTER_CHECKS = {
+    "sema": ("parity_sema", "sema", "SEMA-CL"),
+    "mos": ("parity_mos", "mos", "AAAI25-MOS"),
+    "ease": ("parity_ease", "pilot", "LAMDA-PILOT (EASE)"),
+}
+
+
 def describe() -> str:
+    return "\n\n".join([_describe_pilot(), *map(_describe_checks, ADAPTER_CHECKS)])
+
+
+def _describe_checks(method: str) -> str:
+    """The changes one adapter method's forward and step checks make to its official code."""
+    module_name, _, title = ADAPTER_CHECKS[method]
+    module = importlib.import_module(module_name)
+    lines = [f"**{title}** ({module.SOURCE}), for {method}'s forward and step checks "
+             f"(`benchmarks/{module_name}.py`):", ""]  # fmt: skip
+    for change in module.changes():
+        lines.append(f"- `{change.path}`: {change.why} (x{change.count})")
+    lines.append(f"- added `{module.ADDED_MODULE}` (ours): the ViT-Tiny loader and the "
+                 "drivers of the forward pass and the training step")  # fmt: skip
+    return "\n".join(lines)
+
+
+def _describe_pilot() -> str:
     lines = [f"**LAMDA-PILOT** ({PILOT_SOURCE}), each method's config with `dataset: "
              "clbench_parity`, `backbone_type: clbench_efficientnet_lite0`, `init_cls` and "
              f"`increment` {INCREMENT}, `device: [-1]`, the run seed, and:", ""]  # fmt: skip
@@ -598,17 +625,35 @@ def verdict(method: Method, ours: list[float], theirs: list[float]) -> dict:
     }
 
 
+def adapter_checks(method: str, module_name: str, checkout: Path, vit: Path,
+                   args: argparse.Namespace, wanted: list[str]) -> dict[str, dict]:  # fmt: skip
+    """One adapter method's forward and/or step check against its official code, in a
+    copy of that code made for them."""
+    module = importlib.import_module(module_name)
+    copy = args.work / f"{method}-official"
+    try:
+        module.prepare(checkout, copy, vit)
+    except ChangeDoesNotApply as error:
+        raise SystemExit(f"{method}: {error}") from None
+    results = {}
+    for name in wanted:
+        check = module.step_check if name.endswith("-step") else module.forward_check
+        entry = check(copy, args.official_python, vit, args.work, args.threads)
+        results[name] = entry
+        print(f"{name}: {entry['max_relative_difference']:.2e} relative: {entry['verdict']}")
+    return results
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--pilot", type=Path, help="LAMDA-PILOT checkout at 2647455")
-    parser.add_argument(
-        "--methods",
-        nargs="+",
-        choices=[*METHODS, "aper", "aper-step"],
-        default=[*METHODS, "aper", "aper-step"],
-    )
+    parser.add_argument("--sema", type=Path, help="SEMA-CL checkout at 5a45512")
+    parser.add_argument("--mos", type=Path, help="AAAI25-MOS checkout at 8d5e07c")
+    checks = [f"{m}{kind}" for m in ("aper", *ADAPTER_CHECKS) for kind in ("", "-step")]
+    parser.add_argument("--methods", nargs="+", choices=[*METHODS, *checks],
+                        default=[*METHODS, *checks])  # fmt: skip
     parser.add_argument("--seed", type=int, default=1993)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--work", type=Path, default=Path("/tmp/clbench-parity"))
@@ -616,22 +661,28 @@ def main() -> None:
     parser.add_argument(
         "--official-python",
         default=sys.executable,
-        help="the Python of an environment with what PILOT pins (timm 0.6.12)",
+        help="the Python of an environment with what the official code needs: timm 0.6 "
+        "(PILOT pins 0.6.12), easydict, scipy, tqdm",
     )
     args = parser.parse_args()
     if args.list_changes:
         print(describe())
         return
-    if args.pilot is None:
-        parser.error("--pilot is required (or --list-changes)")
+    checkouts = {"pilot": args.pilot, "sema": args.sema, "mos": args.mos}
+    for method in args.methods:
+        needed = ADAPTER_CHECKS.get(method.removesuffix("-step"), (None, "pilot"))[1]
+        if checkouts[needed] is None:
+            parser.error(f"{method} needs --{needed} (a checkout of the official code), or "
+                         "leave it out of --methods")  # fmt: skip
     args.work.mkdir(parents=True, exist_ok=True)
-    data, weights = export_inputs(args.work)
     vit = export_vit(args.work)
     copy = args.work / "pilot"
-    try:
-        prepare_pilot(args.pilot, copy, data, weights, vit)
-    except ChangeDoesNotApply as error:
-        raise SystemExit(str(error)) from None
+    if {*METHODS, "aper", "aper-step"} & set(args.methods):  # PILOT's runs on our inputs
+        data, weights = export_inputs(args.work)
+        try:
+            prepare_pilot(args.pilot, copy, data, weights, vit)
+        except ChangeDoesNotApply as error:
+            raise SystemExit(str(error)) from None
     results = json.loads(RESULTS.read_text()) if RESULTS.is_file() else {}
     if "aper" in args.methods:
         entry = forward_check(copy, args.official_python, vit, args.work, args.threads)
@@ -646,6 +697,11 @@ def main() -> None:
             f"aper step: adapters differ by {entry['max_relative_difference']:.2e} of the "
             f"largest update ({entry['largest_official_update']:.2e}): {entry['verdict']}"
         )
+    for method, (module_name, checkout, _) in ADAPTER_CHECKS.items():
+        wanted = [m for m in (method, f"{method}-step") if m in args.methods]
+        if wanted:
+            results.update(adapter_checks(method, module_name, checkouts[checkout], vit, args,
+                                          wanted))  # fmt: skip
     for name in [m for m in args.methods if m in METHODS]:
         method = METHODS[name]
         log = args.work / f"{name}-pilot.log"

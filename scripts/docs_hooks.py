@@ -91,15 +91,22 @@ def parity(_: str = "") -> str:
     ]
     for name, entry in sorted(_parity().items()):
         if "largest_official_update" in entry:
+            largest = entry["largest_official_update"]
+            if isinstance(largest, dict):  # one per phase of the step
+                largest = ", ".join(f"{phase} {value:.1e}" for phase, value in largest.items())
+            else:
+                largest = f"{largest:.1e}"
             result = (f"largest difference {entry['max_relative_difference']:.1e} of the "
-                      f"official step's largest update ({entry['largest_official_update']:.1e}), "
-                      f"over {entry['tensors']} adapter tensors (tolerance "
+                      f"official step's largest update ({largest}), "
+                      f"over {entry['tensors']} trained tensors (tolerance "
                       f"{entry['tolerance']:.0e})")  # fmt: skip
             time = ""
         elif "max_relative_difference" in entry:
             result = (f"largest difference {entry['max_relative_difference']:.1e} relative "
-                      f"(tolerance {entry['tolerance']:.0e}); the adapters move the "
-                      f"features by {entry['adapters_move_features_by']:.0%}")  # fmt: skip
+                      f"(tolerance {entry['tolerance']:.0e})")  # fmt: skip
+            if "adapters_move_features_by" in entry:
+                result += (f"; the adapters move the features by "
+                           f"{entry['adapters_move_features_by']:.0%}")  # fmt: skip
             time = ""
         else:
             ours, theirs = entry["clbench"]["curve"], entry["official_code"]["curve"]
@@ -109,12 +116,36 @@ def parity(_: str = "") -> str:
                       f"(tolerance {entry['tolerance']})")  # fmt: skip
             time = (f"{entry['clbench']['wall_s']:.1f} s / "
                     f"{entry['official_code']['wall_s']:.1f} s")  # fmt: skip
+        if entry.get("compared"):
+            result += ". Compared: " + _compared(entry["compared"])
         verdict = entry["verdict"]
         if entry.get("explanation") and verdict != "agrees":
             verdict += f": {entry['explanation']}"
         rows.append(f"| `{name}` | {entry['kind']} | {_cell(entry['setting'])} | {result} | "
                     f"{_cell(verdict)} | {time} |")  # fmt: skip
     return "\n".join(rows)
+
+
+def _compared(compared: dict[str, dict]) -> str:
+    """The quantities a forward or step check compared: each one's relative difference,
+    or for a discrete choice (MOS's retrieval) how often the sides chose alike. Tensors
+    reported as ``"variant: tensor"`` show as their variant's worst."""
+    worst: dict[str, dict] = {}
+    for name, figures in compared.items():
+        group = name.split(": ")[0]
+        if group not in worst or figures.get("max_relative_difference", 0) > worst[group].get(
+            "max_relative_difference", 0
+        ):
+            worst[group] = figures
+    shown = []
+    for name, figures in worst.items():
+        if "agreement" in figures:
+            shown.append(f"{name}: {figures['agreement']}")
+        elif "max_relative_difference" in figures:
+            shown.append(f"{name} {figures['max_relative_difference']:.1e}")
+        else:
+            shown.append(f"{name}: " + ", ".join(f"{k} {v:g}" for k, v in figures.items()))
+    return "; ".join(shown)
 
 
 def parity_changes(_: str = "") -> str:

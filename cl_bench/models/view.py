@@ -94,7 +94,7 @@ class ModelView:
             return self.blocks[index](x)
         block = self.blocks[index]
         if self.kind == "vit":
-            x = x + block.drop_path1(block.ls1(block.attn(block.norm1(x))))
+            x = self.adapter_input(index, x)
             out = x + block.drop_path2(block.ls2(block.mlp(block.norm2(x))))
         else:
             out = block(x)
@@ -104,6 +104,15 @@ class ModelView:
                                         strict=True)
         ]  # fmt: skip
         return out + (deltas[0] if len(deltas) == 1 else torch.cat(deltas))
+
+    def adapter_input(self, index: int, x: torch.Tensor) -> torch.Tensor:
+        """What an adapter at block ``index`` reads when the block's input is ``x``: the
+        residual stream after attention (ViT, AdaptFormer), the block's input (CNN).
+        Whatever routes or describes an adapter's input (SEMA) reads this too."""
+        if self.kind != "vit":
+            return x
+        block = self.blocks[index]
+        return x + block.drop_path1(block.ls1(block.attn(block.norm1(x))))
 
     def summary(self, x: torch.Tensor) -> torch.Tensor:
         """One vector per sample of a block input: token mean (ViT) or spatial mean (CNN)."""

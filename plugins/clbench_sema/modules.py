@@ -72,7 +72,7 @@ class SemaLayer(AdapterMixture):
                  buffer_size: int):  # fmt: skip
         super().__init__([], ExpandableRouter(view.places[block].in_width), view)
         self.block = block
-        self._place, self._kind = view.places[block], view.kind
+        self._place, self._kind, self._view = view.places[block], view.kind, view
         self._adapter_config = adapter
         self._hidden, self._buffer_size = hidden, buffer_size
         self.descriptors = nn.ModuleList()
@@ -89,6 +89,7 @@ class SemaLayer(AdapterMixture):
 
     @torch.no_grad()
     def novelty(self, x: torch.Tensor) -> float:
-        """min over this layer's descriptors of the batch-mean z-score (SEMA's criterion)."""
-        summary = self._summary(x)
+        """min over this layer's descriptors of the batch-mean z-score (SEMA's criterion)
+        on the block input ``x``, summarised where the adapters read it."""
+        summary = self._summary(self._view.adapter_input(self.block, x))
         return min(float(d.z_scores(summary).mean()) for d in self.descriptors)

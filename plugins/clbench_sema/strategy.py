@@ -322,9 +322,12 @@ class Sema(Strategy):
 
     @torch.no_grad()
     def _summaries(self, tail: torch.Tensor, block: int) -> torch.Tensor:
+        """A descriptor's inputs: the summaries of what the block's adapters read (after
+        attention in a ViT, as SEMA-CL's descriptors and routers read it)."""
         self.adapters_.eval()
         x = self.backbone.forward_from(tail, self.first_expandable_, self.adapters_, stop=block)
-        return self.backbone.view.summary(x)
+        view = self.backbone.view
+        return view.summary(view.adapter_input(block, x))
 
     def _trainable(self, modules: list[nn.Module]) -> list[nn.Parameter]:
         self._freeze_all()
