@@ -64,11 +64,7 @@ def strategies(plugin: str = "") -> str:
         code = f"[{origin.code.split('github.com/')[-1]}]({origin.code})" if origin.code else ""
         if code and origin.commit:
             code += f" at {origin.commit}"
-        checks = [entry for key, entry in parity.items() if key in (name, f"{name}-step")]
-        verdict = ", ".join(
-            f"[{e['verdict']} ({e['kind'].split(' (')[0]})](../benchmarks/parity.md)"
-            for e in checks
-        )
+        verdict = parity_verdicts(parity, name, "../benchmarks/parity.md")
         rows.append(
             f"| `{name}` | {_cell(origin.paper)} | {code or 'not public'} | "
             f"{_cell(origin.departures) or 'none'} | {verdict or 'not run'} |"
@@ -76,6 +72,18 @@ def strategies(plugin: str = "") -> str:
     if len(rows) == 2:
         raise ValueError(f"no strategies of plugin {plugin!r}")
     return "\n".join(rows)
+
+
+def parity_verdicts(parity: dict[str, dict], strategy: str, page: str) -> str:
+    """A strategy's parity checks as links to the Parity page: "agrees (forward
+    equivalence)", ...; empty when none was run."""
+    checks = [entry for key, entry in parity.items() if key in (strategy, f"{strategy}-step")]
+
+    def verdict(entry: dict) -> str:
+        explained = entry["verdict"] == "differs" and entry.get("explanation")
+        return entry["verdict"] + (", explained" if explained else "")
+
+    return ", ".join(f"[{verdict(e)} ({e['kind'].split(' (')[0]})]({page})" for e in checks)
 
 
 def _parity() -> dict[str, dict]:
@@ -188,16 +196,20 @@ def headline(stream: str = "offline-mix", rows: int = HEADLINE_ROWS) -> str:
     table = pd.read_csv(LEADERBOARDS / f"{stream}.csv", keep_default_na=False)
     top = table[table.kind == "continual"].head(rows)
     lines = [
-        "| strategy | variant | last accuracy | average incremental accuracy | forgetting |",
-        "|---|---|---:|---:|---:|",
+        "| strategy | variant | last accuracy | average incremental accuracy | forgetting | "
+        "parity with the official code |",
+        "|---|---|---:|---:|---:|---|",
     ]
+    parity = _parity()
     for row in top.itertuples():
+        verdicts = parity_verdicts(parity, row.strategy, "docs/benchmarks/parity.md")
         lines.append(
             f"| {row.strategy} | {row.variant or 'default'} | "
             f"{row.last_accuracy_mean:.2f} ± {row.last_accuracy_std:.2f} | "
             f"{row.average_incremental_accuracy_mean:.2f} ± "
             f"{row.average_incremental_accuracy_std:.2f} | "
-            f"{row.forgetting_max_mean:.2f} ± {row.forgetting_max_std:.2f} |"
+            f"{row.forgetting_max_mean:.2f} ± {row.forgetting_max_std:.2f} | "
+            f"{verdicts or 'not compared'} |"
         )
     return "\n".join(lines)
 
