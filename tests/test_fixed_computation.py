@@ -40,9 +40,29 @@ def test_each_registered_image_is_computed_once_in_any_order(registered):
     first = fixed(images[:40])
     shuffled = torch.randperm(60, generator=torch.Generator().manual_seed(0))
     again = fixed(images[shuffled])  # 40 seen (in another order), 20 new
-    assert compute.images == 60
+    assert backend.batch_size == 32  # so rows 0-63 are the first two chunks, each run once
+    assert compute.images == 64
     assert torch.equal(first, compute(images[:40]))
     assert torch.equal(again, compute(images[shuffled]))
+
+
+class BatchDependent(Counting):
+    """A computation whose result for an image depends on the batch it is in, as the
+    last bits of a real network's can."""
+
+    def __call__(self, images: torch.Tensor) -> torch.Tensor:
+        out = super().__call__(images)
+        return out + out.mean(0, keepdim=True)
+
+
+def test_an_images_value_does_not_depend_on_what_else_was_asked(registered):
+    """A resumed run's memory starts empty: it asks in other batches than the run it
+    resumes, and must get the same values."""
+    backend, images = registered
+    asked_together = backend.fixed(BatchDependent())(images[:40])
+    one_at_a_time = backend.fixed(BatchDependent())
+    for row in (37, 5, 20):
+        assert torch.equal(one_at_a_time(images[row : row + 1])[0], asked_together[row])
 
 
 def test_unregistered_images_are_computed_every_time_and_never_stored(registered):
@@ -53,17 +73,17 @@ def test_unregistered_images_are_computed_every_time_and_never_stored(registered
     mixed = torch.cat([images[:3], outside])
     assert torch.equal(fixed(mixed), compute(mixed))
     assert torch.equal(fixed(mixed), compute(mixed))
-    assert fixed.computed == 3 + 5 + 5  # registered rows once, the others each call
+    assert fixed.computed == 32 + 5 + 5  # the registered rows' chunk once, the others each call
 
 
 def test_registering_other_data_forgets_what_was_kept(registered):
     backend, images = registered
     compute = Counting()
     fixed = backend.fixed(compute)
-    fixed(images[:10])
+    fixed(images[:10])  # the first chunk: 32 rows
     backend.register(images[:20])  # another stream
-    fixed(images[:10])
-    assert fixed.computed == 20
+    fixed(images[:10])  # its first chunk: its 20 rows
+    assert fixed.computed == 52
     backend.register(images)
 
 

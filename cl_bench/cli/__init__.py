@@ -41,6 +41,8 @@ COMMANDS = {
     "report": ("cl_bench.cli.report", "report",
                "Leaderboards, and per stream a report page: table, curves, compatibility "
                "heat maps."),
+    "predict": ("cl_bench.cli.predict", "predict_command",
+                "Classify image files with a model saved by `clbench evaluate --save-model`."),
     "cache": ("cl_bench.cli.cache", "cache",
               "Show or free the on-disk cache of prepared streams and frozen features."),
 }  # fmt: skip

@@ -14,6 +14,7 @@ from cl_bench.cli.options import (
     DEFAULT_SEED,
     DEFAULT_STREAM,
     SEED,
+    checkpoint_options,
     discover_registry,
     folder_split_options,
     limit_per_class_option,
@@ -86,6 +87,14 @@ from cl_bench.utils.threads import DEFAULT_THREADS
     help="Folder of run records.",
 )
 @no_cache_option
+@checkpoint_options
+@click.option(
+    "--save-model",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="Also write the trained strategy (its state and the record's provenance) to this "
+    "file, for `clbench predict`.",
+)
 def evaluate(
     strategy: str,
     stream: str,
@@ -101,8 +110,16 @@ def evaluate(
     threads: int | None,
     output: Path,
     no_cache: bool | None,
+    checkpoints: Path | None,
+    no_resume: bool | None,
+    keep_checkpoints: bool | None,
+    save_model: Path | None,
 ) -> None:
-    """Run one strategy over a class-incremental stream and write its run record."""
+    """Run one strategy over a class-incremental stream and write its run record.
+
+    A checkpoint is kept after every experience: the same command after a crash goes on
+    from the last finished experience, and the record is the uninterrupted run's.
+    """
     registry = discover_registry()
     spec = RunSpec(
         strategy=strategy,
@@ -118,9 +135,13 @@ def evaluate(
         use_cache=not no_cache,
         increment=increment,
         initial_classes=initial_classes,
+        checkpoints=checkpoints,
+        resume=not no_resume,
+        keep_checkpoints=bool(keep_checkpoints),
+        save_model=save_model,
     )
     with progress_tracker() as track:
-        record = evaluate_run(spec, registry, track)
+        record = evaluate_run(spec, registry, track, say=_say)
     try:
         path, heatmap = write_run(output, record)
     except UnsavedRecordError as error:
@@ -128,9 +149,13 @@ def evaluate(
         if error.saved is None:
             print(record_text(record), end="")
         raise
+    spec.discard_checkpoint()
     _print_summary(record)
     console.print(f"record written to {path}, compatibility heat map to {heatmap.name}",
                   soft_wrap=True, highlight=False, markup=False)  # fmt: skip
+    if save_model is not None:
+        console.print(f"model written to {save_model}", soft_wrap=True, highlight=False,
+                      markup=False)  # fmt: skip
     _print_committed_comparison(record)
 
 
@@ -261,3 +286,7 @@ def _render(value: Any) -> str:
         nested = any(isinstance(item, list | dict) for item in value)
         return (" | " if nested else " ").join(_render(item) for item in value) or "none"
     return str(value)
+
+
+def _say(message: str) -> None:
+    console.print(message, soft_wrap=True, highlight=False, markup=False)

@@ -58,6 +58,24 @@ no_cache_option = click.option(
 )
 
 
+def checkpoint_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """``--checkpoints``, ``--no-resume`` and ``--keep-checkpoints``: a run killed part
+    way goes on from its last finished experience (the same for one run and a sweep)."""
+    command = click.option(
+        "--keep-checkpoints", is_flag=True, default=None,
+        help="Keep each run's checkpoint after its record is written.",
+    )(command)  # fmt: skip
+    command = click.option(
+        "--no-resume", is_flag=True, default=None,
+        help="Start every run over, whatever checkpoint it left.",
+    )(command)  # fmt: skip
+    return click.option(
+        "--checkpoints", type=WritableFolder(), default=None,
+        help="Folder of checkpoints (one per run, replaced after every experience). "
+        "[default: the cache's checkpoints/; none with --no-cache]",
+    )(command)  # fmt: skip
+
+
 def folder_split_options(command: Callable[..., Any]) -> Callable[..., Any]:
     """``--increment`` and ``--initial-classes``: how an image folder given as a stream
     is split into experiences, the same for one run and for a sweep."""

@@ -19,6 +19,7 @@ Features of different widths are compared on their common leading dimensions.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -180,6 +181,13 @@ class CompatibilityTracker:
                 rows[score].append(scores[score])
         for score in SCORES:
             self.matrices[score].append(rows[score])
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"galleries": [list(g) for g in self.galleries], "matrices": self.matrices}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.galleries = [tuple(g) for g in state["galleries"]]
+        self.matrices = {score: [list(row) for row in m] for score, m in state["matrices"].items()}
 
     def summary(self) -> dict[str, dict[str, object]]:
         return {score: {"matrix": m, **summarise(m)} for score, m in self.matrices.items()}

@@ -35,12 +35,56 @@ class RunResult:
     strategy_report: dict[str, Any] = field(default_factory=dict)
     compatibility: dict[str, Any] = field(default_factory=dict)
     compatibility_seconds: list[float] = field(default_factory=list)
+    strategy: Strategy | None = None  # the trained strategy (for --save-model)
+
+
+@dataclass
+class Progress:
+    """Where a run stands after an experience: everything it needs to go on from there
+    and end as the uninterrupted run ends (a checkpoint holds it, as plain data)."""
+
+    experience: int  # the last experience trained and evaluated
+    strategy: dict[str, Any]
+    random_states: dict[str, Any]
+    correct: list[list[int]]
+    test_counts: list[int]
+    train_seconds: list[float]
+    eval_seconds: list[float]
+    compatibility_seconds: list[float]
+    compatibility: dict[str, Any]
 
 
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
+
+
+def random_states(runtime: Runtime) -> dict[str, Any]:
+    """Every generator a run draws from, as plain data."""
+    kind, keys, position, has_gauss, gauss = np.random.get_state()
+    states = {
+        "run": runtime.generator.get_state(),
+        "augmentation": runtime.augmentation_generator.get_state(),
+        "torch": torch.get_rng_state(),
+        "numpy": [kind, torch.from_numpy(keys.astype(np.int64)), position, has_gauss, gauss],
+        "python": random.getstate(),
+    }
+    if torch.cuda.is_available():
+        states["cuda"] = torch.cuda.get_rng_state_all()
+    return states
+
+
+def restore_random_states(runtime: Runtime, states: dict[str, Any]) -> None:
+    runtime.generator.set_state(states["run"])
+    runtime.augmentation_generator.set_state(states["augmentation"])
+    torch.set_rng_state(states["torch"])
+    kind, keys, position, has_gauss, gauss = states["numpy"]
+    np.random.set_state((kind, keys.numpy().astype(np.uint32), position, has_gauss, gauss))
+    version, internal, gauss_next = states["python"]
+    random.setstate((version, tuple(internal), gauss_next))
+    if "cuda" in states and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(states["cuda"])
 
 
 def run(
@@ -51,8 +95,15 @@ def run(
     config: Any,
     seed: int,
     track: Callable[..., Iterator[Any]] | None = None,
+    resume: Progress | None = None,
+    after_experience: Callable[[Callable[[], Progress]], None] | None = None,
 ) -> RunResult:
-    """Train and evaluate ``spec``'s strategy; exceptions it raises become a PluginError."""
+    """Train and evaluate ``spec``'s strategy; exceptions it raises become a PluginError.
+
+    ``after_experience`` is called after every experience but the last with a function
+    that makes the run's :class:`Progress` (to write a checkpoint; making it may raise
+    :class:`~cl_bench.training.state.StateError`); ``resume`` is such a progress to go
+    on from."""
     seed_everything(seed)
     backbone.register(stream.data.images)
     runtime = Runtime(device=backbone.device, seed=seed)
@@ -68,6 +119,9 @@ def run(
     result = RunResult()
     tests: list[Experience] = []
     tracker = CompatibilityTracker()
+    if resume is not None:
+        _call(spec, "loading its saved state", partial(strategy.load_state_dict, resume.strategy))
+        _resume(result, tracker, runtime, resume)
     if backbone.device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(backbone.device)
     experiences = runtime.track(
@@ -75,6 +129,8 @@ def run(
     )
     for train, test in experiences:
         tests.append(test)
+        if resume is not None and train.index <= resume.experience:
+            continue  # learned before the run was interrupted
         result.test_counts.append(len(test))
         start = time.perf_counter()
         _call(spec, f"training on experience {train.index}", partial(strategy.train, train))
@@ -88,6 +144,8 @@ def run(
         into_space = partial(_into_space, spec, strategy, backbone.device)
         tracker.update(*embedded, into_space=into_space)
         result.compatibility_seconds.append(time.perf_counter() - start)
+        if after_experience is not None and train.index < stream.info.num_experiences - 1:
+            after_experience(partial(_progress, strategy, runtime, result, tracker, train.index))
     result.peak_rss_mib = peak_rss_mib()
     if backbone.device.type == "cuda":
         result.peak_accelerator_mib = torch.cuda.max_memory_allocated(backbone.device) / 2**20
@@ -97,7 +155,34 @@ def run(
     learned = _parameters(strategy.learned_modules())
     result.trainable_parameters = sum(p.numel() for p in learned)  # what the strategy learned
     result.total_parameters = backbone.num_parameters() + sum(p.numel() for p in learned)
+    result.strategy = strategy
     return result
+
+
+def _progress(strategy: Strategy, runtime: Runtime, result: RunResult,
+              tracker: CompatibilityTracker, experience: int) -> Progress:  # fmt: skip
+    return Progress(
+        experience=experience,
+        strategy=strategy.state_dict(),
+        random_states=random_states(runtime),
+        correct=[list(row) for row in result.correct],
+        test_counts=list(result.test_counts),
+        train_seconds=list(result.train_seconds),
+        eval_seconds=list(result.eval_seconds),
+        compatibility_seconds=list(result.compatibility_seconds),
+        compatibility=tracker.state_dict(),
+    )
+
+
+def _resume(result: RunResult, tracker: CompatibilityTracker, runtime: Runtime,
+            progress: Progress) -> None:  # fmt: skip
+    result.correct = [list(row) for row in progress.correct]
+    result.test_counts = list(progress.test_counts)
+    result.train_seconds = list(progress.train_seconds)
+    result.eval_seconds = list(progress.eval_seconds)
+    result.compatibility_seconds = list(progress.compatibility_seconds)
+    tracker.load_state_dict(progress.compatibility)
+    restore_random_states(runtime, progress.random_states)
 
 
 def _evaluate_seen(

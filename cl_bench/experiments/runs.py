@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.metadata
+import sys
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -20,6 +21,8 @@ import torch
 from cl_bench.data.streams import build_stream
 from cl_bench.evaluation.metrics import summarise
 from cl_bench.evaluation.protocol import run
+from cl_bench.experiments.checkpoints import Checkpoints
+from cl_bench.experiments.models import save_model
 from cl_bench.experiments.names import resolve_backbone, resolve_stream, stream_name
 from cl_bench.experiments.recipes import resolve_recipe
 from cl_bench.models.backbones.base import BackboneOptions
@@ -66,6 +69,13 @@ class RunSpec:
     # weights on disk are the ones the record was made from.
     expected_data_sha256: str | None = None
     expected_weights_sha256: str | None = None
+    # Checkpoints after every experience (cl_bench.experiments.checkpoints): in this
+    # folder, or the cache's checkpoints/ (none with --no-cache and no folder given).
+    checkpoints: Path | None = None
+    resume: bool = True  # go on from a usable checkpoint
+    save_checkpoints: bool = True  # off for `clbench verify`'s reruns
+    keep_checkpoints: bool = False  # leave it once the record is written
+    save_model: Path | None = None  # the trained strategy's state and provenance, at the end
 
     @property
     def variant(self) -> str:
@@ -87,6 +97,20 @@ class RunSpec:
             variant=self.variant,
         )
 
+    def checkpoint_path(self) -> Path | None:
+        folder = self.checkpoints or (cache_dir() / "checkpoints" if self.use_cache else None)
+        return None if folder is None else self.record_path(folder).with_suffix(".checkpoint")
+
+    def discard_checkpoint(self) -> None:
+        """Once the run's record is written: its checkpoint has served."""
+        path = self.checkpoint_path()
+        if path is not None and not self.keep_checkpoints:
+            path.unlink(missing_ok=True)
+
+
+def _to_stderr(message: str) -> None:
+    print(message, file=sys.stderr)
+
 
 def resolve_device(name: str) -> torch.device:
     """``auto`` is CUDA when available; a CUDA device that is not there is a clear error."""
@@ -104,19 +128,26 @@ def resolve_device(name: str) -> torch.device:
 
 
 def evaluate_run(
-    spec: RunSpec, registry: Registry, track: Callable[..., Iterator[Any]] | None = None
+    spec: RunSpec,
+    registry: Registry,
+    track: Callable[..., Iterator[Any]] | None = None,
+    say: Callable[[str], None] = _to_stderr,
 ) -> dict[str, Any]:
-    """Run ``spec`` and return its complete run record (nothing written).
+    """Run ``spec`` and return its complete run record (nothing but its checkpoint
+    written); ``say`` gets what the run reports about its checkpoint.
 
     Names and config are validated before any data is loaded or model built. The run
     uses ``spec.threads`` torch threads, whatever the calling process uses.
     """
     with torch_threads(spec.threads):
-        return _evaluate(spec, registry, track)
+        return _evaluate(spec, registry, track, say)
 
 
 def _evaluate(
-    spec: RunSpec, registry: Registry, track: Callable[..., Iterator[Any]] | None
+    spec: RunSpec,
+    registry: Registry,
+    track: Callable[..., Iterator[Any]] | None,
+    say: Callable[[str], None],
 ) -> dict[str, Any]:
     device = resolve_device(spec.device)
     strategy_spec = registry.strategy(spec.strategy)
@@ -148,10 +179,21 @@ def _evaluate(
     )
     _check_expected(spec, built.data_sha256, backend.weights)
     provider = registry.provider("strategy", spec.strategy).distribution
-    result = run(
-        strategy_spec, stream=built, backbone=backend, config=config, seed=spec.seed, track=track
+    variant = variant_of(
+        overrides, spec.limit_per_class, spec.split, _loaded_sha256(backend, spec.weights)
     )
-    return {
+    checkpoints = _checkpoints(spec, say, {
+        "stream": stream_spec.name, "strategy": spec.strategy, "backbone": spec.backbone,
+        "seed": spec.seed, "variant": variant, "config": config_to_dict(config),
+        "data_sha256": built.data_sha256, "weights": backend.weights,
+        "versions": package_versions(), "device": str(device),
+        "torch_threads": torch.get_num_threads(),
+    })  # fmt: skip
+    progress = checkpoints.load() if checkpoints else None
+    result = run(strategy_spec, stream=built, backbone=backend, config=config, seed=spec.seed,
+                 track=track, resume=progress,
+                 after_experience=checkpoints.save if checkpoints else None)  # fmt: skip
+    record = {
         "format": RECORD_FORMAT,
         "stream": stream_spec.name,
         "strategy": spec.strategy,
@@ -160,9 +202,7 @@ def _evaluate(
         "backbone": spec.backbone,
         "seed": spec.seed,
         # the checkpoint as loaded, whatever has happened to its file since
-        "variant": variant_of(
-            overrides, spec.limit_per_class, spec.split, _loaded_sha256(backend, spec.weights)
-        ),
+        "variant": variant,
         "split": spec.split,
         "config": config_to_dict(config),
         "overrides": dict(overrides),
@@ -218,8 +258,21 @@ def _evaluate(
             "frozen_images_forwarded": backend.stats.images_forwarded,
             "frozen_block_evaluations": backend.stats.block_evaluations,
             "images_from_cache": backend.stats.images_from_cache,
+            # a run resumed from its checkpoint: its times and peaks cover the rest only
+            "resumed_after_experience": None if progress is None else progress.experience,
         },
     }
+    if spec.save_model is not None and result.strategy is not None:
+        save_model(spec.save_model, record, result.strategy)
+    return record
+
+
+def _checkpoints(spec: RunSpec, say: Callable[[str], None],
+                 identity: dict[str, Any]) -> Checkpoints | None:  # fmt: skip
+    path = spec.checkpoint_path()
+    if path is None or not spec.save_checkpoints:
+        return None
+    return Checkpoints(path, identity, resume=spec.resume, keep=spec.keep_checkpoints, say=say)
 
 
 def _check_expected(spec: RunSpec, data_sha256: str, weights: Mapping[str, Any] | None) -> None:

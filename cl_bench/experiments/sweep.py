@@ -153,6 +153,7 @@ def _settle(attempt: Attempt, output: Path) -> Outcome:
                 traceback=traceback.format_exc(),
             )
         else:
+            spec.discard_checkpoint()
             return Outcome(spec, "ran", path, attempt.seconds)
     note = failure_path(spec.record_path(output))
     failure = {

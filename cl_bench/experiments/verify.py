@@ -142,6 +142,8 @@ def rerun_spec(record: dict[str, Any], registry: Registry) -> RunSpec:
         threads=int(threads),
         expected_data_sha256=info.get("data_sha256"),
         expected_weights_sha256=weights.get("sha256"),
+        resume=False,  # a rerun from scratch, and nothing left behind
+        save_checkpoints=False,
     )
 
 

@@ -111,6 +111,11 @@ class Backend:
     def dataset_size(self) -> int:
         return 0 if self._dataset is None else len(self._dataset.images)
 
+    def dataset_images(self, start: int, stop: int) -> torch.Tensor:
+        """Rows ``start .. stop-1`` of the registered data."""
+        assert self._dataset is not None, "no data is registered"
+        return self._dataset.images[start:stop]
+
     def fixed(self, compute) -> FixedComputation:
         """``compute`` (uint8 images -> tensor) memoised per registered image, for what a
         strategy has frozen for good: see :class:`~cl_bench.models.fixed.FixedComputation`."""

@@ -3,7 +3,11 @@
 Once a strategy freezes something for good (an adapter set of a finished task, or all
 blocks before the first one that still trains), its output for an image is the same at
 every later epoch, experience and evaluation. :class:`FixedComputation` runs it once
-per image and answers later calls from memory. It lives beside the feature cache
+per image and answers later calls from memory. Registered images are computed in
+fixed chunks of the registered data (a chunk at a time, whichever of its images was
+asked for): a result can differ in its last bits with the batch it was computed in, and
+a run resumed from a checkpoint, whose memory starts empty, must compute every image in
+the batch the uninterrupted run computed it in. It lives beside the feature cache
 rather than in it: the frozen backbone's outputs are worth keeping on disk for every
 run, a run's adapters only for that run.
 """
@@ -51,12 +55,21 @@ class FixedComputation:
         if self._filled is not None:
             missing[known] = ~self._filled[rows[known]]
         if bool(missing.any()):
-            self._store(rows[missing], self._run(images[missing]))
+            self._compute_chunks(rows[missing])
         assert self._values is not None
         out = self._values[rows.clamp(min=0).to(self._values.device)]
         if not bool(known.all()):
             out[(~known).to(out.device)] = self._run(images[~known]).to(out.dtype)
         return out
+
+    def _compute_chunks(self, rows: torch.Tensor) -> None:
+        """Every chunk of the registered data that holds one of ``rows``, whole."""
+        size, total = self._backend.batch_size, self._backend.dataset_size()
+        for chunk in (rows // size).unique().tolist():
+            start, stop = chunk * size, min((chunk + 1) * size, total)
+            images = self._backend.dataset_images(start, stop)
+            self.computed += len(images)
+            self._store(torch.arange(start, stop), self._compute(images))
 
     def _run(self, images: torch.Tensor) -> torch.Tensor:
         self.computed += len(images)

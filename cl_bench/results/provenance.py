@@ -95,6 +95,10 @@ NOT_REPRODUCED_OPTIONS = {
     "device": "where it runs, chosen by the user rerunning it (recorded as `device`)",
     "output": "where the record goes",
     "no_cache": "caches change the cost of a run, never its numbers",
+    "checkpoints": "where checkpoints go; a resumed run ends as the uninterrupted one",
+    "no_resume": "starting over gives the same record as resuming",
+    "keep_checkpoints": "what is left on disk after the run",
+    "save_model": "a file written beside the record",
 }
 
 

@@ -83,6 +83,7 @@ class Resources(_Strict):
     rehearsal_samples: Count | None = None
     peak_rss_mib: Seconds | None = None  # a non-negative number
     torch_threads: Annotated[int, Field(ge=1)] | None = None
+    resumed_after_experience: Count | None = None
 
 
 class StreamInfo(_Strict):

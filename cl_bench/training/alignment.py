@@ -39,6 +39,14 @@ class ClassGaussians:
     def __len__(self) -> int:
         return len(self.means)
 
+    def state_dict(self) -> dict[str, list[torch.Tensor]]:
+        """The statistics (their settings are the strategy's config)."""
+        return {"means": self.means, "covariances": self.covariances, "factors": self._factors}
+
+    def load_state_dict(self, state: dict[str, list[torch.Tensor]]) -> None:
+        self.means, self.covariances = list(state["means"]), list(state["covariances"])
+        self._factors = list(state["factors"])
+
     def add(self, features: torch.Tensor) -> None:
         """Store the statistics of one class from its features (N x D, N >= 2)."""
         features = features.detach().double()

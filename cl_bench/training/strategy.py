@@ -32,6 +32,7 @@ from torch import nn
 from cl_bench.data.augmentation import Augmentation, training_inputs
 from cl_bench.data.experience import Experience, StreamInfo
 from cl_bench.data.spec import STREAM_FAMILIES
+from cl_bench.training.state import StateError, decode, encode, is_learned
 from cl_bench.utils.config import build_config
 
 if TYPE_CHECKING:
@@ -136,6 +137,32 @@ class Strategy(abc.ABC):
     def report(self) -> dict[str, Any]:
         """Strategy-specific facts for the run record (JSON-able); empty by default."""
         return {}
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything the strategy has learned, as plain data (tensors, numbers, strings
+        and containers of them; see :mod:`cl_bench.training.state`): checkpoints and
+        ``--save-model`` files hold it. By default: every attribute whose name ends in
+        ``_``, modules and other objects with a ``state_dict`` as their state dicts.
+
+        The contract: loading it into a fresh instance made with the same arguments
+        (:meth:`load_state_dict`) gives the same predictions and embeddings, bit for bit,
+        and training on from there gives what the uninterrupted run gives. A strategy
+        whose modules are built while it trains overrides :meth:`load_state_dict` to
+        rebuild them (from what its state records) before calling ``super()``.
+        """
+        return {name: encode(value, f"{type(self).__name__}.{name}")
+                for name, value in vars(self).items() if is_learned(name)}  # fmt: skip
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Set every learned attribute from ``state`` (:meth:`state_dict`'s output),
+        loading modules into the instance's own: their devices stay the instance's."""
+        missing = sorted(name for name in vars(self) if is_learned(name) and name not in state)
+        if missing:
+            raise StateError(f"the saved state of {type(self).__name__} lacks "
+                             f"{', '.join(missing)}: it was saved by another version")  # fmt: skip
+        for name, saved in state.items():
+            where = f"{type(self).__name__}.{name}"
+            setattr(self, name, decode(getattr(self, name, None), saved, where, self.backbone))
 
     def learned_modules(self) -> list[nn.Module]:
         """Modules this strategy owns, for parameter counts; by default its nn.Module attributes."""

@@ -26,7 +26,15 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from cl_bench import AdapterConfig, AdapterSet, Backend, ConfigError, Experience, Strategy
+from cl_bench import (
+    AdapterConfig,
+    AdapterSet,
+    Backend,
+    ConfigError,
+    Experience,
+    StateError,
+    Strategy,
+)
 from clbench_avalanche.catalogue import Entry
 from clbench_avalanche.config import SHARED_KEYS, make_config
 
@@ -111,6 +119,15 @@ class AvalancheStrategy(Strategy, metaclass=_LazyConfig):
     @torch.no_grad()
     def embed(self, images: torch.Tensor) -> torch.Tensor:
         return self.features_(images)
+
+    def state_dict(self) -> dict[str, Any]:
+        """Not yet: Avalanche keeps a template's memory in its own objects (replay
+        buffers of datasets, plugins' importances, LwF's previous model), which have no
+        plain-data form here. Runs go on without checkpoints (with a warning)."""
+        raise StateError(
+            f"the state of avalanche:{self.entry.name} (Avalanche's template, its optimiser "
+            "and its plugins' memory) cannot be saved yet"
+        )
 
     def learned_modules(self) -> list[nn.Module]:
         """The template's live model: strategies such as GDumb replace it each experience."""

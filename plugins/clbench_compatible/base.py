@@ -18,7 +18,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cl_bench import Experience, Strategy, common_width, require
+from cl_bench import (
+    Backend,
+    Experience,
+    Rebuilder,
+    Strategy,
+    common_width,
+    rebuildable,
+    require,
+)
 from clbench_compatible.memory import FeatureMemory
 from clbench_compatible.training import fit
 
@@ -56,6 +64,18 @@ class RepresentationHead(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.normalize(self.net(x), dim=1)
+
+    def describe(self) -> dict[str, int]:
+        first, last = self.net[0], self.net[-1]
+        return {"in": first.in_features, "hidden": first.out_features, "width": last.out_features}
+
+    @classmethod
+    def rebuild(cls, described: dict[str, int], backend: Backend) -> RepresentationHead:
+        return cls(described["in"], described["hidden"], described["width"])
+
+
+HEAD = RepresentationHead
+rebuildable("representation-head", Rebuilder(HEAD, HEAD.describe, HEAD.rebuild))
 
 
 class CompatibleHeads(Strategy):

@@ -19,6 +19,7 @@ F the identity.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,7 +27,7 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrizations
 
-from cl_bench import Experience, require
+from cl_bench import Experience, require, saved_length
 from clbench_compatible.base import CompatibleHeads, HeadConfig, RepresentationHead
 from clbench_compatible.losses import lambda_regulariser, orthogonality_gap, supcon
 from clbench_compatible.training import fit
@@ -92,6 +93,17 @@ class LambdaOrth(CompatibleHeads):
     def __init__(self, **kwargs: Any):
         super().__init__(**kwargs)
         self.backward_ = nn.ModuleList()  # backward_[t - 1] maps space t into space t - 1
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """A strictly orthogonal B is a parametrised module, built again before loading."""
+        if self.config.orthogonal:
+            width, count = self.config.width, saved_length(state["backward_"])
+            self.backward_ = nn.ModuleList(
+                parametrizations.orthogonal(nn.Linear(width, width, bias=False),
+                                            orthogonal_map="matrix_exp").to(self.backbone.device)
+                for _ in range(count)
+            )  # fmt: skip
+        super().load_state_dict(state)
 
     def to_model_space(self, features: torch.Tensor, step: int) -> torch.Tensor:
         for transform in reversed(self.backward_[step:]):

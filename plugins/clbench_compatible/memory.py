@@ -24,6 +24,12 @@ class FeatureMemory:
     def __len__(self) -> int:
         return 0 if self.labels is None else len(self.labels)
 
+    def state_dict(self) -> dict[str, torch.Tensor | None]:
+        return {"features": self.features, "labels": self.labels}
+
+    def load_state_dict(self, state: dict[str, torch.Tensor | None]) -> None:
+        self.features, self.labels = state["features"], state["labels"]
+
     def with_new(self, features: torch.Tensor, labels: torch.Tensor
                  ) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
         """The update's training set: the new data followed by the memory."""

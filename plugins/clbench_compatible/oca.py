@@ -21,14 +21,16 @@ and the pseudo-classifier covers every class of that training set.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils import parametrizations
 
-from cl_bench import Experience, require
+from cl_bench import Experience, require, saved_length
 from clbench_compatible.base import CompatibleHeads, HeadConfig, RepresentationHead
 
 
@@ -56,12 +58,23 @@ class Oca(CompatibleHeads):
     def _width(self, step: int) -> int:
         return self.config.width + step * self.config.extra_width
 
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """The orthogonal layers are parametrised modules, built again before loading."""
+        count = saved_length(state["orthogonal_layers_"])
+        self.orthogonal_layers_ = nn.ModuleList(
+            self._orthogonal_layer(self._width(step)).to(self.backbone.device)
+            for step in range(count)
+        )
+        super().load_state_dict(state)
+
+    @staticmethod
+    def _orthogonal_layer(width: int) -> nn.Module:
+        return parametrizations.orthogonal(nn.Linear(width, width), orthogonal_map="cayley")
+
     def _learn(self, head: RepresentationHead, features: torch.Tensor, labels: torch.Tensor,
                num_classes: int, experience: Experience) -> None:  # fmt: skip
         config, width = self.config, self._width(experience.index)
-        layer = nn.Linear(width, width)
-        orthogonal = parametrizations.orthogonal(layer, orthogonal_map="cayley")
-        orthogonal = orthogonal.to(features.device)
+        orthogonal = self._orthogonal_layer(width).to(features.device)
         classifier = nn.Linear(width, num_classes, bias=False).to(features.device)
         self.orthogonal_layers_.append(orthogonal)
         pseudo = self._pseudo_classifier(features, labels, num_classes)

@@ -28,7 +28,7 @@ docs/benchmarks/mos.md) found no setting better beyond the seed spread, so they 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -124,9 +124,7 @@ class Mos(Strategy):
         snapshot = self.current_.copy().eval()
         self._freeze(snapshot)
         self.stored_.append(snapshot)
-        self._stored_features.append(
-            self.backbone.fixed(lambda x: self.backbone.forward(x, snapshot))
-        )
+        self._stored_features.append(self._features_under(snapshot))
         self._store_statistics(experience.images, labels, experience.classes)
         self.task_of_class_ = torch.cat([
             self.task_of_class_,
@@ -138,6 +136,15 @@ class Mos(Strategy):
     @torch.no_grad()
     def predict(self, images: torch.Tensor) -> torch.Tensor:
         return self.predict_and_embed(images)[0]
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        super().load_state_dict(state)
+        self.rounds_ = Counter(self.rounds_)
+        self._stored_features = [self._features_under(stored) for stored in self.stored_]
+
+    def _features_under(self, adapters: AdapterSet) -> FixedComputation:
+        """Features under a stored (frozen for good) set, memoised per image."""
+        return self.backbone.fixed(lambda x: self.backbone.forward(x, adapters))
 
     @torch.no_grad()
     def predict_and_embed(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

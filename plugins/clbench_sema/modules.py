@@ -8,7 +8,15 @@ from collections import deque
 import torch
 from torch import nn
 
-from cl_bench import Adapter, AdapterConfig, AdapterMixture, ModelView
+from cl_bench import (
+    Adapter,
+    AdapterConfig,
+    AdapterMixture,
+    Backend,
+    ModelView,
+    Rebuilder,
+    rebuildable,
+)
 
 
 class Descriptor(nn.Module):
@@ -28,6 +36,14 @@ class Descriptor(nn.Module):
         self.register_buffer("center", torch.zeros(width))
         self.register_buffer("spread", torch.ones(width))
         self.losses: deque[float] = deque(maxlen=buffer_size)
+
+    def get_extra_state(self) -> dict[str, list[float]]:
+        """The error buffer goes into the state dict (checkpoints, saved models)."""
+        return {"losses": list(self.losses)}
+
+    def set_extra_state(self, state: dict[str, list[float]]) -> None:
+        self.losses.clear()
+        self.losses.extend(state["losses"])
 
     def fit_scale(self, summaries: torch.Tensor) -> None:
         """Standardise inputs with the descriptor's own training data (see the strategy's notes)."""
@@ -78,6 +94,29 @@ class SemaLayer(AdapterMixture):
         self.descriptors = nn.ModuleList()
         self.expanded_in: list[int] = []  # experience index of each adapter
 
+    def get_extra_state(self) -> dict[str, list[int]]:
+        return {"expanded_in": list(self.expanded_in)}
+
+    def set_extra_state(self, state: dict[str, list[int]]) -> None:
+        self.expanded_in = list(state["expanded_in"])
+
+    def describe(self) -> dict[str, int | float]:
+        """What rebuilds this layer with as many adapters (Rebuilder; tensors aside)."""
+        config = self._adapter_config
+        return {"block": self.block, "bottleneck": config.bottleneck, "scale": config.scale,
+                "dropout": config.dropout, "hidden": self._hidden,
+                "buffer_size": self._buffer_size, "adapters": len(self.adapters)}  # fmt: skip
+
+    @classmethod
+    def rebuild(cls, described: dict[str, int | float], backend: Backend) -> SemaLayer:
+        config = AdapterConfig(bottleneck=int(described["bottleneck"]),
+                               scale=described["scale"], dropout=described["dropout"])  # fmt: skip
+        layer = cls(backend.view, int(described["block"]), config, int(described["hidden"]),
+                    int(described["buffer_size"]))  # fmt: skip
+        for _ in range(int(described["adapters"])):
+            layer.expand(-1)  # the experiences come back with the extra state
+        return layer.to(backend.device)
+
     def expand(self, experience: int) -> tuple[Adapter, Descriptor, nn.Linear]:
         """Add one adapter, its descriptor and its router column; return them for training."""
         adapter = Adapter(self._place, self._kind, self._adapter_config)
@@ -93,3 +132,6 @@ class SemaLayer(AdapterMixture):
         on the block input ``x``, summarised where the adapters read it."""
         summary = self._summary(self._view.adapter_input(self.block, x))
         return min(float(d.z_scores(summary).mean()) for d in self.descriptors)
+
+
+rebuildable("sema-layer", Rebuilder(SemaLayer, SemaLayer.describe, SemaLayer.rebuild))

@@ -27,6 +27,7 @@ benchmarks/diagnose_sema.py measures.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -147,6 +148,11 @@ class Sema(Strategy):
             return self.backbone.forward(images, self.adapters_)
         return self.backbone.forward_from(self._tail_inputs(images), self.first_expandable_,
                                           self.adapters_)  # fmt: skip
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        super().load_state_dict(state)
+        if self.layout_:  # the first task is learned: its prefix is frozen for good
+            self._tail_inputs = self.backbone.fixed(self._prefix_output)
 
     def report(self) -> dict[str, Any]:
         names = [self.backbone.view.names[layer.block] for layer in self._layers()]

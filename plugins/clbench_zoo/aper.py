@@ -15,13 +15,14 @@ takes ``adapter`` alone and names the others in its error.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 
-from cl_bench import Experience, FixedComputation, Strategy, require
+from cl_bench import AdapterSet, Experience, FixedComputation, Strategy, require
 from clbench_zoo.adaptation import PILOT_AUGMENTATION, AdaptationConfig, class_means, train_adapters
 
 UNSUPPORTED_PETL = ("ssf", "vpt", "finetune")
@@ -49,7 +50,7 @@ class Aper(Strategy):
     def __init__(self, **kwargs: Any):
         super().__init__(**kwargs)
         self.adapters_ = None
-        self.features_: FixedComputation | None = None
+        self._features: FixedComputation | None = None  # fixed after the first session
         width = 2 * self.backbone.num_features
         self.prototypes_ = torch.empty(0, width, device=self.backbone.device)
 
@@ -59,12 +60,8 @@ class Aper(Strategy):
                 self.backbone, experience.images, experience.labels, len(experience.classes),
                 self.config, self.runtime, "APER first session", self.train_transform,
             )  # fmt: skip
-            self.features_ = self.backbone.fixed(
-                lambda x: torch.cat(
-                    [self.backbone.features(x), self.backbone.forward(x, adapters)], dim=1
-                )
-            )
-        features = self.features_(experience.images)
+            self._features = self._feature_computation(adapters)
+        features = self._features(experience.images)
         new = class_means(features, experience.labels, experience.classes)
         self.prototypes_ = torch.cat([self.prototypes_, new.to(self.prototypes_.device)])
 
@@ -82,4 +79,16 @@ class Aper(Strategy):
     def embed(self, images: torch.Tensor) -> torch.Tensor:
         """The concatenated feature: the prototype classifier's space, fixed after the
         first session."""
-        return self.features_(images)
+        return self._features(images)
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        super().load_state_dict(state)
+        if self.adapters_ is not None:
+            self._features = self._feature_computation(self.adapters_)
+
+    def _feature_computation(self, adapters: AdapterSet) -> FixedComputation:
+        """The frozen and the adapted feature side by side, memoised per image."""
+        return self.backbone.fixed(
+            lambda x: torch.cat([self.backbone.features(x), self.backbone.forward(x, adapters)],
+                                dim=1)
+        )  # fmt: skip

@@ -20,6 +20,7 @@ plain list, outside checkpoints and ``.to()``).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cl_bench import Experience, FixedComputation, Strategy, require
+from cl_bench import AdapterSet, Experience, FixedComputation, Strategy, require
 from clbench_zoo.adaptation import PILOT_AUGMENTATION, AdaptationConfig, class_means, train_adapters
 
 
@@ -63,7 +64,7 @@ class Ease(Strategy):
             f"EASE adapter {experience.index + 1}", self.train_transform,
         )  # fmt: skip
         self.adapters_.append(adapters)
-        self._features.append(self.backbone.fixed(lambda x: self.backbone.forward(x, adapters)))
+        self._features.append(self._subspace(adapters))
         session = experience.index
         new = torch.stack([
             class_means(features(experience.images), experience.labels, experience.classes)
@@ -110,6 +111,14 @@ class Ease(Strategy):
         return {"adapter_sets": len(self.adapters_), "parameters_per_set": per_set}
 
     # --- helpers --------------------------------------------------------------------
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        super().load_state_dict(state)
+        self._features = [self._subspace(adapters) for adapters in self.adapters_]
+
+    def _subspace(self, adapters: AdapterSet) -> FixedComputation:
+        """One session's subspace, frozen for good: memoised per image."""
+        return self.backbone.fixed(lambda x: self.backbone.forward(x, adapters))
+
     def _subspace_features(self, images: torch.Tensor) -> list[torch.Tensor]:
         return [features(images).to(self.prototypes_.device) for features in self._features]
 

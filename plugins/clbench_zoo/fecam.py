@@ -22,13 +22,14 @@ as the paper states it.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 
-from cl_bench import Experience, Strategy, require
+from cl_bench import Experience, FixedComputation, Strategy, require
 from clbench_zoo.adaptation import PILOT_AUGMENTATION, AdaptationConfig, train_adapters
 
 
@@ -109,7 +110,7 @@ class Fecam(Strategy):
     def __init__(self, **kwargs: Any):
         super().__init__(**kwargs)
         self.adapters_ = None
-        self.features_ = self.backbone.fixed(self.backbone.features)
+        self._features = self._feature_computation()
         width, device = self.backbone.num_features, self.backbone.device
         self.means_ = torch.empty(0, width, dtype=torch.float64, device=device)
         self.precisions_ = torch.empty(0, width, width, dtype=torch.float64, device=device)
@@ -117,12 +118,12 @@ class Fecam(Strategy):
     def train(self, experience: Experience) -> None:
         config = self.config
         if experience.index == 0 and config.adapt_first_session:
-            self.adapters_ = adapters = train_adapters(
+            self.adapters_ = train_adapters(
                 self.backbone, experience.images, experience.labels, len(experience.classes),
                 config, self.runtime, "FeCAM first session", self.train_transform,
             )  # fmt: skip
-            self.features_ = self.backbone.fixed(lambda x: self.backbone.forward(x, adapters))
-        features = transform(self.features_(experience.images), config.tukey_beta)
+            self._features = self._feature_computation()
+        features = transform(self._features(experience.images), config.tukey_beta)
         labels = experience.labels.to(features.device)
         means, precisions = [], []
         for label in experience.classes:
@@ -154,7 +155,18 @@ class Fecam(Strategy):
 
     @torch.no_grad()
     def embed(self, images: torch.Tensor) -> torch.Tensor:
-        return self.features_(images)
+        return self._features(images)
 
     def report(self) -> dict[str, Any]:
         return {"first_session_adapted": self.adapters_ is not None}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        super().load_state_dict(state)
+        self._features = self._feature_computation()
+
+    def _feature_computation(self) -> FixedComputation:
+        """The features the classifier reads, frozen for good: memoised per image."""
+        adapters = self.adapters_
+        if adapters is None:
+            return self.backbone.fixed(self.backbone.features)
+        return self.backbone.fixed(lambda x: self.backbone.forward(x, adapters))

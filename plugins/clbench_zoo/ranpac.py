@@ -31,6 +31,7 @@ Departures, each a defect of the public code rather than the method:
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,7 +39,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cl_bench import Experience, Strategy, require
+from cl_bench import Experience, FixedComputation, Strategy, require
 from clbench_zoo.adaptation import PILOT_AUGMENTATION, AdaptationConfig, train_adapters
 
 RIDGE_GRID = tuple(10.0**e for e in range(-8, 9))
@@ -107,7 +108,7 @@ class Ranpac(Strategy):
     def __init__(self, **kwargs: Any):
         super().__init__(**kwargs)
         self.adapters_ = None
-        self.features_ = self.backbone.fixed(self.backbone.features)
+        self._features = self._feature_computation()
         self.projection_: torch.Tensor | None = None  # W_rand, d x M
         self.gram_: torch.Tensor | None = None  # G
         self.sums_: torch.Tensor | None = None  # C
@@ -125,8 +126,7 @@ class Ranpac(Strategy):
                     len(experience.classes), config, self.runtime, "RanPAC first session",
                     self.train_transform,
                 )  # fmt: skip
-                adapters = self.adapters_
-                self.features_ = self.backbone.fixed(lambda x: self.backbone.forward(x, adapters))
+                self._features = self._feature_computation()
             self._set_up_projection()
         self.seen_ = max(experience.classes) + 1
         # The official code reads the session through a shuffled loader.
@@ -153,13 +153,24 @@ class Ranpac(Strategy):
     def embed(self, images: torch.Tensor) -> torch.Tensor:
         """The (adapted) backbone feature f, fixed after the first session; the random
         projection is the classifier's expansion of it, not a new representation."""
-        return self.features_(images)
+        return self._features(images)
 
     def report(self) -> dict[str, Any]:
         return {"ridge_per_experience": self.ridges_, "best_ridge_below_floor": self.below_floor_,
                 "projection_dim": self.config.projection_dim}  # fmt: skip
 
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        super().load_state_dict(state)
+        self._features = self._feature_computation()
+
     # --- helpers --------------------------------------------------------------------
+    def _feature_computation(self) -> FixedComputation:
+        """The features f, frozen for good: memoised per image."""
+        adapters = self.adapters_
+        if adapters is None:
+            return self.backbone.fixed(self.backbone.features)
+        return self.backbone.fixed(lambda x: self.backbone.forward(x, adapters))
+
     def _set_up_projection(self) -> None:
         width, projected = self.backbone.num_features, self.config.projection_dim
         if projected:
@@ -171,7 +182,7 @@ class Ranpac(Strategy):
 
     @torch.no_grad()
     def _hidden(self, images: torch.Tensor) -> torch.Tensor:
-        features = self.features_(images).to(self.backbone.device)
+        features = self._features(images).to(self.backbone.device)
         if self.projection_ is None:
             return features
         return torch.relu(features @ self.projection_)

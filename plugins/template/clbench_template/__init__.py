@@ -22,6 +22,8 @@ class NearestMeanEuclidean(Strategy):
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
+        # Learned state ends in "_": Strategy.state_dict() saves it (checkpoints, saved
+        # models) and load_state_dict() sets it on a fresh instance; a tensor needs no more.
         self.means_ = torch.empty(0, self.backbone.num_features, device=self.backbone.device)
 
     def train(self, experience: Experience) -> None:
