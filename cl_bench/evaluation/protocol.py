@@ -16,6 +16,7 @@ from cl_bench.data.experience import Experience
 from cl_bench.data.streams import Stream
 from cl_bench.evaluation.compatibility import CompatibilityTracker
 from cl_bench.models.backend import Backend
+from cl_bench.training.state import StateError
 from cl_bench.training.strategy import Runtime, Strategy, StrategySpec
 from cl_bench.utils.errors import PluginError
 from cl_bench.utils.memory import peak_rss_mib
@@ -145,7 +146,9 @@ def run(
         tracker.update(*embedded, into_space=into_space)
         result.compatibility_seconds.append(time.perf_counter() - start)
         if after_experience is not None and train.index < stream.info.num_experiences - 1:
-            after_experience(partial(_progress, strategy, runtime, result, tracker, train.index))
+            after_experience(
+                partial(_progress, spec, strategy, runtime, result, tracker, train.index)
+            )
     result.peak_rss_mib = peak_rss_mib()
     if backbone.device.type == "cuda":
         result.peak_accelerator_mib = torch.cuda.max_memory_allocated(backbone.device) / 2**20
@@ -159,11 +162,18 @@ def run(
     return result
 
 
-def _progress(strategy: Strategy, runtime: Runtime, result: RunResult,
+def _progress(spec: StrategySpec, strategy: Strategy, runtime: Runtime, result: RunResult,
               tracker: CompatibilityTracker, experience: int) -> Progress:  # fmt: skip
+    try:
+        state = strategy.state_dict()
+    except StateError:
+        raise  # a state that cannot be saved: the run goes on without checkpoints
+    except Exception as error:
+        raise PluginError(f"strategy {spec.name!r} failed while saving its state: "
+                          f"{type(error).__name__}: {error}") from error  # fmt: skip
     return Progress(
         experience=experience,
-        strategy=strategy.state_dict(),
+        strategy=state,
         random_states=random_states(runtime),
         correct=[list(row) for row in result.correct],
         test_counts=list(result.test_counts),
