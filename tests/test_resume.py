@@ -232,3 +232,19 @@ def test_a_sweep_resumes_an_interrupted_run_from_its_checkpoint(photos, tmp_path
     assert record.pop("resumed") == 1
     assert record == uninterrupted["oca"]
     assert not list((cache / "checkpoints").rglob("*.checkpoint"))
+
+
+def test_a_grid_passes_its_checkpoint_settings_to_every_run(tmp_path):
+    from cl_bench.experiments.grid import make_grid
+    from cl_bench.utils.errors import ConfigError
+
+    values = {"strategy": ["simplecil", "sema"], "stream": "offline-mix",
+              "backbone": "efficientnet_lite0", "seed": [1, 2]}  # fmt: skip
+    flags = {"checkpoints": str(tmp_path / "ck"), "resume": False, "keep-checkpoints": True}
+    runs = make_grid(values, flags, {}).runs()
+    assert len(runs) == 4
+    assert all(run.checkpoints == (tmp_path / "ck").absolute() for run in runs)
+    assert all(not run.resume and run.keep_checkpoints for run in runs)
+    assert make_grid(values, {}, {}).runs()[0].resume  # resuming is the default
+    with pytest.raises(ConfigError, match="resume must be true or false, got 'no'"):
+        make_grid({**values, "resume": "no"}, {}, {})

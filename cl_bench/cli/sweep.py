@@ -16,6 +16,7 @@ from cl_bench.cli.options import (
     DEFAULT_SEED,
     DEFAULT_STREAM,
     SEED,
+    checkpoint_options,
     discover_registry,
     folder_split_options,
     limit_per_class_option,
@@ -83,6 +84,7 @@ from cl_bench.utils.errors import RecordError
 )
 @click.option("--device", default=None, help="cpu, cuda, cuda:1, or auto. [default: auto]")
 @no_cache_option
+@checkpoint_options
 @click.option(
     "--output",
     type=WritableFolder(),
@@ -131,6 +133,9 @@ def sweep(
     weights: Path | None,
     device: str | None,
     no_cache: bool | None,
+    checkpoints: Path | None,
+    no_resume: bool | None,
+    keep_checkpoints: bool | None,
     output: Path | None,
     leaderboards: Path | None,
     executor: str,
@@ -157,6 +162,9 @@ def sweep(
         "device": device,
         "threads": threads,
         "cache": False if no_cache else None,
+        "checkpoints": checkpoints,
+        "resume": False if no_resume else None,
+        "keep-checkpoints": True if keep_checkpoints else None,
         "output": output,
         "leaderboards": leaderboards,
     }

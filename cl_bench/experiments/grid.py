@@ -33,6 +33,9 @@ GRID_KEYS = (
     "device",
     "threads",
     "cache",
+    "checkpoints",
+    "resume",
+    "keep-checkpoints",
     "output",
     "leaderboards",
 )
@@ -46,6 +49,9 @@ _DEFAULTS: dict[str, Any] = {
     "device": "auto",
     "threads": DEFAULT_THREADS,
     "cache": True,
+    "checkpoints": None,  # the cache's checkpoints/ folder
+    "resume": True,
+    "keep-checkpoints": False,
     "output": "runs",
     "leaderboards": "leaderboards",
 }
@@ -79,6 +85,9 @@ class Grid:
     use_cache: bool
     output: Path
     leaderboards: Path
+    checkpoints: Path | None = None
+    resume: bool = True
+    keep_checkpoints: bool = False
 
     def runs(self) -> list[RunSpec]:
         return [
@@ -96,6 +105,9 @@ class Grid:
                 device=self.device,
                 threads=self.threads,
                 use_cache=self.use_cache,
+                checkpoints=self.checkpoints,
+                resume=self.resume,
+                keep_checkpoints=self.keep_checkpoints,
             )
             for stream in self.streams
             for backbone in self.backbones
@@ -134,8 +146,16 @@ def make_grid(
             "no strategy: give --strategy NAME (repeatable) or `strategy:` in the grid file"
         )
     limit = _count(values, "limit-per-class", minimum=1)
-    if not isinstance(values["cache"], bool):
-        raise ConfigError(f"cache must be true or false, got {shortened(values['cache'])}")
+    for key in ("cache", "resume", "keep-checkpoints"):
+        if not isinstance(values[key], bool):
+            raise ConfigError(f"{key} must be true or false, got {shortened(values[key])}")
+    checkpoints = values["checkpoints"]
+    if checkpoints is not None:
+        if not isinstance(checkpoints, str | Path):
+            raise ConfigError(f"checkpoints must be a folder path, got {shortened(checkpoints)}")
+        checkpoints = Path(checkpoints).absolute()  # a worker's working folder may not be ours
+        if problem := folder_problem(checkpoints):
+            raise ConfigError(f"checkpoints {shortened(str(checkpoints))} {problem}")
     backbones = _names(values["backbone"], "backbone")
     weights = values["weights"]
     if weights is not None:
@@ -179,6 +199,9 @@ def make_grid(
         use_cache=values["cache"],
         output=Path(values["output"]),
         leaderboards=Path(values["leaderboards"]),
+        checkpoints=checkpoints,
+        resume=values["resume"],
+        keep_checkpoints=values["keep-checkpoints"],
     )
 
 
