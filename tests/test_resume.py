@@ -120,8 +120,11 @@ def test_a_killed_run_resumes_from_its_checkpoint(photos, uninterrupted, tmp_pat
         "sys.argv = ['clbench', *sys.argv[1:]]\n"
         "main()\n"
     )
+    # run from tmp_path: `python -c` puts the working folder first on the path, and the
+    # repository's folder would import its source rather than the installed clbench
     killed = subprocess.run([sys.executable, "-c", child, *argv], capture_output=True,
-                            env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=600)  # fmt: skip
+                            cwd=tmp_path, env={**os.environ, "OMP_NUM_THREADS": "1"},
+                            timeout=600)  # fmt: skip
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
     code, stdout, stderr = clbench(*argv)
     assert code == 0, stdout + stderr

@@ -4,9 +4,11 @@ The state is a tree of tensors, numbers, strings, None and lists, tuples and dic
 them, so that it loads with ``torch.load(weights_only=True)``: reading a checkpoint or a
 model file runs no code from it. Modules and other objects with a ``state_dict`` are
 stored as their state dicts and loaded back into the objects a fresh strategy already
-holds; an object a strategy builds while it trains (a head that grows, an adapter added
-per task) has no counterpart in a fresh instance, so that strategy rebuilds it in its
-own ``load_state_dict`` before loading (the contract: :meth:`Strategy.state_dict`).
+holds. A module a strategy builds while it trains (a head that grows, an adapter added
+per task) has no counterpart in a fresh instance: a registered type (:func:`rebuildable`)
+is rebuilt from what its ``describe`` saved, by name from this module's registry only (a
+saved file never names code to import); any other, the strategy rebuilds in its own
+``load_state_dict`` before loading (the contract: :meth:`Strategy.state_dict`).
 """
 
 from __future__ import annotations
