@@ -98,3 +98,18 @@ def run_official(python: str, copy: Path, module: str, args: list[str], threads:
     run_measured(argv, copy, child_env(threads, {"PYTHONPATH": str(copy)}), log)
     [line] = [x for x in log.read_text().splitlines() if x.startswith("CLBENCH-PARITY ")]
     return json.loads(line.removeprefix("CLBENCH-PARITY "))
+
+
+def prepare_copy(checkout: Path, dest: Path, changes, added: str, text: str) -> None:
+    """A fresh copy of an official checkout at ``dest``, every change applied (each exact,
+    or :class:`official_runtime.ChangeDoesNotApply`), and our driver module ``added``."""
+    import shutil
+
+    from official_runtime import substitute
+
+    if dest.exists():
+        shutil.rmtree(dest)
+    shutil.copytree(checkout, dest, ignore=shutil.ignore_patterns(".git", "__pycache__", "logs"))
+    for change in changes:
+        substitute(dest, change)
+    (dest / added).write_text(text)

@@ -44,12 +44,11 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import shutil
 from contextlib import contextmanager
 from pathlib import Path
 
 import torch
-from official_runtime import Substitution, _heads, _width, substitute
+from official_runtime import Substitution, _heads, _width
 from parity_common import (
     FIXTURES,
     FORWARD_TOLERANCE,
@@ -57,6 +56,7 @@ from parity_common import (
     VIT_SEED,
     VIT_WIDTH,
     export_vit,
+    prepare_copy,
     relative_difference,
     run_official,
     tensors_sha256,
@@ -204,13 +204,8 @@ if __name__ == "__main__":
 
 
 def prepare(checkout: Path, dest: Path, vit: Path) -> None:
-    """Copy ``checkout`` to ``dest`` (replacing it), apply every change, add our driver."""
-    if dest.exists():
-        shutil.rmtree(dest)
-    shutil.copytree(checkout, dest, ignore=shutil.ignore_patterns(".git", "__pycache__", "logs"))
-    for change in changes():
-        substitute(dest, change)
-    (dest / ADDED_MODULE).write_text(added_module(vit))
+    """A fresh copy of the checkout with every change and our driver."""
+    prepare_copy(checkout, dest, changes(), ADDED_MODULE, added_module(vit))
 
 
 # --- inputs -----------------------------------------------------------------------------

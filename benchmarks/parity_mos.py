@@ -36,12 +36,11 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import shutil
 import sys
 from pathlib import Path
 
 import torch
-from official_runtime import Substitution, _heads, _width, substitute
+from official_runtime import Substitution, _heads, _width
 from parity_common import (
     FIXTURES,
     FORWARD_TOLERANCE,
@@ -49,6 +48,7 @@ from parity_common import (
     VIT_SEED,
     VIT_WIDTH,
     export_vit,
+    prepare_copy,
     relative_difference,
     run_official,
     tensors_sha256,
@@ -299,12 +299,7 @@ if __name__ == "__main__":
 
 def prepare(checkout: Path, dest: Path, vit: Path) -> None:
     """A fresh copy of the checkout with every change and our driver."""
-    if dest.exists():
-        shutil.rmtree(dest)
-    shutil.copytree(checkout, dest, ignore=shutil.ignore_patterns(".git", "__pycache__", "logs"))
-    for change in changes():
-        substitute(dest, change)
-    (dest / ADDED_MODULE).write_text(added_module(vit))
+    prepare_copy(checkout, dest, changes(), ADDED_MODULE, added_module(vit))
 
 
 # --- inputs, and clbench's MOS holding them -----------------------------------------------

@@ -40,12 +40,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import sys
 from pathlib import Path
 
 import torch
-from official_runtime import SEMA, ChangeDoesNotApply, Substitution, substitute
+from official_runtime import SEMA, ChangeDoesNotApply, Substitution
 from parity_common import (
     FIXTURES,
     FORWARD_TOLERANCE,
@@ -53,6 +52,7 @@ from parity_common import (
     VIT_SEED,
     VIT_WIDTH,
     export_vit,
+    prepare_copy,
     relative_difference,
     run_official,
     tensors_sha256,
@@ -213,16 +213,8 @@ if __name__ == "__main__":
 
 
 def prepare(checkout: Path, dest: Path, vit: Path) -> None:
-    """Copy ``checkout`` to ``dest`` (replacing it), apply every change, add the driver."""
-    for path, why in SEMA.refuse_if_present.items():
-        if (checkout / path).exists():
-            raise ChangeDoesNotApply(f"{checkout}: {path} exists: {why}")
-    if dest.exists():
-        shutil.rmtree(dest)
-    shutil.copytree(checkout, dest, ignore=shutil.ignore_patterns(".git", "__pycache__", "logs"))
-    for change in changes():
-        substitute(dest, change)
-    (dest / ADDED_MODULE).write_text(added_module(vit))
+    """A fresh copy of the checkout with every change and our driver."""
+    prepare_copy(checkout, dest, changes(), ADDED_MODULE, added_module(vit))
 
 
 # --- the shared state: drawn weights in the official names -------------------------------

@@ -43,7 +43,7 @@ from typing import Any
 import numpy as np
 import torch
 from bench_vs_official import child_env, run_measured
-from official_runtime import ChangeDoesNotApply, Substitution, substitute
+from official_runtime import ChangeDoesNotApply, Substitution
 from parity_common import (
     FIXTURES,
     FORWARD_TOLERANCE,
@@ -54,6 +54,7 @@ from parity_common import (
     VIT_WIDTH,
     export_vit,
     inputs_sha256,
+    prepare_copy,
     update_sketch,
     vit_backend,
 )
@@ -408,12 +409,7 @@ def export_inputs(work: Path) -> tuple[Path, Path]:
 
 
 def prepare_pilot(checkout: Path, dest: Path, data: Path, weights: Path, vit: Path) -> None:
-    if dest.exists():
-        shutil.rmtree(dest)
-    shutil.copytree(checkout, dest, ignore=shutil.ignore_patterns(".git", "__pycache__", "logs"))
-    for change in changes():
-        substitute(dest, change)
-    (dest / ADDED_MODULE).write_text(added_module(data, weights, vit))
+    prepare_copy(checkout, dest, changes(), ADDED_MODULE, added_module(data, weights, vit))
 
 
 # --- forward equivalence: APER's adapted ViT -----------------------------------------------

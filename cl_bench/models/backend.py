@@ -121,6 +121,13 @@ class Backend:
         strategy has frozen for good: see :class:`~cl_bench.models.fixed.FixedComputation`."""
         return FixedComputation(self, compute)
 
+    def fixed_under(self, adapters: AdapterSet | None) -> FixedComputation:
+        """The features under an adapter set frozen for good (the frozen backbone's when
+        None), memoised per registered image."""
+        if adapters is None:
+            return self.fixed(self.features)
+        return self.fixed(lambda x: self.forward(x, adapters))
+
     def _key(self, layer: str, dataset: _Dataset) -> dict[str, Any]:
         b = self.backbone
         return {

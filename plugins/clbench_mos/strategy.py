@@ -144,7 +144,7 @@ class Mos(Strategy):
 
     def _features_under(self, adapters: AdapterSet) -> FixedComputation:
         """Features under a stored (frozen for good) set, memoised per image."""
-        return self.backbone.fixed(lambda x: self.backbone.forward(x, adapters))
+        return self.backbone.fixed_under(adapters)
 
     @torch.no_grad()
     def predict_and_embed(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -117,7 +117,7 @@ class Ease(Strategy):
 
     def _subspace(self, adapters: AdapterSet) -> FixedComputation:
         """One session's subspace, frozen for good: memoised per image."""
-        return self.backbone.fixed(lambda x: self.backbone.forward(x, adapters))
+        return self.backbone.fixed_under(adapters)
 
     def _subspace_features(self, images: torch.Tensor) -> list[torch.Tensor]:
         return [features(images).to(self.prototypes_.device) for features in self._features]

@@ -165,8 +165,5 @@ class Fecam(Strategy):
         self._features = self._feature_computation()
 
     def _feature_computation(self) -> FixedComputation:
-        """The features the classifier reads, frozen for good: memoised per image."""
-        adapters = self.adapters_
-        if adapters is None:
-            return self.backbone.fixed(self.backbone.features)
-        return self.backbone.fixed(lambda x: self.backbone.forward(x, adapters))
+        """The features the classifier reads, frozen for good after the first session."""
+        return self.backbone.fixed_under(self.adapters_)

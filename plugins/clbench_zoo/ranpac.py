@@ -165,11 +165,8 @@ class Ranpac(Strategy):
 
     # --- helpers --------------------------------------------------------------------
     def _feature_computation(self) -> FixedComputation:
-        """The features f, frozen for good: memoised per image."""
-        adapters = self.adapters_
-        if adapters is None:
-            return self.backbone.fixed(self.backbone.features)
-        return self.backbone.fixed(lambda x: self.backbone.forward(x, adapters))
+        """The features the classifier reads, frozen for good after the first session."""
+        return self.backbone.fixed_under(self.adapters_)
 
     def _set_up_projection(self) -> None:
         width, projected = self.backbone.num_features, self.config.projection_dim
