@@ -1,8 +1,8 @@
 """EASE in clbench beside LAMDA-PILOT's EASE on the same inputs (issue 31, items 1 and 2):
 the forward pass of a three-subspace state and one training step of a new subspace.
 
-    .venv/bin/python benchmarks/parity_ease.py --checkout LAMDA-PILOT \\
-        --official-python PILOT-VENV/bin/python [--work DIR] [--threads 1]
+    .venv/bin/python benchmarks/parity_vs_official.py --pilot LAMDA-PILOT \\
+        --official-python PILOT-VENV/bin/python --methods ease ease-step
 
 PILOT's EASE (models/ease.py ``Learner``, utils/inc_net.py ``EaseNet``,
 backbone/vit_ease.py) runs in a copy of a local checkout at 2647455 with the listed
@@ -41,9 +41,7 @@ that the official side starts from exactly them.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
-import json
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -55,7 +53,6 @@ from parity_common import (
     VIT_DEPTH,
     VIT_SEED,
     VIT_WIDTH,
-    export_vit,
     prepare_copy,
     relative_difference,
     run_official,
@@ -563,25 +560,3 @@ def step_check(copy: Path, python: str, vit: Path, work: Path, threads: int) -> 
         "explanation": "",
         "compared": compared,
     }
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--checkout", type=Path, required=True, help="LAMDA-PILOT at 2647455")
-    parser.add_argument("--official-python", required=True, help="a Python with timm 0.6.13")
-    parser.add_argument("--work", type=Path, default=Path("/tmp/clbench-parity-ease"))
-    parser.add_argument("--threads", type=int, default=1)
-    args = parser.parse_args()
-    args.work.mkdir(parents=True, exist_ok=True)
-    vit = export_vit(args.work)
-    copy = args.work / "pilot"
-    prepare(args.checkout, copy, vit)
-    for check in (forward_check, step_check):
-        print(json.dumps(check(copy, args.official_python, vit, args.work, args.threads),
-                         indent=2))  # fmt: skip
-
-
-if __name__ == "__main__":
-    main()

@@ -2,8 +2,8 @@
 self-refined adapter retrieval after three tasks, and one optimiser step of the adapter
 training, on one ViT-Tiny file and the same seeded inputs.
 
-    .venv/bin/python benchmarks/parity_mos.py --checkout AAAI25-MOS \\
-        --official-python /work/official/venv/bin/python [--work DIR] [--threads 1]
+    .venv/bin/python benchmarks/parity_vs_official.py --mos AAAI25-MOS \\
+        --official-python OFFICIAL-VENV/bin/python --methods mos mos-step
 
 AAAI25-MOS is a local checkout at 8d5e07c; the check runs a temporary copy of it with the
 changes of ``changes()`` (ViT-B/16 -> ViT-Tiny, its weights from the benchmark's file) and
@@ -33,10 +33,7 @@ draws its own masks); at evaluation both have it off anyway.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
-import json
-import sys
 from pathlib import Path
 
 import torch
@@ -47,7 +44,6 @@ from parity_common import (
     VIT_DEPTH,
     VIT_SEED,
     VIT_WIDTH,
-    export_vit,
     prepare_copy,
     relative_difference,
     run_official,
@@ -675,25 +671,3 @@ def step_check(copy: Path, python: str, vit: Path, work: Path, threads: int) -> 
             "max_relative_difference": _worst(as_code)[1],
         },
     }
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--checkout", type=Path, required=True, help="AAAI25-MOS at 8d5e07c")
-    parser.add_argument("--official-python", default=sys.executable)
-    parser.add_argument("--work", type=Path, default=Path("/tmp/clbench-parity-mos"))
-    parser.add_argument("--threads", type=int, default=1)
-    args = parser.parse_args()
-    args.work.mkdir(parents=True, exist_ok=True)
-    vit = export_vit(args.work)
-    copy = args.work / "mos"
-    prepare(args.checkout, copy, vit)
-    for check in (forward_check, step_check):
-        print(json.dumps(check(copy, args.official_python, vit, args.work, args.threads),
-                         indent=2))  # fmt: skip
-
-
-if __name__ == "__main__":
-    main()

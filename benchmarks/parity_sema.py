@@ -1,8 +1,8 @@
 """SEMA beside its official code (issue 31, items 1 and 2): the same expanded model, the
 same weights, the same images, on both sides.
 
-    .venv/bin/python benchmarks/parity_sema.py --checkout SEMA-CL \\
-        --official-python OFFICIAL-VENV/bin/python [--work DIR] [--threads 1]
+    .venv/bin/python benchmarks/parity_vs_official.py --sema SEMA-CL \\
+        --official-python OFFICIAL-VENV/bin/python --methods sema sema-step
 
 SEMA-CL is a local checkout at 5a45512 (``git -C SEMA-CL archive 5a45512 | tar -x -C
 DEST``), run from a temporary copy with the changes of ``changes()``: the substitutions
@@ -38,20 +38,16 @@ adapters read the block's input, so CNN runs did not change).
 
 from __future__ import annotations
 
-import argparse
-import json
-import sys
 from pathlib import Path
 
 import torch
-from official_runtime import SEMA, ChangeDoesNotApply, Substitution
+from official_runtime import SEMA, Substitution
 from parity_common import (
     FIXTURES,
     FORWARD_TOLERANCE,
     VIT_DEPTH,
     VIT_SEED,
     VIT_WIDTH,
-    export_vit,
     prepare_copy,
     relative_difference,
     run_official,
@@ -583,29 +579,3 @@ def step_check(copy: Path, python: str, vit: Path, work: Path, threads: int) -> 
         "explanation": "" if agrees else ROUNDING if rounding else "",
         "compared": compared,
     }
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--checkout", type=Path, required=True, help="SEMA-CL at 5a45512")
-    parser.add_argument("--official-python", default=sys.executable,
-                        help="a Python with torch, timm, easydict, scipy, tqdm")  # fmt: skip
-    parser.add_argument("--work", type=Path, default=Path("/tmp/clbench-parity-sema"))
-    parser.add_argument("--threads", type=int, default=1)
-    args = parser.parse_args()
-    args.work.mkdir(parents=True, exist_ok=True)
-    vit = export_vit(args.work)
-    copy = args.work / "sema"
-    try:
-        prepare(args.checkout, copy, vit)
-    except ChangeDoesNotApply as error:
-        raise SystemExit(str(error)) from None
-    for check in (forward_check, step_check):
-        print(json.dumps(check(copy, args.official_python, vit, args.work, args.threads),
-                         indent=2))  # fmt: skip
-
-
-if __name__ == "__main__":
-    main()

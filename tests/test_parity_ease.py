@@ -14,7 +14,11 @@ from script_loader import load_script
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = ROOT / "tests" / "fixtures" / "parity"
-RERUN = "rerun benchmarks/parity_ease.py (another timm or torch draws the inputs differently)"
+export_vit = load_script("benchmarks/parity_common.py").export_vit
+RERUN = (
+    "rerun benchmarks/parity_vs_official.py --methods ease ease-step (another timm or "
+    "torch draws the inputs differently)"
+)
 
 
 @pytest.fixture(scope="module")
@@ -24,7 +28,7 @@ def parity():
 
 @pytest.fixture(scope="module")
 def vit(parity, tmp_path_factory):
-    return parity.export_vit(tmp_path_factory.mktemp("vit"))
+    return export_vit(tmp_path_factory.mktemp("vit"))
 
 
 def test_ease_subspaces_prototypes_and_logits_are_the_official_codes(parity, vit, tmp_path):

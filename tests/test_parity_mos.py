@@ -14,9 +14,10 @@ from script_loader import load_script
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = ROOT / "tests" / "fixtures" / "parity"
+export_vit = load_script("benchmarks/parity_common.py").export_vit
 RERUN = (
     "the seeded inputs are not those of the fixture (another timm or torch initialises "
-    "differently): rerun benchmarks/parity_mos.py"
+    "differently): rerun benchmarks/parity_vs_official.py --methods mos mos-step"
 )
 
 
@@ -30,7 +31,7 @@ def test_mos_features_and_retrieval_are_the_official_codes(parity, tmp_path):
     set's features, the prototype and final head logits, the scores, and which set each
     image is routed to in how many rounds, as the code's _eval_cnn computed them."""
     fixture = torch.load(FIXTURES / "mos_forward.pt")
-    vit = parity.export_vit(tmp_path)
+    vit = export_vit(tmp_path)
     inputs = parity.forward_inputs(vit, tmp_path)
     assert parity.inputs_sha256(vit, inputs) == fixture["inputs_sha256"], RERUN
     theirs = fixture["official"]
@@ -54,7 +55,7 @@ def test_one_step_of_mos_training_is_the_official_codes(parity, tmp_path):
     seeded directions) and the head (compared whole) as the code's _init_train does,
     relative to the official step's largest update."""
     fixture = torch.load(FIXTURES / "mos_step.pt")
-    vit = parity.export_vit(tmp_path)
+    vit = export_vit(tmp_path)
     inputs = parity.step_inputs(vit, tmp_path, fixture["class_means"])
     assert parity.inputs_sha256(vit, inputs) == fixture["inputs_sha256"], RERUN
     start = parity._start(inputs)

@@ -14,8 +14,10 @@ from script_loader import load_script
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = ROOT / "tests" / "fixtures" / "parity"
+export_vit = load_script("benchmarks/parity_common.py").export_vit
 STALE = ("the seeded inputs are not those of the fixture (another timm or torch draws "
-         "differently): rerun benchmarks/parity_sema.py")  # fmt: skip
+         "differently): rerun benchmarks/parity_vs_official.py --methods sema "
+         "sema-step")  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +30,7 @@ def forward(parity, tmp_path_factory):
     """clbench's forward on the regenerated inputs, and the official outputs."""
     fixture = torch.load(FIXTURES / "sema_forward.pt")
     work = tmp_path_factory.mktemp("sema-forward")
-    vit = parity.export_vit(work)
+    vit = export_vit(work)
     inputs = parity.forward_inputs(vit, work)
     assert parity.inputs_sha256(vit, inputs) == fixture["inputs_sha256"], STALE
     ours = parity.clbench_forward(vit, inputs)
@@ -58,7 +60,7 @@ def test_sema_forward_is_the_official_codes(parity, forward):
 def step(parity, tmp_path_factory):
     fixture = torch.load(FIXTURES / "sema_step.pt")
     work = tmp_path_factory.mktemp("sema-step")
-    vit = parity.export_vit(work)
+    vit = export_vit(work)
     inputs = parity.step_inputs(vit, work)
     assert parity.inputs_sha256(vit, inputs) == fixture["inputs_sha256"], STALE
     return vit, inputs, fixture
