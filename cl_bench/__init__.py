@@ -21,6 +21,7 @@ _EXPORTS = {
     "Experience": "cl_bench.data.experience",
     "StreamInfo": "cl_bench.data.experience",
     "StreamSpec": "cl_bench.data.spec",
+    "LabelledImages": "cl_bench.data.streams",
     "common_width": "cl_bench.evaluation.compatibility",
     "Adapter": "cl_bench.models.adapters",
     "AdapterConfig": "cl_bench.models.adapters",
@@ -39,6 +40,8 @@ _EXPORTS = {
     "Origin": "cl_bench.training.strategy",
     "Rebuilder": "cl_bench.training.state",
     "StateError": "cl_bench.training.state",
+    "decode_state": "cl_bench.training.state",
+    "encode_state": "cl_bench.training.state",
     "rebuildable": "cl_bench.training.state",
     "saved_length": "cl_bench.training.state",
     "Runtime": "cl_bench.training.strategy",
@@ -62,6 +65,7 @@ __all__ = [
     "ConfigError",
     "Experience",
     "FixedComputation",
+    "LabelledImages",
     "ModelView",
     "OfficialSettings",
     "Origin",
@@ -77,6 +81,8 @@ __all__ = [
     "__version__",
     "align_classifier",
     "common_width",
+    "decode_state",
+    "encode_state",
     "hookimpl",
     "rebuildable",
     "require",
@@ -101,12 +107,21 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; the same names as _EXPORTS
     from cl_bench.data.augmentation import RandomResizedCropFlip, training_inputs
     from cl_bench.data.experience import Experience, StreamInfo
     from cl_bench.data.spec import StreamSpec
+    from cl_bench.data.streams import LabelledImages
     from cl_bench.evaluation.compatibility import common_width
     from cl_bench.models.adapters import Adapter, AdapterConfig, AdapterMixture, AdapterSet
     from cl_bench.models.backbones.base import Backbone, BackboneOptions, BackboneSpec
     from cl_bench.models.backend import Backend
     from cl_bench.models.view import ModelView, Place
     from cl_bench.training.alignment import ClassGaussians, align_classifier
+    from cl_bench.training.state import (
+        Rebuilder,
+        StateError,
+        decode_state,
+        encode_state,
+        rebuildable,
+        saved_length,
+    )
     from cl_bench.training.strategy import (
         OfficialSettings,
         Origin,

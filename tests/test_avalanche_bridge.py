@@ -187,7 +187,7 @@ def test_a_diverged_strategy_stops_with_a_clear_error(small_stream, cached_backe
     class Poisoned(strategy_class(BY_NAME["naive"])):
         def train(self, experience):
             with torch.no_grad():
-                self.head_.classifier.bias[0] = float("nan")
+                self.template_.model[1].classifier.bias[0] = float("nan")
             super().train(experience)
 
     spec = StrategySpec("avalanche:naive", "poisoned", Poisoned)
@@ -206,7 +206,7 @@ def test_adapters_true_trains_adapters_and_leaves_the_backbone_frozen(small_stre
     config = build_config(cls.Config, {"epochs": "1", "adapters": "true"})
     runtime = Runtime(device=backend.device, seed=0)
     strategy = cls(backbone=backend, stream=small_stream.info, config=config, runtime=runtime)
-    adapters = strategy.features_.adapters
+    adapters = strategy.template_.model[0].adapters
     before = [p.detach().clone() for p in adapters.parameters()]
     experience, _ = next(iter(small_stream.experiences()))
     strategy.train(experience)

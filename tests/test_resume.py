@@ -4,8 +4,8 @@ same command, goes on from its checkpoint and writes the uninterrupted run's rec
 The stream is a small image folder (8 classes, 3 images each per split) in T = 4
 experiences; a run is stopped right after the checkpoint of experience k is written,
 for k = 1 (the first experience done), a middle one and T - 1, for one strategy of each
-family. In-process the stop is a KeyboardInterrupt at that point; one case is a real
-SIGKILL of a child process."""
+family. In-process the stop is a KeyboardInterrupt at that point; at the middle one it
+is also a real SIGKILL of a child process, for each strategy."""
 
 from __future__ import annotations
 
@@ -30,6 +30,7 @@ QUICK = {
     "aper": ["epochs=1"],
     "oca": ["epochs=1", "warmup_epochs=0"],
     "finetune-head": ["epochs=2"],
+    "avalanche:replay": ["epochs=1"],
 }
 # experiences done when the run stops: the first, a middle one, and all but the last
 STOPS = (1, 2, EXPERIENCES - 1)
@@ -104,9 +105,10 @@ def test_a_stopped_run_resumes_and_writes_the_uninterrupted_record(
 
 
 @pytest.mark.slow
-def test_a_killed_run_resumes_from_its_checkpoint(photos, uninterrupted, tmp_path):
+@pytest.mark.parametrize("strategy", sorted(QUICK))
+def test_a_killed_run_resumes_from_its_checkpoint(strategy, photos, uninterrupted, tmp_path):
     """A real SIGKILL of a child process after the middle experience's checkpoint."""
-    argv = command("sema", photos, tmp_path / "out", "--checkpoints", str(tmp_path / "ck"))
+    argv = command(strategy, photos, tmp_path / "out", "--checkpoints", str(tmp_path / "ck"))
     child = (
         "import os, signal, sys\n"
         "import cl_bench.experiments.checkpoints as c\n"
@@ -130,7 +132,7 @@ def test_a_killed_run_resumes_from_its_checkpoint(photos, uninterrupted, tmp_pat
     assert code == 0, stdout + stderr
     record = the_record(tmp_path / "out")
     assert record.pop("resumed") == 1
-    assert record == uninterrupted["sema"]
+    assert record == uninterrupted[strategy]
 
 
 def test_no_resume_starts_over_and_keep_checkpoints_keeps_the_file(photos, tmp_path):

@@ -15,15 +15,15 @@ import torch
 from test_evaluation_pass import QUICK
 
 from cl_bench.training.registry import Registry
-from cl_bench.training.state import StateError, decode, encode
+from cl_bench.training.state import StateError, decode_state, encode_state
 from cl_bench.training.strategy import Runtime
 from cl_bench.utils.config import build_config
 from cl_bench.utils.errors import ConfigError
 
 
 def available() -> list[str]:
-    """Every built-in strategy that can run here, but Avalanche's (their state is not
-    saved yet: test_avalanche_strategies_say_their_state_cannot_be_saved)."""
+    """Every built-in strategy that can run here, but Avalanche's, which train on
+    Avalanche's experiences (tests/test_avalanche_state.py)."""
     names = []
     for name, entry in sorted(Registry.discover().strategies.items()):
         if name.startswith("avalanche:"):
@@ -100,9 +100,9 @@ def test_plain_values_round_trip_and_modules_load_in_place():
     head = torch.nn.Linear(3, 2)
     value = {"counts": [1, 2.5, "x", None, (3, True)], "array": np.arange(4),
              "head": head, "tensor": torch.ones(2)}  # fmt: skip
-    saved = through_a_file(encode(value, "s.value_"))
+    saved = through_a_file(encode_state(value, "s.value_"))
     fresh = torch.nn.Linear(3, 2)
-    loaded = decode({"head": fresh}, saved, "s.value_", cpu)
+    loaded = decode_state({"head": fresh}, saved, "s.value_", cpu)
     assert loaded["counts"] == [1, 2.5, "x", None, (3, True)]
     assert loaded["array"].tolist() == [0, 1, 2, 3]
     assert loaded["head"] is fresh and torch.equal(fresh.weight, head.weight)
@@ -112,22 +112,13 @@ def test_plain_values_round_trip_and_modules_load_in_place():
 def test_what_cannot_be_saved_or_loaded_is_named():
     cpu = SimpleNamespace(device=torch.device("cpu"))
     with pytest.raises(StateError, match=r"s\.thing_\[0\] holds a value of type object"):
-        encode([object()], "s.thing_")
+        encode_state([object()], "s.thing_")
     # a module built while training, of a type nobody registered to rebuild
-    saved = encode({"head": torch.nn.Bilinear(3, 3, 2)}, "s.heads_")
+    saved = encode_state({"head": torch.nn.Bilinear(3, 3, 2)}, "s.heads_")
     with pytest.raises(StateError, match=r"s\.heads_\['head'\].*rebuild it in load_state_dict"):
-        decode({}, saved, "s.heads_", cpu)
+        decode_state({}, saved, "s.heads_", cpu)
     # a registered one is rebuilt, with its modes
     linear = torch.nn.Linear(3, 2).eval().requires_grad_(False)
-    rebuilt = decode(None, encode(linear, "s.head_"), "s.head_", cpu)
+    rebuilt = decode_state(None, encode_state(linear, "s.head_"), "s.head_", cpu)
     assert torch.equal(rebuilt.weight, linear.weight)
     assert not rebuilt.training and not rebuilt.weight.requires_grad
-
-
-def test_avalanche_strategies_say_their_state_cannot_be_saved(cached_backend, domains):
-    spec = Registry.discover().strategy("avalanche:replay")
-    config = build_config(spec.strategy.Config, {"epochs": "1"})
-    strategy = spec.strategy(backbone=cached_backend, stream=domains.info, config=config,
-                             runtime=Runtime(torch.device("cpu"), seed=0))  # fmt: skip
-    with pytest.raises(StateError, match=r"avalanche:replay .* cannot be saved yet"):
-        strategy.state_dict()

@@ -174,7 +174,8 @@ def _chunks(items: range, sizes: list[int]) -> tuple[tuple[int, ...], ...]:
 
 class LabelledImages(torch.utils.data.Dataset):
     """``(image, int label)`` pairs: Avalanche's item convention (a plain TensorDataset
-    would give 0-d tensor labels, which cannot be batched with Avalanche's buffers)."""
+    would give 0-d tensor labels, which cannot be batched with Avalanche's buffers). The
+    stream's Avalanche datasets hold these, and a restored replay buffer is rebuilt on one."""
 
     def __init__(self, images: torch.Tensor, labels: torch.Tensor):
         self.images, self.labels = images, labels.tolist()

@@ -102,7 +102,7 @@ def is_learned(name: str) -> bool:
     return name.endswith("_") and not name.startswith("_")
 
 
-def encode(value: Any, where: str) -> Any:
+def encode_state(value: Any, where: str) -> Any:
     """``value`` as plain data; ``where`` names it in errors (``Sema.head_[2]``)."""
     if isinstance(value, PLAIN):
         return value
@@ -118,22 +118,22 @@ def encode(value: Any, where: str) -> Any:
             raise StateError(f"{where}: a numpy array of Python objects is not plain data")
         return {MARK: "ndarray", "value": torch.from_numpy(np.ascontiguousarray(value).copy())}
     if isinstance(value, nn.ModuleList):
-        return {MARK: "modules", "value": encode(list(value), where)}
+        return {MARK: "modules", "value": encode_state(list(value), where)}
     if isinstance(value, nn.Module):
-        encoded = {MARK: "module", "value": encode(dict(value.state_dict()), where),
+        encoded = {MARK: "module", "value": encode_state(dict(value.state_dict()), where),
                    "modes": _modes(value)}  # fmt: skip
         if (name := _rebuilder_of(value)) is not None:
             encoded |= {"type": name, "described": REBUILDERS[name].describe(value)}
         return encoded
     if _stateful(value):
-        return {MARK: "object", "value": encode(value.state_dict(), where)}
+        return {MARK: "object", "value": encode_state(value.state_dict(), where)}
     if isinstance(value, (list, tuple)):
-        items = [encode(item, f"{where}[{i}]") for i, item in enumerate(value)]
+        items = [encode_state(item, f"{where}[{i}]") for i, item in enumerate(value)]
         return items if isinstance(value, list) else {MARK: "tuple", "value": items}
     if isinstance(value, Mapping):
         if not all(isinstance(key, PLAIN) for key in value):
             raise StateError(f"{where}: a dict's keys must be strings or numbers")
-        return {key: encode(item, f"{where}[{key!r}]") for key, item in value.items()}
+        return {key: encode_state(item, f"{where}[{key!r}]") for key, item in value.items()}
     raise StateError(
         f"{where} holds a value of type {type(value).__name__}, which a strategy state cannot "
         "hold: give that type state_dict() and load_state_dict(), or override the "
@@ -141,8 +141,8 @@ def encode(value: Any, where: str) -> Any:
     )
 
 
-def decode(current: Any, saved: Any, where: str, backend: Backend) -> Any:
-    """``saved`` (from :func:`encode`) as the value to set: modules and other stateful
+def decode_state(current: Any, saved: Any, where: str, backend: Backend) -> Any:
+    """``saved`` (from :func:`encode_state`) as the value to set: modules and other stateful
     objects load into ``current`` (the fresh strategy's value of the same name) when it
     has their layout, and registered module types are rebuilt when it has not."""
     if isinstance(saved, Mapping) and MARK in saved:
@@ -166,7 +166,7 @@ def decode(current: Any, saved: Any, where: str, backend: Backend) -> Any:
         return _items(current, saved, where, backend)
     if isinstance(saved, Mapping):
         old = current if isinstance(current, Mapping) else {}
-        return {key: decode(old.get(key), item, f"{where}[{key!r}]", backend)
+        return {key: decode_state(old.get(key), item, f"{where}[{key!r}]", backend)
                 for key, item in saved.items()}  # fmt: skip
     return saved
 
@@ -174,14 +174,14 @@ def decode(current: Any, saved: Any, where: str, backend: Backend) -> Any:
 def _items(current: Any, saved: list, where: str, backend: Backend) -> list:
     old = list(current) if isinstance(current, (list, tuple, nn.ModuleList)) else []
     old += [None] * (len(saved) - len(old))
-    return [decode(old[i], item, f"{where}[{i}]", backend) for i, item in enumerate(saved)]
+    return [decode_state(old[i], item, f"{where}[{i}]", backend) for i, item in enumerate(saved)]
 
 
 def _module(current: Any, saved: Mapping[str, Any], where: str, backend: Backend) -> nn.Module:
     """Into ``current`` when it is a module of the saved layout, else rebuilt."""
     name = saved.get("type")
     if isinstance(current, nn.Module) and (name is None or _rebuilder_of(current) == name):
-        state = decode(None, saved["value"], where, backend)
+        state = decode_state(None, saved["value"], where, backend)
         if _fits(current, state):
             _set_modes(current, saved["modes"])
             return _load_into(current, saved["value"], where, backend)
@@ -193,7 +193,7 @@ def _module(current: Any, saved: Mapping[str, Any], where: str, backend: Backend
             "load_state_dict before loading"
         )
     module = rebuild(saved, backend)
-    state = decode(None, saved["value"], where, backend)
+    state = decode_state(None, saved["value"], where, backend)
     devices = {t.device for t in state.values() if isinstance(t, torch.Tensor)}
     module.to(devices.pop() if len(devices) == 1 else backend.device)
     _set_modes(module, saved["modes"])
@@ -232,7 +232,7 @@ def _load_into(current: Any, value: Any, where: str, backend: Backend) -> Any:
             "(it is built while training): the strategy must rebuild it in load_state_dict "
             "before loading"
         )
-    state = decode(None, value, where, backend)
+    state = decode_state(None, value, where, backend)
     try:
         if isinstance(current, nn.Module):
             current.load_state_dict(state, strict=True)

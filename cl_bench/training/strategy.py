@@ -32,7 +32,7 @@ from torch import nn
 from cl_bench.data.augmentation import Augmentation, training_inputs
 from cl_bench.data.experience import Experience, StreamInfo
 from cl_bench.data.spec import STREAM_FAMILIES
-from cl_bench.training.state import StateError, decode, encode, is_learned
+from cl_bench.training.state import StateError, decode_state, encode_state, is_learned
 from cl_bench.utils.config import build_config
 
 if TYPE_CHECKING:
@@ -150,7 +150,7 @@ class Strategy(abc.ABC):
         whose modules are built while it trains overrides :meth:`load_state_dict` to
         rebuild them (from what its state records) before calling ``super()``.
         """
-        return {name: encode(value, f"{type(self).__name__}.{name}")
+        return {name: encode_state(value, f"{type(self).__name__}.{name}")
                 for name, value in vars(self).items() if is_learned(name)}  # fmt: skip
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
@@ -162,7 +162,8 @@ class Strategy(abc.ABC):
                              f"{', '.join(missing)}: it was saved by another version")  # fmt: skip
         for name, saved in state.items():
             where = f"{type(self).__name__}.{name}"
-            setattr(self, name, decode(getattr(self, name, None), saved, where, self.backbone))
+            value = decode_state(getattr(self, name, None), saved, where, self.backbone)
+            setattr(self, name, value)
 
     def learned_modules(self) -> list[nn.Module]:
         """Modules this strategy owns, for parameter counts; by default its nn.Module attributes."""

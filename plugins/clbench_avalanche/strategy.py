@@ -20,6 +20,7 @@ import copy
 import importlib
 import inspect
 import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -37,6 +38,7 @@ from cl_bench import (
 )
 from clbench_avalanche.catalogue import Entry
 from clbench_avalanche.config import SHARED_KEYS, make_config
+from clbench_avalanche.state import load_template_state, template_state
 
 
 class BackboneFeatures(nn.Module):
@@ -118,16 +120,19 @@ class AvalancheStrategy(Strategy, metaclass=_LazyConfig):
 
     @torch.no_grad()
     def embed(self, images: torch.Tensor) -> torch.Tensor:
-        return self.features_(images)
+        """The live model's features (GDumb replaces its model each experience)."""
+        [features] = [m for m in self.template_.model.modules() if isinstance(m, BackboneFeatures)]
+        return features(images)
 
     def state_dict(self) -> dict[str, Any]:
-        """Not yet: Avalanche keeps a template's memory in its own objects (replay
-        buffers of datasets, plugins' importances, LwF's previous model), which have no
-        plain-data form here. Runs go on without checkpoints (with a warning)."""
-        raise StateError(
-            f"the state of avalanche:{self.entry.name} (Avalanche's template, its optimiser "
-            "and its plugins' memory) cannot be saved yet"
-        )
+        """The template's model, optimiser, clock and plugins' memory (see state.py)."""
+        return {"template": template_state(self.template_, self.backbone)}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        if set(state) != {"template"}:
+            raise StateError(f"the saved state of avalanche:{self.entry.name} is not an "
+                             "Avalanche template's: it was saved by another version")  # fmt: skip
+        load_template_state(self.template_, state["template"], self.backbone)
 
     def learned_modules(self) -> list[nn.Module]:
         """The template's live model: strategies such as GDumb replace it each experience."""
@@ -145,7 +150,7 @@ class AvalancheStrategy(Strategy, metaclass=_LazyConfig):
             adapter = AdapterConfig(bottleneck=16, scale=0.1, dropout=0.1, init="lora")
             view = backend.view
             adapters = AdapterSet.build(view, range(len(view)), adapter).to(backend.device)
-        self.features_ = BackboneFeatures(backend, adapters)
+        features = BackboneFeatures(backend, adapters)
         cls = avalanche_class(entry)
         arguments = {key: value for key, value in vars(config).items() if key not in SHARED_KEYS}
         arguments.update(
@@ -158,26 +163,26 @@ class AvalancheStrategy(Strategy, metaclass=_LazyConfig):
         accepted = inspect.signature(cls.__init__).parameters  # fmt: skip
         if entry.model == "slda":
             arguments.update(
-                slda_model=self.features_,
+                slda_model=features,
                 criterion=nn.CrossEntropyLoss(),
                 input_size=backend.num_features,
                 num_classes=self.stream.num_classes,
             )
             return cls(**arguments)  # fmt: skip
         if entry.model == "all-classes":
-            self.head_ = nn.Linear(backend.num_features, self.stream.num_classes)
+            head = nn.Linear(backend.num_features, self.stream.num_classes)
         else:
             from avalanche.models import IncrementalClassifier
 
             first = len(self.stream.classes_per_experience[0])
-            self.head_ = IncrementalClassifier(backend.num_features, initial_out_features=first)
-        self.head_.to(backend.device)
+            head = IncrementalClassifier(backend.num_features, initial_out_features=first)
+        head.to(backend.device)
         if "feature_extractor" in accepted:  # iCaRL: its own model of the two parts
-            arguments.update(feature_extractor=self.features_, classifier=self.head_,
+            arguments.update(feature_extractor=features, classifier=head,
                              buffer_transform=None)  # fmt: skip
-            parameters = [*self.head_.parameters(), *self.features_.parameters()]
+            parameters = [*head.parameters(), *features.parameters()]
         else:
-            model = nn.Sequential(self.features_, self.head_).to(backend.device)
+            model = nn.Sequential(features, head).to(backend.device)
             arguments.update(model=model, criterion=nn.CrossEntropyLoss())
             parameters = list(model.parameters())
         return cls(optimizer=self._optimiser(parameters), **arguments)
