@@ -28,6 +28,7 @@ from cl_bench.cli.path_types import WritableFolder, nonempty_file
 from cl_bench.data.streams import SPLITS
 from cl_bench.experiments.executors import make_executor
 from cl_bench.experiments.grid import checked_runs, make_grid, read_grid_file
+from cl_bench.experiments.runs import RunSpec
 from cl_bench.experiments.sweep import Outcome, run_sweep
 from cl_bench.results.leaderboard import write_leaderboards
 from cl_bench.results.records import iter_records
@@ -41,7 +42,8 @@ from cl_bench.utils.errors import RecordError
     type=click.Path(path_type=Path, dir_okay=False),
     default=None,
     help="YAML file with the keys strategy, stream, backbone, seed (each a name or a list), "
-    "set, increment, initial-classes, limit-per-class, split, weights, device, threads, cache, "
+    "set, increment, initial-classes, limit-per-class, split, weights, device, threads, "
+    "gpus-per-run, cache, checkpoints, resume, keep-checkpoints, "
     "output, leaderboards; flags given override it.",
 )
 @click.option("--strategy", "strategies", multiple=True, help="Strategy name; repeatable.")
@@ -113,6 +115,14 @@ from cl_bench.utils.errors import RecordError
 )
 @threads_option
 @click.option(
+    "--gpus-per-run",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    help="GPUs each run gets: a share of one (0.5 packs two runs a GPU) or whole GPUs. "
+    "Ray assigns them; the local pool pins its workers to this machine's GPUs round-robin "
+    "and runs as many at once as fit. [default: 1 for --device cuda, else none]",
+)
+@click.option(
     "--ray-address",
     envvar="RAY_ADDRESS",
     show_envvar=True,
@@ -141,6 +151,7 @@ def sweep(
     executor: str,
     workers: int | None,
     threads: int | None,
+    gpus_per_run: float | None,
     ray_address: str | None,
 ) -> None:
     """Run every strategy x stream x backbone x seed, then regenerate the leaderboards.
@@ -161,6 +172,7 @@ def sweep(
         "weights": weights,
         "device": device,
         "threads": threads,
+        "gpus-per-run": gpus_per_run,
         "cache": False if no_cache else None,
         "checkpoints": checkpoints,
         "resume": False if no_resume else None,
@@ -170,16 +182,20 @@ def sweep(
     }
     defaults = {"stream": DEFAULT_STREAM, "backbone": DEFAULT_BACKBONE, "seed": DEFAULT_SEED}
     grid = make_grid(read_grid_file(grid_file) if grid_file else {}, flags, defaults)
-    runs = checked_runs(grid.runs(), registry)
+    runs = checked_runs(grid.runs(), registry, devices_here=executor == "local")
     if grid.output.is_dir():  # the leaderboards at the end read every record there: a bad
         for _ in iter_records(grid.output):  # one is refused now, not after hours of runs
             pass
-    pool = make_executor(
-        executor, workers=workers, ray_address=ray_address, threads_per_run=grid.threads
-    )
+    pool = make_executor(executor, workers=workers, ray_address=ray_address,
+                         threads_per_run=grid.threads, gpus_per_run=grid.gpus_per_run)  # fmt: skip
     outcomes: list[Outcome] = []
+
+    def say_retry(spec: RunSpec, why: str) -> None:
+        console.print(f"[yellow]retrying[/] {escape(spec.label)}: its worker was lost "
+                      f"({escape(why)})", soft_wrap=True, highlight=False)  # fmt: skip
+
     try:
-        swept = run_sweep(runs, grid.output, pool)
+        swept = run_sweep(runs, grid.output, pool, on_retry=say_retry)
         with progress_tracker() as track, closing(swept) as done:
             for outcome in track(done, total=len(runs), description="runs"):
                 outcomes.append(outcome)
@@ -216,10 +232,12 @@ def _outcome_line(outcome: Outcome) -> str:
     label = escape(outcome.spec.label)
     if outcome.status == "skipped":
         return f"skipped {label}: its record exists ({escape(str(outcome.path))})"
+    retries = f" (after {outcome.retries} retr{'y' if outcome.retries == 1 else 'ies'})"
+    retries = retries if outcome.retries else ""
     if outcome.status == "ran":
-        return f"ran {label} in {outcome.seconds:.1f} s"
+        return f"ran {label} in {outcome.seconds:.1f} s{retries}"
     error, note = escape(outcome.error or ""), escape(str(outcome.path))
-    return f"[red]failed[/] {label}: {error} (details in {note})"
+    return f"[red]failed[/] {label}{retries}: {error} (details in {note})"
 
 
 def outcome_table(outcomes: Sequence[Outcome]) -> Table:
@@ -241,6 +259,8 @@ def outcome_table(outcomes: Sequence[Outcome]) -> Table:
         status: sum(o.status == status for o in outcomes) for status in ("ran", "skipped", "failed")
     }
     title = "sweep: " + ", ".join(f"{n} {status}" for status, n in counts.items())
+    if retried := sum(o.retries for o in outcomes):
+        title += f", {retried} retried after a lost worker"
     columns = [
         "strategy",
         "stream",

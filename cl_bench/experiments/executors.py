@@ -36,14 +36,57 @@ class Executor(Protocol):
         fn: Callable[[T], R],
         items: Sequence[T],
         lost: Callable[[T, BaseException], R],
+        retried: Callable[[T, BaseException], None] = ...,
     ) -> Iterator[R]:
         """Yield ``fn(item)`` for every item as each finishes (``lost(item, error)`` for an
-        item whose worker failed). Closing the iterator early stops every worker."""
+        item whose worker failed for good; ``retried(item, error)`` is told of each item
+        that runs again after its worker failed). Closing the iterator early stops every
+        worker."""
         ...
 
 
+def _ignore(item: Any, error: BaseException) -> None:
+    return None
+
+
+def gpu_slots(gpu_ids: Sequence[str], per_run: float) -> list[str]:
+    """The ``CUDA_VISIBLE_DEVICES`` of each run that may run at once: ``per_run`` whole
+    GPUs each (2: ``"0,1"``, ``"2,3"``), or a share of one (0.5: two runs a GPU, dealt
+    round-robin so that a half-full machine uses every GPU)."""
+    count = len(gpu_ids)
+    check_gpus_per_run(per_run, count, "this machine")
+    if per_run >= 1:
+        size = int(per_run)
+        return [",".join(gpu_ids[i * size : (i + 1) * size]) for i in range(count // size)]
+    return [gpu_ids[i % count] for i in range(count * int(1 / per_run + 1e-9))]
+
+
+def check_gpus_per_run(per_run: float, largest: float, where: str) -> None:
+    """A share of one GPU (0 < G <= 1) or whole GPUs, no more than ``where`` has."""
+    if not per_run > 0 or (per_run > 1 and per_run != int(per_run)):
+        raise ClbenchError(f"--gpus-per-run must be a share of one GPU (0 < G <= 1) or a "
+                           f"whole number of GPUs, got {per_run:g}")  # fmt: skip
+    if per_run > largest:
+        raise ClbenchError(f"--gpus-per-run {per_run:g}: {where} has "
+                           f"{'no GPU' if not largest else f'{largest:g} GPUs'}")  # fmt: skip
+
+
+def visible_gpus() -> list[str]:
+    """The physical ids of the GPUs this process may use (``CUDA_VISIBLE_DEVICES`` when
+    set, else every GPU torch sees), as a worker's ``CUDA_VISIBLE_DEVICES`` names them."""
+    import torch
+
+    count = torch.cuda.device_count()
+    named = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if named is None:
+        return [str(i) for i in range(count)]
+    return [part.strip() for part in named.split(",") if part.strip()][:count]
+
+
 class LocalExecutor:
-    """A pool of ``workers`` processes on this machine.
+    """A pool of ``workers`` processes on this machine; with ``gpu_slots`` (see
+    :func:`gpu_slots`), each run is pinned to a slot's GPUs, its ``CUDA_VISIBLE_DEVICES``
+    set as its process starts, before it imports torch, and no two runs hold one slot.
 
     Workers are started with ``spawn``, not ``fork``: a forked copy of a process that
     has run torch inherits its OpenMP and CUDA state, which can deadlock, and spawn
@@ -62,14 +105,19 @@ class LocalExecutor:
     the machinery is failing, not an item, and the items left are reported ``lost``.
     """
 
-    def __init__(self, workers: int | None = None):
-        self.workers = max(1, workers or os.cpu_count() or 1)
+    def __init__(self, workers: int | None = None, gpu_slots: Sequence[str] | None = None):
+        self.gpu_slots = list(gpu_slots or [])
+        if self.gpu_slots and workers and workers > len(self.gpu_slots):
+            raise ClbenchError(f"--workers {workers}: only {len(self.gpu_slots)} runs fit on "
+                               "the GPUs at --gpus-per-run each")  # fmt: skip
+        self.workers = max(1, workers or len(self.gpu_slots) or os.cpu_count() or 1)
 
     def run(
         self,
         fn: Callable[[T], R],
         items: Sequence[T],
         lost: Callable[[T, BaseException], R],
+        retried: Callable[[T, BaseException], None] = _ignore,
     ) -> Iterator[R]:
         if not items:
             return
@@ -85,7 +133,8 @@ class LocalExecutor:
             workers = min(workers, len(batch))
             for index in batch:
                 started[index] = 0
-            broken = yield from _run_pool(context, started, fn, lost, items, batch, workers)
+            slots = _Slots(context, self.gpu_slots)
+            broken = yield from _run_pool(context, started, slots, fn, lost, items, batch, workers)
             if broken is None:
                 continue
             error, unfinished = broken
@@ -101,12 +150,25 @@ class LocalExecutor:
                     yield lost(items[index], error)
             else:
                 suspects += running
+                for index in running:
+                    retried(items[index], error)
             queue += [index for index in unfinished if not started[index]]
+
+
+class _Slots:
+    """Which GPU slots are held, shared by one pool's workers (a fresh set per pool: a
+    worker killed while holding one breaks its pool)."""
+
+    def __init__(self, context: Any, slots: Sequence[str]):
+        self.slots = list(slots)
+        self.held = context.RawArray("b", max(1, len(slots)))
+        self.lock = context.Lock()
 
 
 def _run_pool(
     context: Any,
     started: Any,
+    slots: _Slots,
     fn: Callable[[T], R],
     lost: Callable[[T, BaseException], R],
     items: Sequence[T],
@@ -120,7 +182,7 @@ def _run_pool(
         mp_context=context,
         max_tasks_per_child=1,
         initializer=_init_worker,
-        initargs=(started,),
+        initargs=(started, slots),
     )
     finished = False
     try:
@@ -155,13 +217,20 @@ class _Terminated(BaseException):
 
 _busy = False
 _started: Any = None
+_slot: tuple[_Slots, int] | None = None
 
 
-def _init_worker(started: Any) -> None:
-    global _started
+def _init_worker(started: Any, slots: _Slots) -> None:
+    global _started, _slot
     _started = started
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, _on_sigterm)
+    if slots.slots:  # one task per process: the slot is this run's, taken before torch loads
+        with slots.lock:
+            free = next(i for i in range(len(slots.slots)) if not slots.held[i])
+            slots.held[free] = 1
+        _slot = (slots, free)
+        os.environ["CUDA_VISIBLE_DEVICES"] = slots.slots[free]
 
 
 def _on_sigterm(signum: int, frame: FrameType | None) -> None:
@@ -183,6 +252,10 @@ def _call_in_worker(call: bytes, index: int) -> Any:
         os._exit(_TERMINATED_EXIT)  # cleanups have run; skip the pool's own bookkeeping
     finally:
         _busy = False
+        if _slot is not None:  # free before this process exits and its successor starts
+            slots, held = _slot
+            with slots.lock:
+                slots.held[held] = 0
 
 
 def _terminate(pool: ProcessPoolExecutor, grace: float = 10.0) -> None:
@@ -217,30 +290,45 @@ def _terminate(pool: ProcessPoolExecutor, grace: float = 10.0) -> None:
 
 
 class RayExecutor:
-    """Each item is a Ray task with ``num_cpus=cpus_per_task``, on an existing cluster or a
-    local one, in a worker process of its own (``max_calls=1``: the worker exits after
-    the task, so the run's peak memory is its own).
+    """Each item is a Ray task with ``num_cpus=cpus_per_task`` and ``num_gpus=gpus_per_task``
+    (a share such as 0.5 packs two runs on one GPU), on an existing cluster or a local
+    one, in a worker process of its own (``max_calls=1``: the worker exits after the
+    task, so the run's peak memory is its own). Tasks are spread over the nodes; Ray
+    sets each one's ``CUDA_VISIBLE_DEVICES`` to the GPUs it assigned, which is all the
+    run sees.
+
+    A task whose worker or node is lost (a node removed, preempted or out of memory)
+    runs again, up to ``retries`` times, on whatever node has room; ``retried`` is told
+    each time, and ``lost`` once the retries are spent.
 
     With ``address`` (e.g. ``ray://head:10001`` or ``head:6379``) the driver connects to
     that cluster; without it, it starts a new local Ray instance with ``workers`` CPUs, at
     least ``cpus_per_task`` (``address="local"``: never a stale cluster found in Ray's
-    temp folder). If Ray is
-    already initialised in this process, that connection is used and left open.
+    temp folder). If Ray is already initialised in this process, that connection is
+    used and left open.
     """
 
     def __init__(
-        self, address: str | None = None, workers: int | None = None, cpus_per_task: int = 1
+        self,
+        address: str | None = None,
+        workers: int | None = None,
+        cpus_per_task: int = 1,
+        gpus_per_task: float = 0,
+        retries: int = 2,
     ):
         self.ray = import_ray()
         self.address = address
         self.workers = workers or os.cpu_count() or 1
         self.cpus_per_task = cpus_per_task
+        self.gpus_per_task = gpus_per_task
+        self.retries = retries
 
     def run(
         self,
         fn: Callable[[T], R],
         items: Sequence[T],
         lost: Callable[[T, BaseException], R],
+        retried: Callable[[T, BaseException], None] = _ignore,
     ) -> Iterator[R]:
         if not items:
             return
@@ -252,23 +340,24 @@ class RayExecutor:
             else:  # big enough for one task, or nothing could ever be scheduled
                 cpus = max(self.workers, self.cpus_per_task)
                 ray.init(address="local", num_cpus=cpus, include_dashboard=False)
-        pending: dict[Any, T] = {}
+        pending: dict[Any, tuple[T, int]] = {}
         try:
-            largest = max((node["Resources"].get("CPU", 0) for node in ray.nodes()
-                           if node["Alive"]), default=0)  # fmt: skip
-            if largest < self.cpus_per_task:
-                raise ClbenchError(
-                    f"no node of the Ray cluster has {self.cpus_per_task} CPUs for one run "
-                    f"(the largest has {largest:g}); lower --threads"
-                )
-            task = ray.remote(num_cpus=self.cpus_per_task, max_retries=0, max_calls=1)(_call_in_ray)
-            pending = {task.remote(fn, item): item for item in items}
+            self._check_room()
+            task = ray.remote(
+                num_cpus=self.cpus_per_task, num_gpus=self.gpus_per_task, max_retries=0,
+                max_calls=1, scheduling_strategy="SPREAD",
+            )(_call_in_ray)  # fmt: skip
+            pending = {task.remote(fn, item): (item, 0) for item in items}
             while pending:
                 [ref], _ = ray.wait(list(pending), num_returns=1)
-                item = pending.pop(ref)
+                item, tries = pending.pop(ref)
                 try:
                     result = ray.get(ref)
-                except Exception as error:  # the worker died or the node was lost
+                except Exception as error:  # the worker died or its node was lost
+                    if tries < self.retries:
+                        retried(item, error)
+                        pending[task.remote(fn, item)] = (item, tries + 1)
+                        continue
                     result = lost(item, error)
                 yield result
         finally:
@@ -276,6 +365,19 @@ class RayExecutor:
                 ray.cancel(ref, force=True)
             if started:
                 ray.shutdown()
+
+    def _check_room(self) -> None:
+        """Refuse, before any task, a run larger than every node of the cluster."""
+        nodes = [node["Resources"] for node in self.ray.nodes() if node["Alive"]]
+        largest = max((node.get("CPU", 0) for node in nodes), default=0)
+        if largest < self.cpus_per_task:
+            raise ClbenchError(
+                f"no node of the Ray cluster has {self.cpus_per_task} CPUs for one run "
+                f"(the largest has {largest:g}); lower --threads"
+            )
+        if self.gpus_per_task:
+            gpus = max((node.get("GPU", 0) for node in nodes), default=0)
+            check_gpus_per_run(self.gpus_per_task, gpus, "the largest node of the Ray cluster")
 
 
 def _call_in_ray(fn: Callable[[T], R], item: T) -> R:
@@ -299,14 +401,22 @@ def make_executor(
     workers: int | None = None,
     ray_address: str | None = None,
     threads_per_run: int = 1,
+    gpus_per_run: float = 0,
 ) -> Executor:
     """``local`` or ``ray``; a Ray executor fails here, before any run, if Ray is missing.
 
     A local pool defaults to as many workers as there are CPUs for ``threads_per_run``
-    threads each; a Ray task asks for ``threads_per_run`` CPUs.
+    threads each, or with ``gpus_per_run`` to as many as fit on this machine's GPUs
+    (refused here when it has none); a Ray task asks for ``threads_per_run`` CPUs and
+    ``gpus_per_run`` GPUs.
     """
     if kind == "local":
+        if gpus_per_run:
+            return LocalExecutor(workers, gpu_slots=gpu_slots(visible_gpus(), gpus_per_run))
         return LocalExecutor(workers or max(1, (os.cpu_count() or 1) // threads_per_run))
     if kind == "ray":
-        return RayExecutor(ray_address, workers, cpus_per_task=threads_per_run)
+        if gpus_per_run:
+            check_gpus_per_run(gpus_per_run, float("inf"), "")
+        return RayExecutor(ray_address, workers, cpus_per_task=threads_per_run,
+                           gpus_per_task=gpus_per_run)  # fmt: skip
     raise ClbenchError(f"unknown executor {shortened(kind)}; choose local or ray")

@@ -32,6 +32,7 @@ GRID_KEYS = (
     "weights",
     "device",
     "threads",
+    "gpus-per-run",
     "cache",
     "checkpoints",
     "resume",
@@ -48,6 +49,7 @@ _DEFAULTS: dict[str, Any] = {
     "weights": None,
     "device": "auto",
     "threads": DEFAULT_THREADS,
+    "gpus-per-run": None,  # none, or 1 for runs on --device cuda
     "cache": True,
     "checkpoints": None,  # the cache's checkpoints/ folder
     "resume": True,
@@ -88,6 +90,7 @@ class Grid:
     checkpoints: Path | None = None
     resume: bool = True
     keep_checkpoints: bool = False
+    gpus_per_run: float = 0.0  # asked of the executor for each run (a share, or whole GPUs)
 
     def runs(self) -> list[RunSpec]:
         return [
@@ -196,6 +199,7 @@ def make_grid(
         weights=weights,
         device=str(values["device"]),
         threads=_count(values, "threads", minimum=1),
+        gpus_per_run=_gpus(values["gpus-per-run"], str(values["device"])),
         use_cache=values["cache"],
         output=Path(values["output"]),
         leaderboards=Path(values["leaderboards"]),
@@ -203,6 +207,18 @@ def make_grid(
         resume=values["resume"],
         keep_checkpoints=values["keep-checkpoints"],
     )
+
+
+def _gpus(value: Any, device: str) -> float:
+    """GPUs each run asks its executor for: as given, else one for runs on ``cuda``."""
+    if value is None:
+        return 1.0 if device == "cuda" else 0.0
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+        raise ConfigError(f"gpus-per-run must be a number above 0, got {shortened(value)}")
+    if device.startswith("cuda:"):
+        raise ConfigError(f"device {shortened(device)} with gpus-per-run: the executor assigns "
+                          "each run its GPUs; use device cuda (or auto)")  # fmt: skip
+    return float(value)
 
 
 def _count(values: Mapping[str, Any], key: str, minimum: int) -> int | None:
@@ -269,11 +285,14 @@ def _assignments(value: Any) -> dict[str, str]:
     )
 
 
-def checked_runs(runs: Sequence[RunSpec], registry: Registry) -> list[RunSpec]:
+def checked_runs(
+    runs: Sequence[RunSpec], registry: Registry, devices_here: bool = True
+) -> list[RunSpec]:
     """The runs with their overrides in canonical form (as :func:`resolve_recipe` gives
     them, relative to the stream's official settings), every name and config checked
     before any compute: a typo fails at once, and two entries that would write the same
-    record (a name and its spec file) are refused."""
+    record (a name and its spec file) are refused. ``devices_here``: the runs' devices
+    must exist on this machine (not for runs on a Ray cluster, whose nodes have them)."""
     checked = []
     by_path: dict[Path, RunSpec] = {}
     for spec in runs:
@@ -292,6 +311,6 @@ def checked_runs(runs: Sequence[RunSpec], registry: Registry) -> list[RunSpec]:
                 "record; give each stream or backbone once"
             )
         resolve_backbone(registry, spec.backbone)
-        resolve_device(spec.device)
+        resolve_device(spec.device, here=devices_here)
         checked.append(spec)
     return checked

@@ -112,8 +112,9 @@ def _to_stderr(message: str) -> None:
     print(message, file=sys.stderr)
 
 
-def resolve_device(name: str) -> torch.device:
-    """``auto`` is CUDA when available; a CUDA device that is not there is a clear error."""
+def resolve_device(name: str, here: bool = True) -> torch.device:
+    """``auto`` is CUDA when available; a CUDA device that is not there is a clear error
+    (``here=False``: only the name is checked, for runs on other machines)."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
@@ -122,7 +123,7 @@ def resolve_device(name: str) -> torch.device:
         raise ClbenchError(
             f"--device {shortened(name)} is not a device; use cpu, cuda, cuda:N or auto"
         ) from error
-    if device.type == "cuda" and not torch.cuda.is_available():
+    if here and device.type == "cuda" and not torch.cuda.is_available():
         raise ClbenchError(f"--device {name}: no CUDA device is available; use --device cpu")
     return device
 

@@ -17,12 +17,14 @@ replaces the note.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import time
 import traceback
 import warnings
-from collections.abc import Iterator, Sequence
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import closing
 from dataclasses import dataclass
 from functools import cache, partial
@@ -100,12 +102,20 @@ class Outcome:
     seconds: float | None = None
     error: str | None = None
     error_type: str | None = None  # the exception's class name, for a failed run
+    retries: int = 0  # times it ran again after its worker or node was lost
 
 
-def run_sweep(runs: Sequence[RunSpec], output: Path, executor: Executor) -> Iterator[Outcome]:
+def run_sweep(
+    runs: Sequence[RunSpec],
+    output: Path,
+    executor: Executor,
+    on_retry: Callable[[RunSpec, str], None] | None = None,
+) -> Iterator[Outcome]:
     """Skipped runs first, then each run as it finishes, its files already written.
 
-    Closing the iterator early (Ctrl-C) stops the executor's workers.
+    A run whose worker or node is lost runs again (as the executor allows); ``on_retry``
+    hears why, and its outcome counts the retries. Closing the iterator early (Ctrl-C)
+    stops the executor's workers.
     """
     skipped, todo = [], []
     for spec in runs:
@@ -122,9 +132,18 @@ def run_sweep(runs: Sequence[RunSpec], output: Path, executor: Executor) -> Iter
         cache_dir=str(Path(cache_root).resolve()) if cache_root else None,
         data_root=str(data_root()),
     )
-    with closing(executor.run(work, todo, lost_attempt)) as attempts:
+    retries: Counter[Path] = Counter()  # by record path: one a run (checked_runs)
+
+    def retried(spec: RunSpec, error: BaseException) -> None:
+        retries[spec.record_path(output)] += 1
+        if on_retry is not None:
+            first_line = f"{type(error).__name__}: {error}".splitlines()[0]
+            on_retry(spec, first_line[:300])
+
+    with closing(executor.run(work, todo, lost_attempt, retried)) as attempts:
         for attempt in attempts:
-            yield _settle(attempt, output)
+            outcome = _settle(attempt, output)
+            yield dataclasses.replace(outcome, retries=retries[attempt.spec.record_path(output)])
 
 
 def _check_resumable(path: Path, output: Path) -> None:

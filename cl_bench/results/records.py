@@ -9,6 +9,7 @@ import importlib.metadata
 import json
 import os
 import platform
+import sys
 import tempfile
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
@@ -110,13 +111,25 @@ def package_versions() -> dict[str, str | None]:
 
 def machine_description(gpu: str | None = None) -> dict[str, Any]:
     """What a record's numbers may depend on beyond the packages: the CPU model (its
-    vector units decide how float sums round), the core count, the OS, and the GPU."""
+    vector units decide how float sums round), the core count, the OS, and the GPU; and
+    where a sweep placed the run: the physical GPU ids it was given
+    (``CUDA_VISIBLE_DEVICES``, as Ray or the local pool set it) and its Ray node."""
     return {
         "cpu": _cpu_model(),
         "cores": os.cpu_count(),
         "platform": platform.platform(),
         "gpu": gpu,
+        "gpu_ids": os.environ.get("CUDA_VISIBLE_DEVICES"),
+        "ray_node": _ray_node(),
     }
+
+
+def _ray_node() -> str | None:
+    """The Ray node this process runs on, when it is a Ray worker (Ray is not imported)."""
+    ray = sys.modules.get("ray")
+    if ray is None or not ray.is_initialized():
+        return None
+    return ray.get_runtime_context().get_node_id()
 
 
 @functools.cache
