@@ -1,17 +1,19 @@
 """Sweep throughput: one grid with 1 and 2 local workers, and on a local Ray instance.
 
-The grid is simplecil and finetune-head x seeds 1993 and 1994 on the full offline
-default. A fresh cache is filled first (stream prepared, frozen features computed: a
-one-off cost that every later sweep reuses), so the figures are runs, not cache fills.
+The grid is simplecil and finetune-head x ``--seeds`` seeds from 1993 (10 by default:
+20 runs) on the full offline default. A fresh cache is filled first (stream prepared,
+frozen features computed: a one-off cost that every later sweep reuses), so the figures
+are runs, not cache fills.
 Each sweep writes into a fresh folder, so nothing is skipped; its wall time includes
 starting the workers and writing records and heat maps. Ray's start-up is timed apart
 from its sweep, and its records are checked against the local ones.
 
-    .venv/bin/python benchmarks/bench_sweep.py
+    .venv/bin/python benchmarks/bench_sweep.py [--seeds 10]
 """
 
 from __future__ import annotations
 
+import argparse
 import os
 import shutil
 import tempfile
@@ -28,15 +30,17 @@ from cl_bench.training.registry import Registry
 from cl_bench.utils.files import CACHE_ENV
 
 STRATEGIES = ("simplecil", "finetune-head")
-SEEDS = (1993, 1994)
-RUNS = [RunSpec(s, "offline-mix", "efficientnet_lite0", seed, device="cpu")
-        for s in STRATEGIES for seed in SEEDS]  # fmt: skip
 
 
-def timed_sweep(executor: Executor, output: Path) -> tuple[float, list[float]]:
+def grid(seeds: int) -> list[RunSpec]:
+    return [RunSpec(s, "offline-mix", "efficientnet_lite0", seed, device="cpu")
+            for s in STRATEGIES for seed in range(1993, 1993 + seeds)]  # fmt: skip
+
+
+def timed_sweep(executor: Executor, output: Path, runs: list[RunSpec]) -> tuple[float, list[float]]:
     """Wall time of the whole sweep, and each run's own time in its worker."""
     start = time.perf_counter()
-    outcomes = list(run_sweep(RUNS, output, executor))
+    outcomes = list(run_sweep(runs, output, executor))
     wall = time.perf_counter() - start
     failed = [o.error for o in outcomes if o.status != "ran"]
     if failed:
@@ -55,6 +59,9 @@ def row(name: str, wall: float, seconds: list[float], reference: float | None) -
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, default=10)
+    runs = grid(parser.parse_args().seeds)
     work = Path(tempfile.mkdtemp(prefix="clbench-bench-sweep-"))
     os.environ[CACHE_ENV] = str(work / "cache")
     start = time.perf_counter()
@@ -62,14 +69,15 @@ def main() -> None:
         RunSpec("simplecil", "offline-mix", "efficientnet_lite0", 1993, device="cpu"),
         Registry.discover(),
     )
+    seeds = sorted({spec.seed for spec in runs})
     print(f"machine: {machine()}; grid: {' + '.join(STRATEGIES)} x seeds "
-          f"{' '.join(map(str, SEEDS))}, full offline default ({len(RUNS)} runs)")  # fmt: skip
+          f"{seeds[0]}-{seeds[-1]}, full offline default ({len(runs)} runs)")  # fmt: skip
     print(f"cache fill (prepare stream, frozen features, one run): "
           f"{time.perf_counter() - start:.1f} s, not counted below")  # fmt: skip
     print(f"{'executor':<28}{'wall s':>8}{'runs/min':>10}{'run s':>10}{'vs local 2':>12}")
     results = {}
     for workers in (1, 2):
-        results[workers] = timed_sweep(LocalExecutor(workers), work / f"local{workers}")
+        results[workers] = timed_sweep(LocalExecutor(workers), work / f"local{workers}", runs)
     reference = results[2][0]
     for workers in (1, 2):
         row(f"local, {workers} worker{'s' if workers > 1 else ''}", *results[workers], reference)
@@ -81,7 +89,7 @@ def main() -> None:
         start = time.perf_counter()
         ray.init(address="local", num_cpus=2, include_dashboard=False)
         startup = time.perf_counter() - start
-        wall, seconds = timed_sweep(RayExecutor(workers=2), work / "ray")
+        wall, seconds = timed_sweep(RayExecutor(workers=2), work / "ray", runs)
         start = time.perf_counter()
         ray.shutdown()
         shutdown = time.perf_counter() - start
