@@ -37,6 +37,8 @@ def comparable(record: dict) -> dict:
     """A record without what legitimately varies from one execution to the next."""
     kept = {key: value for key, value in record.items() if key not in VOLATILE}
     kept["resources"] = {key: record["resources"][key] for key in STABLE_RESOURCES}
+    kept["machine"] = {key: value for key, value in record["machine"].items()
+                       if key != "ray_node"}  # where it ran: on Ray, a node  # fmt: skip
     return kept
 
 
@@ -258,7 +260,7 @@ def test_a_run_whose_files_cannot_be_written_is_noted_and_the_others_go_on(tmp_p
         return path, path
 
     class InProcess:
-        def run(self, fn, items, lost):
+        def run(self, fn, items, lost, retried):
             return (fn(item) for item in items)
 
     write_atomically = sweep_module.write_atomically
