@@ -111,7 +111,8 @@ from cl_bench.utils.errors import RecordError
     type=click.IntRange(min=1),
     default=None,
     help="Runs at a time (local), or CPUs of a local Ray instance. [default: the number of "
-    "CPUs, divided by --threads for the local pool]",
+    "CPUs, divided by --threads for the local pool; with --gpus-per-run, as many as fit on "
+    "the GPUs]",
 )
 @threads_option
 @click.option(
