@@ -18,12 +18,14 @@ from cl_bench.cli.options import (
     discover_registry,
     folder_split_options,
     limit_per_class_option,
+    log_option,
     no_cache_option,
     threads_option,
 )
 from cl_bench.cli.path_types import WritableFolder, nonempty_file
 from cl_bench.data.streams import SPLITS
 from cl_bench.experiments.runs import RunSpec, UnsavedRecordError, evaluate_run, write_run
+from cl_bench.experiments.tracking import check_loggers
 from cl_bench.results.comparison import committed_counterpart, compare, row_records
 from cl_bench.results.records import read_record, record_text
 from cl_bench.utils.config import parse_assignments
@@ -95,6 +97,7 @@ from cl_bench.utils.threads import DEFAULT_THREADS
     help="Also write the trained strategy (its state and the record's provenance) to this "
     "file, for `clbench predict`.",
 )
+@log_option
 def evaluate(
     strategy: str,
     stream: str,
@@ -114,6 +117,7 @@ def evaluate(
     no_resume: bool | None,
     keep_checkpoints: bool | None,
     save_model: Path | None,
+    log: tuple[str, ...],
 ) -> None:
     """Run one strategy over a class-incremental stream and write its run record.
 
@@ -139,7 +143,9 @@ def evaluate(
         resume=not no_resume,
         keep_checkpoints=bool(keep_checkpoints),
         save_model=save_model,
+        log=log,
     )
+    check_loggers(registry, log)
     with progress_tracker() as track:
         record = evaluate_run(spec, registry, track, say=_say)
     try:

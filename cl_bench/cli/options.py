@@ -50,6 +50,14 @@ threads_option = click.option(
     "records keep it; the committed records ran at 1 (docs: Reproducing a number). "
     "[default: 1]",
 )
+log_option = click.option(
+    "--log",
+    "log",
+    multiple=True,
+    metavar="NAME[:ARG]",
+    help="Send the run's events to an experiment tracker: tensorboard[:DIR], "
+    "mlflow[:TRACKING_URI], wandb[:PROJECT], or a logger plugin's name; repeatable.",
+)
 no_cache_option = click.option(
     "--no-cache",
     is_flag=True,

@@ -20,6 +20,7 @@ from cl_bench.cli.options import (
     discover_registry,
     folder_split_options,
     limit_per_class_option,
+    log_option,
     no_cache_option,
     strategy_descriptions,
     threads_option,
@@ -30,6 +31,7 @@ from cl_bench.experiments.executors import make_executor
 from cl_bench.experiments.grid import checked_runs, make_grid, read_grid_file
 from cl_bench.experiments.runs import RunSpec
 from cl_bench.experiments.sweep import Outcome, run_sweep
+from cl_bench.experiments.tracking import check_loggers
 from cl_bench.results.leaderboard import write_leaderboards
 from cl_bench.results.records import iter_records
 from cl_bench.utils.errors import RecordError
@@ -43,7 +45,7 @@ from cl_bench.utils.errors import RecordError
     default=None,
     help="YAML file with the keys strategy, stream, backbone, seed (each a name or a list), "
     "set, increment, initial-classes, limit-per-class, split, weights, device, threads, "
-    "gpus-per-run, cache, checkpoints, resume, keep-checkpoints, "
+    "gpus-per-run, log, cache, checkpoints, resume, keep-checkpoints, "
     "output, leaderboards; flags given override it.",
 )
 @click.option("--strategy", "strategies", multiple=True, help="Strategy name; repeatable.")
@@ -123,6 +125,7 @@ from cl_bench.utils.errors import RecordError
     "Ray assigns them; the local pool pins its workers to this machine's GPUs round-robin "
     "and runs as many at once as fit. [default: 1 for --device cuda, else none]",
 )
+@log_option
 @click.option(
     "--ray-address",
     envvar="RAY_ADDRESS",
@@ -153,6 +156,7 @@ def sweep(
     workers: int | None,
     threads: int | None,
     gpus_per_run: float | None,
+    log: tuple[str, ...],
     ray_address: str | None,
 ) -> None:
     """Run every strategy x stream x backbone x seed, then regenerate the leaderboards.
@@ -174,6 +178,7 @@ def sweep(
         "device": device,
         "threads": threads,
         "gpus-per-run": gpus_per_run,
+        "log": log,
         "cache": False if no_cache else None,
         "checkpoints": checkpoints,
         "resume": False if no_resume else None,
@@ -184,6 +189,7 @@ def sweep(
     defaults = {"stream": DEFAULT_STREAM, "backbone": DEFAULT_BACKBONE, "seed": DEFAULT_SEED}
     grid = make_grid(read_grid_file(grid_file) if grid_file else {}, flags, defaults)
     runs = checked_runs(grid.runs(), registry, devices_here=executor == "local")
+    check_loggers(registry, grid.log)
     if grid.output.is_dir():  # the leaderboards at the end read every record there: a bad
         for _ in iter_records(grid.output):  # one is refused now, not after hours of runs
             pass

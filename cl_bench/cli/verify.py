@@ -3,14 +3,16 @@ numbers come out again."""
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import click
 from rich.markup import escape
 
 from cl_bench.cli.console import console, progress_tracker, stdout, table
-from cl_bench.cli.options import discover_registry
+from cl_bench.cli.options import discover_registry, log_option
 from cl_bench.experiments.executors import make_executor
+from cl_bench.experiments.tracking import check_loggers
 from cl_bench.experiments.verify import Verification, exit_status, plan, record_files, sample
 from cl_bench.experiments.verify import verify as verify_targets
 
@@ -37,8 +39,13 @@ COLOURS = {"identical": "green", "close": "yellow", "differs": "red", "cannot re
     help="Reruns at a time, each in a fresh process. [default: the CPUs divided by the "
     "records' largest thread count]",
 )
+@log_option
 def verify(
-    paths: tuple[Path, ...], sample_size: int | None, sample_seed: int, workers: int | None
+    paths: tuple[Path, ...],
+    sample_size: int | None,
+    sample_seed: int,
+    workers: int | None,
+    log: tuple[str, ...],
 ) -> None:
     """Rerun run records exactly as they describe their runs and compare the numbers.
 
@@ -49,7 +56,9 @@ def verify(
     """
     registry = discover_registry()
     files = sample(record_files(list(paths)), sample_size, sample_seed)
-    targets = plan(files, registry)
+    check_loggers(registry, log)
+    targets = [dataclasses.replace(t, spec=dataclasses.replace(t.spec, log=log, group="verify"))
+               for t in plan(files, registry)]  # fmt: skip
     threads = max(target.spec.threads for target in targets)
     executor = make_executor("local", workers=workers, threads_per_run=threads)
     console.print(f"rerunning {len(targets)} records in a temporary folder",

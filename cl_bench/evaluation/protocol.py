@@ -18,6 +18,7 @@ from cl_bench.evaluation.compatibility import CompatibilityTracker
 from cl_bench.models.backend import Backend
 from cl_bench.training.state import StateError
 from cl_bench.training.strategy import Runtime, Strategy, StrategySpec
+from cl_bench.training.tracking import ExperienceDone, Loggers
 from cl_bench.utils.errors import PluginError
 from cl_bench.utils.memory import peak_rss_mib
 
@@ -98,16 +99,18 @@ def run(
     track: Callable[..., Iterator[Any]] | None = None,
     resume: Progress | None = None,
     after_experience: Callable[[Callable[[], Progress]], None] | None = None,
+    loggers: Loggers | None = None,
 ) -> RunResult:
     """Train and evaluate ``spec``'s strategy; exceptions it raises become a PluginError.
 
     ``after_experience`` is called after every experience but the last with a function
     that makes the run's :class:`Progress` (to write a checkpoint; making it may raise
     :class:`~cl_bench.training.state.StateError`); ``resume`` is such a progress to go
-    on from."""
+    on from. ``loggers`` hear the strategy's training values and each experience's
+    results (:mod:`cl_bench.training.tracking`)."""
     seed_everything(seed)
     backbone.register(stream.data.images)
-    runtime = Runtime(device=backbone.device, seed=seed)
+    runtime = Runtime(device=backbone.device, seed=seed, loggers=loggers or Loggers())
     if track is not None:
         runtime.track = track
     strategy = _call(
@@ -145,6 +148,8 @@ def run(
         into_space = partial(_into_space, spec, strategy, backbone.device)
         tracker.update(*embedded, into_space=into_space)
         result.compatibility_seconds.append(time.perf_counter() - start)
+        if runtime.loggers:
+            runtime.loggers.experience(_experience_done(train.index, result, tracker))
         if after_experience is not None and train.index < stream.info.num_experiences - 1:
             after_experience(
                 partial(_progress, spec, strategy, runtime, result, tracker, train.index)
@@ -160,6 +165,22 @@ def run(
     result.total_parameters = backbone.num_parameters() + sum(p.numel() for p in learned)
     result.strategy = strategy
     return result
+
+
+def _experience_done(index: int, result: RunResult,
+                     tracker: CompatibilityTracker) -> ExperienceDone:  # fmt: skip
+    correct, counts = result.correct[-1], result.test_counts
+    return ExperienceDone(
+        index=index,
+        accuracy=[100.0 * c / n for c, n in zip(correct, counts, strict=False)],
+        average=100.0 * sum(correct) / sum(counts[: len(correct)]),
+        train_seconds=result.train_seconds[-1],
+        eval_seconds=result.eval_seconds[-1],
+        compatibility={
+            score: {key: value for key, value in summary.items() if key != "matrix"}
+            for score, summary in tracker.summary().items()
+        },
+    )
 
 
 def _progress(spec: StrategySpec, strategy: Strategy, runtime: Runtime, result: RunResult,

@@ -3,6 +3,7 @@ command-line flags, checked whole before any run starts."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -33,6 +34,7 @@ GRID_KEYS = (
     "device",
     "threads",
     "gpus-per-run",
+    "log",
     "cache",
     "checkpoints",
     "resume",
@@ -50,6 +52,7 @@ _DEFAULTS: dict[str, Any] = {
     "device": "auto",
     "threads": DEFAULT_THREADS,
     "gpus-per-run": None,  # none, or 1 for runs on --device cuda
+    "log": (),  # experiment trackers, NAME[:ARG] each
     "cache": True,
     "checkpoints": None,  # the cache's checkpoints/ folder
     "resume": True,
@@ -91,6 +94,8 @@ class Grid:
     resume: bool = True
     keep_checkpoints: bool = False
     gpus_per_run: float = 0.0  # asked of the executor for each run (a share, or whole GPUs)
+    log: tuple[str, ...] = ()  # experiment trackers of every run
+    group: str | None = None  # the sweep, for trackers to group its runs by
 
     def runs(self) -> list[RunSpec]:
         return [
@@ -111,6 +116,8 @@ class Grid:
                 checkpoints=self.checkpoints,
                 resume=self.resume,
                 keep_checkpoints=self.keep_checkpoints,
+                log=self.log,
+                group=self.group,
             )
             for stream in self.streams
             for backbone in self.backbones
@@ -200,6 +207,8 @@ def make_grid(
         device=str(values["device"]),
         threads=_count(values, "threads", minimum=1),
         gpus_per_run=_gpus(values["gpus-per-run"], str(values["device"])),
+        log=_names(values["log"], "log") if values["log"] else (),
+        group=time.strftime("sweep-%Y%m%d-%H%M%S"),
         use_cache=values["cache"],
         output=Path(values["output"]),
         leaderboards=Path(values["leaderboards"]),

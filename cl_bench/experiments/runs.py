@@ -25,6 +25,7 @@ from cl_bench.experiments.checkpoints import Checkpoints
 from cl_bench.experiments.models import save_model
 from cl_bench.experiments.names import resolve_backbone, resolve_stream, stream_name
 from cl_bench.experiments.recipes import resolve_recipe
+from cl_bench.experiments.tracking import end_of_run, open_loggers
 from cl_bench.models.backbones.base import BackboneOptions
 from cl_bench.models.backend import Backend, shared_backend
 from cl_bench.models.feature_cache import FeatureCache
@@ -42,6 +43,7 @@ from cl_bench.results.records import (
     write_record,
 )
 from cl_bench.training.registry import Registry
+from cl_bench.training.tracking import Loggers, RunStart
 from cl_bench.utils.config import config_to_dict
 from cl_bench.utils.errors import ClbenchError, ConfigError, ProvenanceMismatchError, shortened
 from cl_bench.utils.files import CACHE_ENV, cache_dir, folder_problem
@@ -76,6 +78,10 @@ class RunSpec:
     save_checkpoints: bool = True  # off for `clbench verify`'s reruns
     keep_checkpoints: bool = False  # leave it once the record is written
     save_model: Path | None = None  # the trained strategy's state and provenance, at the end
+    # Experiment trackers (`--log NAME[:ARGUMENT]`), made in the process that runs it,
+    # and the sweep it belongs to (trackers group its runs by it).
+    log: tuple[str, ...] = ()
+    group: str | None = None
 
     @property
     def variant(self) -> str:
@@ -191,8 +197,42 @@ def _evaluate(
         "torch_threads": torch.get_num_threads(),
     })  # fmt: skip
     progress = checkpoints.load() if checkpoints else None
+    loggers = open_loggers(registry, spec.log, say)
+    try:
+        loggers.start(RunStart(
+            identity={"stream": stream_spec.name, "strategy": spec.strategy,
+                      "backbone": spec.backbone, "seed": spec.seed, "variant": variant},
+            config=config_to_dict(config), recipe=recipe.describe(),
+            provenance={"versions": package_versions(), "device": str(device),
+                        "data_sha256": built.data_sha256, "backbone_weights": backend.weights,
+                        "strategy_provider": provider},
+            path=record_path(Path(), stream=stream_spec.name, strategy=spec.strategy,
+                             backbone=spec.backbone, seed=spec.seed,
+                             variant=variant).with_suffix("").as_posix(),
+            group=spec.group,
+            resumed_after_experience=None if progress is None else progress.experience,
+        ))  # fmt: skip
+        record = _run_record(spec, strategy_spec, stream_spec, backend, built, recipe, device,
+                             provider, variant, checkpoints, progress, loggers, track,
+                             started, clock)  # fmt: skip
+        if loggers:
+            end_of_run(loggers, record)
+    except BaseException as error:
+        loggers.close(error)
+        raise
+    loggers.close()
+    return record
+
+
+def _run_record(spec: RunSpec, strategy_spec: Any, stream_spec: Any, backend: Backend,
+                built: Any, recipe: Any, device: torch.device, provider: str, variant: str,
+                checkpoints: Checkpoints | None, progress: Any, loggers: Loggers,
+                track: Callable[..., Iterator[Any]] | None, started: str,
+                clock: float) -> dict[str, Any]:  # fmt: skip
+    """Train and evaluate, and the run's record."""
+    config, overrides = recipe.config, recipe.overrides
     result = run(strategy_spec, stream=built, backbone=backend, config=config, seed=spec.seed,
-                 track=track, resume=progress,
+                 track=track, resume=progress, loggers=loggers,
                  after_experience=checkpoints.save if checkpoints else None)  # fmt: skip
     record = {
         "format": RECORD_FORMAT,

@@ -99,6 +99,7 @@ NOT_REPRODUCED_OPTIONS = {
     "no_resume": "starting over gives the same record as resuming",
     "keep_checkpoints": "what is left on disk after the run",
     "save_model": "a file written beside the record",
+    "log": "where the run's events are also sent (experiment trackers)",
 }
 
 

@@ -9,6 +9,8 @@ the newest classes. MOS does this by default; SEMA with ``classifier_alignment=t
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -96,9 +98,11 @@ def align_classifier(
     samples_per_class: int,
     batch_size: int,
     generator: torch.Generator,
+    log: Callable[[torch.Tensor], None] | None = None,
 ) -> None:
     """Retrain ``head`` (its first ``len(gaussians)`` outputs) with cross-entropy on
-    ``samples_per_class`` fresh draws per class each epoch, SGD with a cosine schedule.
+    ``samples_per_class`` fresh draws per class each epoch, SGD with a cosine schedule;
+    ``log`` hears each step's loss (``partial(runtime.log, NAME)``).
 
     Only the head's parameters change; their ``requires_grad`` is restored afterwards.
     """
@@ -114,6 +118,8 @@ def align_classifier(
         order = torch.randperm(len(labels), generator=generator)
         for index in order.to(labels.device).split(batch_size):
             loss = F.cross_entropy(head(features[index])[:, :seen], labels[index])
+            if log is not None:
+                log(loss.detach())
             optimiser.zero_grad(set_to_none=True)
             loss.backward()
             optimiser.step()

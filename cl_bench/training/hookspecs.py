@@ -1,4 +1,4 @@
-"""The whole plugin contract: three hooks, each returning the specs a plugin provides.
+"""The whole plugin contract: four hooks, each returning the specs a plugin provides.
 
 A plugin is a module with functions decorated by ``@hookimpl`` and named like the
 specifications below, exposed through an entry point in the ``cl_bench`` group::
@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from cl_bench.data.spec import StreamSpec
     from cl_bench.models.backbones.base import BackboneSpec
     from cl_bench.training.strategy import StrategySpec
+    from cl_bench.training.tracking import LoggerSpec
 
 
 @hookspec
@@ -35,3 +36,8 @@ def cl_bench_streams() -> list[StreamSpec]:
 @hookspec
 def cl_bench_backbones() -> list[BackboneSpec]:
     """Return the frozen pretrained backbones this plugin provides."""
+
+
+@hookspec
+def cl_bench_loggers() -> list[LoggerSpec]:
+    """Return the run loggers (experiment trackers) this plugin provides."""

@@ -22,12 +22,13 @@ from cl_bench.data.spec import StreamSpec
 from cl_bench.models.backbones.base import BackboneSpec
 from cl_bench.training import hookspecs
 from cl_bench.training.strategy import StrategySpec
+from cl_bench.training.tracking import LoggerSpec
 from cl_bench.utils.errors import DuplicateNameError, UnknownNameError, plural
 from cl_bench.utils.hooks import PROJECT_NAME
 
 ENTRY_POINT_GROUP = "cl_bench"
 
-SpecT = TypeVar("SpecT", StrategySpec, StreamSpec, BackboneSpec)
+SpecT = TypeVar("SpecT", StrategySpec, StreamSpec, BackboneSpec, LoggerSpec)
 
 
 class PluginWarning(UserWarning):
@@ -54,6 +55,7 @@ _KINDS = (
     _Kind("strategy", "cl_bench_strategies", StrategySpec),
     _Kind("stream", "cl_bench_streams", StreamSpec),
     _Kind("backbone", "cl_bench_backbones", BackboneSpec),
+    _Kind("logger", "cl_bench_loggers", LoggerSpec),
 )
 
 
@@ -74,6 +76,7 @@ class Registry:
     strategies: dict[str, Provided[StrategySpec]] = field(default_factory=dict)
     streams: dict[str, Provided[StreamSpec]] = field(default_factory=dict)
     backbones: dict[str, Provided[BackboneSpec]] = field(default_factory=dict)
+    loggers: dict[str, Provided[LoggerSpec]] = field(default_factory=dict)
     problems: list[PluginProblem] = field(default_factory=list)
 
     @classmethod
@@ -143,9 +146,9 @@ class Registry:
                 table[spec.name] = Provided(spec, distribution, plugin)
 
     def _table(self, kind: str) -> dict[str, Provided[Any]]:
-        return {"strategy": self.strategies, "stream": self.streams, "backbone": self.backbones}[
-            kind
-        ]
+        tables = {"strategy": self.strategies, "stream": self.streams,
+                  "backbone": self.backbones, "logger": self.loggers}  # fmt: skip
+        return tables[kind]
 
     def _warn(self, distribution: str, plugin: str, error: str) -> None:
         problem = PluginProblem(distribution, plugin, error)
@@ -160,6 +163,9 @@ class Registry:
 
     def backbone(self, name: str) -> BackboneSpec:
         return self._lookup("backbone", name)
+
+    def logger(self, name: str) -> LoggerSpec:
+        return self._lookup("logger", name)
 
     def provider(self, kind: str, name: str) -> Provided[Any]:
         table = self._table(kind)

@@ -21,6 +21,7 @@ from __future__ import annotations
 import abc
 import dataclasses
 import typing
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
@@ -33,6 +34,7 @@ from cl_bench.data.augmentation import Augmentation, training_inputs
 from cl_bench.data.experience import Experience, StreamInfo
 from cl_bench.data.spec import STREAM_FAMILIES
 from cl_bench.training.state import StateError, decode_state, encode_state, is_learned
+from cl_bench.training.tracking import Loggers
 from cl_bench.utils.config import build_config
 
 if TYPE_CHECKING:
@@ -65,11 +67,25 @@ class Runtime:
     generator: torch.Generator = field(init=False)
     augmentation_generator: torch.Generator = field(init=False)
     track: Callable[..., Iterator[Any]] = _no_progress
+    loggers: Loggers = field(default_factory=Loggers)
+    _steps: Counter[str] = field(default_factory=Counter, init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.generator = torch.Generator().manual_seed(self.seed)
         child = np.random.SeedSequence([self.seed, 1]).generate_state(1, np.uint64)[0]
         self.augmentation_generator = torch.Generator().manual_seed(int(child))
+
+    def log(self, name: str, value: float | torch.Tensor, step: int | None = None) -> None:
+        """Report a training value (``"sema/functional_loss"``) to the run's loggers, at
+        ``step`` or at the next step of its own count. Without a logger this returns at
+        once: a tensor is not even read (on a GPU, reading it would wait for it)."""
+        if not self.loggers:
+            return
+        if step is None:
+            step = self._steps[name]
+            self._steps[name] += 1
+        number = value.item() if isinstance(value, torch.Tensor) else float(value)
+        self.loggers.scalar(name, number, int(step))
 
 
 class Strategy(abc.ABC):

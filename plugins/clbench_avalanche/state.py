@@ -359,9 +359,10 @@ def _rebuild_loaders(template: Any) -> None:
 
 
 def _skipped(plugin: Any) -> bool:
+    """Plugins that learn nothing: Avalanche's evaluation, the bridge's loss reporter."""
     from avalanche.training.plugins import EvaluationPlugin
 
-    return isinstance(plugin, EvaluationPlugin)
+    return isinstance(plugin, EvaluationPlugin) or type(plugin).__name__ == "LossReporter"
 
 
 def _label(plugin: Any) -> str:

@@ -159,6 +159,7 @@ class AvalancheStrategy(Strategy, metaclass=_LazyConfig):
             eval_mb_size=256,
             device=backend.device,
             evaluator=self._evaluator(),
+            plugins=[loss_reporter(self.runtime)],
         )
         accepted = inspect.signature(cls.__init__).parameters  # fmt: skip
         if entry.model == "slda":
@@ -200,6 +201,20 @@ class AvalancheStrategy(Strategy, metaclass=_LazyConfig):
         with warnings.catch_warnings():  # "no loggers specified": none are wanted
             warnings.simplefilter("ignore", UserWarning)
             return EvaluationPlugin(loggers=[])
+
+
+def loss_reporter(runtime: Any) -> Any:
+    """An Avalanche plugin that reports each training step's loss to the run's loggers
+    (``avalanche/loss``); it holds no state of its own (state.py skips it)."""
+    from avalanche.core import SupervisedPlugin
+
+    class _LossReporter(SupervisedPlugin):
+        def after_training_iteration(self, strategy: Any, **kwargs: Any) -> None:
+            if strategy.loss is not None:
+                runtime.log("avalanche/loss", strategy.loss.detach())
+
+    _LossReporter.__qualname__ = _LossReporter.__name__ = "LossReporter"
+    return _LossReporter()
 
 
 def _stored_samples(holder: Any) -> int:

@@ -58,6 +58,7 @@ class FinetuneHead(Strategy):
             for start in range(0, len(order), config.batch_size):
                 index = order[start : start + config.batch_size]
                 loss = F.cross_entropy(head(features[index]), labels[index])
+                self.runtime.log("head/loss", loss.detach())
                 optimiser.zero_grad(set_to_none=True)
                 loss.backward()
                 optimiser.step()

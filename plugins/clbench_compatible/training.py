@@ -41,6 +41,7 @@ def fit(
     for _ in runtime.track(range(epochs), total=epochs, description=description):
         for index in torch.randperm(size, generator=runtime.generator).split(batch_size):
             loss = batch_loss(index)
+            runtime.log("head/loss", loss.detach())
             optimiser.zero_grad(set_to_none=True)
             loss.backward()
             optimiser.step()

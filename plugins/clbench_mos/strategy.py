@@ -30,6 +30,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Literal
 
 import torch
@@ -200,6 +201,7 @@ class Mos(Strategy):
                 logits = self.head_(features)[:, :seen].masked_fill(mask, float("-inf"))
                 loss = F.cross_entropy(logits, labels[index])
                 loss = loss + config.orthogonality_weight * self._orthogonality(features, old_means)
+                self.runtime.log("mos/adapter_loss", loss.detach())
                 optimiser.zero_grad(set_to_none=True)
                 loss.backward()
                 optimiser.step()
@@ -237,7 +239,8 @@ class Mos(Strategy):
                          weight_decay=config.weight_decay,
                          samples_per_class=config.samples_per_class,
                          batch_size=config.samples_per_class,
-                         generator=self.runtime.generator)  # fmt: skip
+                         generator=self.runtime.generator,
+                         log=partial(self.runtime.log, "mos/alignment_loss"))  # fmt: skip
 
     # --- inference ------------------------------------------------------------------
     @torch.no_grad()

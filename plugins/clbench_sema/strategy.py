@@ -29,6 +29,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import torch
@@ -197,6 +198,7 @@ class Sema(Strategy):
                 added = True
                 self.expansions_.append({"experience": experience.index,
                                          "block": self.backbone.view.names[block]})  # fmt: skip
+                self.runtime.log("sema/expansions", len(self.expansions_), experience.index)
             if not added:
                 break
         return bool(expanded)
@@ -240,6 +242,7 @@ class Sema(Strategy):
                         torch.arange(self.seen_, device=logits.device) < known, float("-inf")
                     )
                 loss = F.cross_entropy(logits, labels[index.to(labels.device)])
+                self.runtime.log("sema/functional_loss", loss.detach())
                 optimiser.zero_grad(set_to_none=True)
                 loss.backward()
                 optimiser.step()
@@ -271,6 +274,7 @@ class Sema(Strategy):
             for index in order.split(config.batch_size):
                 errors = descriptor.errors(batch_summaries(index))
                 descriptor.losses.extend(errors.detach().cpu().tolist())
+                self.runtime.log("sema/descriptor_loss", errors.detach().mean())
                 optimiser.zero_grad(set_to_none=True)
                 errors.mean().backward()
                 optimiser.step()
@@ -291,7 +295,8 @@ class Sema(Strategy):
                          weight_decay=config.weight_decay,
                          samples_per_class=config.alignment_samples_per_class,
                          batch_size=config.alignment_samples_per_class,
-                         generator=self.runtime.generator)  # fmt: skip
+                         generator=self.runtime.generator,
+                         log=partial(self.runtime.log, "sema/alignment_loss"))  # fmt: skip
 
     # --- helpers --------------------------------------------------------------------
     def _layers(self) -> list[SemaLayer]:

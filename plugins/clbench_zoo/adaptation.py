@@ -106,6 +106,7 @@ def train_adapters(
             index = index.to(device)
             logits = head(backbone.forward_from(stems(index), 0, adapters))
             loss = F.cross_entropy(logits, labels[index])
+            runtime.log("adapters/loss", loss.detach())
             optimiser.zero_grad(set_to_none=True)
             loss.backward()
             optimiser.step()

@@ -103,6 +103,7 @@ class Joint(Strategy):
             order = torch.randperm(len(self.labels_), generator=self.runtime.generator)
             for index in order.to(self.labels_.device).split(config.batch_size):
                 loss = F.cross_entropy(self.head_(self._forward(index)), self.labels_[index])
+                self.runtime.log("joint/loss", loss.detach())
                 optimiser.zero_grad(set_to_none=True)
                 loss.backward()
                 optimiser.step()
