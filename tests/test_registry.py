@@ -157,16 +157,23 @@ def test_template_plugin_runs_end_to_end(template_install, tmp_path):
             "--limit-per-class",
             "4",
             "--output",
-            str(tmp_path),
+            str(tmp_path / "runs"),
+            "--log",
+            f"template-csv:{tmp_path / 'csv'}",
         ],
         template_install,
     )
     assert result.returncode == 0, result.stderr
-    [path] = tmp_path.rglob("*.json")
+    [path] = (tmp_path / "runs").rglob("*.json")
     record = json.loads(path.read_text())
     assert record["strategy_provider"] == "clbench-template-plugin"
     assert len(record["metrics"]["accuracy_curve"]) == 10
     assert record["metrics"]["last_accuracy"] > 10  # 50 classes: chance is 2%
+    # the template's logger plugin wrote the run's events
+    [events] = (tmp_path / "csv").rglob("*.csv")
+    rows = events.read_text().splitlines()
+    assert sum(row.startswith("accuracy/seen,") for row in rows) == 10
+    assert f"final/last_accuracy,,{record['metrics']['last_accuracy']}" in rows
 
 
 def fake_distribution(site: Path, name: str, module: str, source: str) -> None:

@@ -294,3 +294,40 @@ def read_wandb_run(path: Path) -> tuple[list[dict], dict]:
                       for item in items[which](record)}  # fmt: skip
             history.append(values) if which == "history" else summary.update(values)
     return history, summary
+
+
+def test_export_puts_committed_records_into_mlflow_once(mlflow_server, tmp_path, monkeypatch):
+    """Three committed records (one leaderboard row) exported twice: three runs."""
+    import shutil
+
+    from mlflow import MlflowClient
+
+    from cl_bench.results.comparison import COMMITTED_RUNS
+
+    monkeypatch.setenv("MLFLOW_EXPERIMENT_NAME", "clbench-export")
+    row = COMMITTED_RUNS / "offline-mix" / "simplecil"
+    shutil.copytree(row, tmp_path / "runs" / "offline-mix" / "simplecil")
+    records = dict(iter_records(tmp_path / "runs"))
+    assert len(records) == 3
+    code, _, err = clbench("export", "--to", "mlflow", mlflow_server, "--runs",
+                           str(tmp_path / "runs"))  # fmt: skip
+    assert code == 0, err
+    assert "3 records exported" in err
+    code, _, err = clbench("export", "--to", f"mlflow:{mlflow_server}", "--runs",
+                           str(tmp_path / "runs"))  # fmt: skip
+    assert code == 0 and "0 records exported" in err and "3 already there" in err
+    client = MlflowClient(tracking_uri=mlflow_server)
+    experiment = client.get_experiment_by_name("clbench-export")
+    runs = client.search_runs([experiment.experiment_id])
+    assert len(runs) == 3
+    by_seed = {r["seed"]: r for r in records.values()}
+    for run in runs:
+        record = by_seed[int(run.data.tags["clbench.seed"])]
+        assert run.info.status == "FINISHED"
+        assert run.data.metrics["last_accuracy"] == pytest.approx(
+            record["metrics"]["last_accuracy"]
+        )
+        history = client.get_metric_history(run.info.run_id, "accuracy/seen")
+        assert [m.value for m in sorted(history, key=lambda m: m.step)] == pytest.approx(
+            record["metrics"]["accuracy_curve"]
+        )

@@ -43,6 +43,8 @@ COMMANDS = {
                "heat maps."),
     "predict": ("cl_bench.cli.predict", "predict_command",
                 "Classify image files with a model saved by `clbench evaluate --save-model`."),
+    "export": ("cl_bench.cli.export", "export",
+               "Put finished run records into an experiment tracker as finished runs."),
     "cache": ("cl_bench.cli.cache", "cache",
               "Show or free the on-disk cache of prepared streams and frozen features."),
 }  # fmt: skip

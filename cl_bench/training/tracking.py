@@ -33,6 +33,9 @@ class RunStart:
     path: str
     group: str | None = None
     resumed_after_experience: int | None = None
+    # an exported record's SHA-256 (``clbench export``): trackers keep it, so that a
+    # second export can tell it is there already (:meth:`RunLogger.holds`)
+    record_sha256: str | None = None
 
     @property
     def label(self) -> str:
@@ -66,6 +69,11 @@ class RunEnd:
 
 class RunLogger:
     """Base class of a logger: override what you record; every method is optional."""
+
+    def holds(self, run: RunStart) -> bool:
+        """Whether the tracker already holds this exported record (``run.record_sha256``):
+        ``clbench export`` then skips it. A logger that cannot tell says False."""
+        return False
 
     def start(self, run: RunStart) -> None:
         """The run begins."""

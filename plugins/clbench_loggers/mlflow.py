@@ -24,12 +24,19 @@ class MlflowLogger(RunLogger):
         self.run_id: str | None = None
         self.pending: list = []
 
+    def holds(self, run: RunStart) -> bool:
+        """Whether an exported record is in the experiment already (by its SHA-256)."""
+        found = self.client.search_runs(
+            [self._experiment()], f"tags.`clbench.record` = '{run.record_sha256}'", max_results=1
+        )  # fmt: skip
+        return bool(found)
+
     def start(self, run: RunStart) -> None:
-        name = os.environ.get("MLFLOW_EXPERIMENT_NAME", "clbench")
-        found = self.client.get_experiment_by_name(name)
-        experiment = found.experiment_id if found else self.client.create_experiment(name)
+        named = {f"clbench.{k}": v for k, v in tags(run).items()}
+        if run.record_sha256:
+            named["clbench.record"] = run.record_sha256
         self.run_id = self.client.create_run(
-            experiment, run_name=run.label, tags={f"clbench.{k}": v for k, v in tags(run).items()}
+            self._experiment(), run_name=run.label, tags=named
         ).info.run_id
         params = dict(flat(run.config, "config.")) | dict(flat(run.recipe, "recipe."))
         params |= {f"provenance.{k}": v for k, v in flat(run.provenance)}
@@ -63,6 +70,11 @@ class MlflowLogger(RunLogger):
         if error is None:
             self._flush()
         self.client.set_terminated(self.run_id, "FAILED" if error else "FINISHED")
+
+    def _experiment(self) -> str:
+        name = os.environ.get("MLFLOW_EXPERIMENT_NAME", "clbench")
+        found = self.client.get_experiment_by_name(name)
+        return found.experiment_id if found else self.client.create_experiment(name)
 
     def _add(self, name: str, value: float, step: int) -> None:
         from mlflow.entities import Metric

@@ -6,7 +6,8 @@ from dataclasses import dataclass
 
 import torch
 
-from cl_bench import Experience, Strategy, StrategySpec, hookimpl, require
+from cl_bench import Experience, LoggerSpec, Strategy, StrategySpec, hookimpl, require
+from clbench_template.logger import CsvLogger
 
 
 @dataclass(frozen=True)
@@ -48,3 +49,9 @@ def cl_bench_strategies() -> list[StrategySpec]:
             NearestMeanEuclidean,
         )
     ]
+
+
+@hookimpl
+def cl_bench_loggers() -> list[LoggerSpec]:
+    """A logger is a plugin too: ``clbench evaluate --log template-csv:FOLDER``."""
+    return [LoggerSpec("template-csv", "template logger: a CSV file per run", CsvLogger)]
