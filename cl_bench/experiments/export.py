@@ -64,8 +64,7 @@ def replay(loggers: Loggers, start: RunStart, record: dict[str, Any]) -> None:
     metrics, resources = record["metrics"], record.get("resources") or {}
     train = resources.get("train_seconds") or []
     evaluation = resources.get("eval_seconds") or []
-    try:
-        loggers.start(start)
+    with loggers.for_run(start):
         for index, row in enumerate(metrics["accuracy_matrix"]):
             loggers.experience(ExperienceDone(
                 index=index, accuracy=[a or 0.0 for a in row[: index + 1]],
@@ -74,7 +73,3 @@ def replay(loggers: Loggers, start: RunStart, record: dict[str, Any]) -> None:
                 eval_seconds=evaluation[index] if index < len(evaluation) else 0.0,
             ))  # fmt: skip
         end_of_run(loggers, record)
-    except BaseException as error:
-        loggers.close(error)
-        raise
-    loggers.close()

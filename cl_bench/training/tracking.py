@@ -13,7 +13,8 @@ files) and :meth:`RunLogger.close` (also after a failed run, with its error).
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -131,6 +132,18 @@ class Loggers:
     def close(self, error: BaseException | None = None) -> None:
         self._each("close", error)
         self.loggers = []
+
+    @contextmanager
+    def for_run(self, start: RunStart) -> Iterator[Loggers]:
+        """Start the loggers, and close them when the run ends, with its error if it
+        fails (the error goes on)."""
+        self.start(start)
+        try:
+            yield self
+        except BaseException as error:
+            self.close(error)
+            raise
+        self.close()
 
     def _each(self, method: str, *arguments: Any) -> None:
         for entry in list(self.loggers):
