@@ -39,6 +39,8 @@ _EXPORTS = {
     "OfficialSettings": "cl_bench.training.strategy",
     "Origin": "cl_bench.training.strategy",
     "Rebuilder": "cl_bench.training.state",
+    "Choice": "cl_bench.training.search",
+    "Range": "cl_bench.training.search",
     "StateError": "cl_bench.training.state",
     "decode_state": "cl_bench.training.state",
     "encode_state": "cl_bench.training.state",
@@ -66,6 +68,7 @@ __all__ = [
     "BackboneOptions",
     "BackboneSpec",
     "Backend",
+    "Choice",
     "ClassGaussians",
     "ConfigError",
     "Experience",
@@ -78,6 +81,7 @@ __all__ = [
     "Origin",
     "Place",
     "RandomResizedCropFlip",
+    "Range",
     "Rebuilder",
     "RunEnd",
     "RunLogger",
@@ -124,6 +128,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; the same names as _EXPORTS
     from cl_bench.models.backend import Backend
     from cl_bench.models.view import ModelView, Place
     from cl_bench.training.alignment import ClassGaussians, align_classifier
+    from cl_bench.training.search import Choice, Range
     from cl_bench.training.state import (
         Rebuilder,
         StateError,

@@ -267,8 +267,19 @@ def api(_: str = "") -> str:
     return "\n".join(blocks)
 
 
+def search_spaces(_: str = "") -> str:
+    """Each strategy's declared search space: key, range, scale and where it comes from."""
+    rows = ["| strategy | key | range | where the range comes from |", "|---|---|---|---|"]
+    for name, entry in sorted(_registry().strategies.items()):
+        for key, dimension in entry.spec.search.items():
+            rows.append(f"| `{name}` | `{key}` | {_cell(dimension.describe())} | "
+                        f"{_cell(dimension.why)} |")  # fmt: skip
+    return "\n".join(rows)
+
+
 GENERATORS: dict[str, Callable[..., str]] = {
     "strategies": strategies,
+    "search-spaces": search_spaces,
     "streams": streams,
     "leaderboard": leaderboard,
     "headline": headline,

@@ -25,8 +25,9 @@ def list_command(kind: str, keys: bool, official: bool) -> None:
     registry = discover_registry()
     entries = sorted(getattr(registry, kind).items())
     if keys and kind == "strategies":
-        rows = [row for name, provided in entries for row in key_rows(name, provided.spec.strategy)]
-        stdout.print(table("--set keys", ["strategy", "key", "default"], rows, numeric=False))
+        rows = [row for name, provided in entries for row in key_rows(name, provided.spec)]
+        columns = ["strategy", "key", "default", "tuned within (clbench tune)"]
+        stdout.print(table("--set keys", columns, rows, numeric=False))
         return
     if official and kind == "strategies":
         rows = [row for name, provided in entries for row in official_rows(name, provided.spec)]
@@ -59,15 +60,17 @@ def official_rows(name: str, spec: StrategySpec) -> list[tuple[str, str, str, st
              entry.source) for entry in spec.official]  # fmt: skip
 
 
-def key_rows(name: str, strategy: type) -> list[tuple[str, str, str]]:
-    """One ``(strategy, key, default)`` row per Config field, or one saying why none."""
+def key_rows(name: str, spec: StrategySpec) -> list[tuple[str, str, str, str]]:
+    """One ``(strategy, key, default, search range)`` row per Config field, or one
+    saying why none."""
     try:
-        config = strategy.Config
+        config = spec.strategy.Config
     except ConfigError as error:
-        return [(name, "-", str(error))]
+        return [(name, "-", str(error), "")]
     defaults = build_config(config, {})
     fields = dataclasses.fields(config)
     if not fields:
-        return [(name, "-", "no keys")]
-    return [(name if i == 0 else "", field.name, yaml_text(getattr(defaults, field.name)))
+        return [(name, "-", "no keys", "")]
+    return [(name if i == 0 else "", field.name, yaml_text(getattr(defaults, field.name)),
+             spec.search[field.name].describe() if field.name in spec.search else "")
             for i, field in enumerate(fields)]  # fmt: skip

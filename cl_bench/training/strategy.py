@@ -24,6 +24,7 @@ import typing
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 import numpy as np
@@ -33,6 +34,7 @@ from torch import nn
 from cl_bench.data.augmentation import Augmentation, training_inputs
 from cl_bench.data.experience import Experience, StreamInfo
 from cl_bench.data.spec import STREAM_FAMILIES
+from cl_bench.training.search import Choice, Dimension, Range
 from cl_bench.training.state import StateError, decode_state, encode_state, is_learned
 from cl_bench.training.tracking import Loggers
 from cl_bench.utils.config import build_config
@@ -251,6 +253,8 @@ class StrategySpec:
     reference: bool = False
     official: tuple[OfficialSettings, ...] = ()
     origin: Origin | None = None
+    # the settings `clbench tune` searches, and within what (cl_bench.training.search)
+    search: Mapping[str, Dimension] = field(default_factory=dict, compare=False)
 
     def __post_init__(self) -> None:
         for key in ("name", "description"):
@@ -263,6 +267,9 @@ class StrategySpec:
         if not (isinstance(self.strategy, type) and issubclass(self.strategy, Strategy)):
             raise TypeError(f"strategy {self.name!r}: {self.strategy!r} is not a Strategy subclass")
         object.__setattr__(self, "official", tuple(self.official))
+        if not all(isinstance(d, Range | Choice) for d in self.search.values()):
+            raise TypeError(f"strategy {self.name!r}: a search space holds Range and Choice")
+        object.__setattr__(self, "search", MappingProxyType(dict(self.search)))
         if self.origin is not None and not isinstance(self.origin, Origin):
             raise TypeError(f"strategy {self.name!r}: origin must be an Origin")
         self._check_recipe()

@@ -7,12 +7,23 @@ from __future__ import annotations
 
 from importlib.metadata import version
 
-from cl_bench import Origin, StrategySpec, hookimpl
-from clbench_avalanche.catalogue import CATALOGUE
+from cl_bench import Origin, Range, StrategySpec, hookimpl
+from clbench_avalanche.catalogue import CATALOGUE, Entry
+from clbench_avalanche.config import FINETUNE_LR
 from clbench_avalanche.strategy import strategy_class
 
 PREFIX = "avalanche:"
 AVALANCHE = "https://github.com/ContinualAI/avalanche"
+
+
+def search_space(entry: Entry) -> dict[str, Range]:
+    """The learning rate (its default a decade each way) for the strategies trained by
+    SGD, and the entry's own weights; none for StreamingLDA (fitted in one pass) and
+    the unavailable ones."""
+    if entry.unavailable or entry.model == "slda":
+        return {}
+    lr = entry.training.get("lr", FINETUNE_LR)
+    return {"lr": Range.around(lr)} | {key: Range.around(v) for key, v in entry.search.items()}
 
 
 @hookimpl
@@ -31,5 +42,5 @@ def cl_bench_strategies() -> list[StrategySpec]:
             "head-only training on the shared frozen backbone (see the catalogue)",
         )
         specs.append(StrategySpec(PREFIX + entry.name, description, strategy, entry.reference,
-                                  origin=origin))  # fmt: skip
+                                  search=search_space(entry), origin=origin))  # fmt: skip
     return specs

@@ -38,6 +38,9 @@ class Entry:
     training_source: str = ""
     unavailable: str | None = None
     reference: bool = False  # not a continual method (it keeps all data): marked as such
+    # what `clbench tune` searches besides the learning rate: its regularisation weight
+    # (Range.around its default, a decade each way)
+    search: Mapping[str, float] = field(default_factory=dict)
 
 
 CATALOGUE: tuple[Entry, ...] = (
@@ -45,20 +48,21 @@ CATALOGUE: tuple[Entry, ...] = (
     Entry("cumulative", "Cumulative", "retrains on all data seen so far (a reference)",
           reference=True),
     Entry("ewc", "EWC", "Kirkpatrick et al., PNAS 2017", baselines={"ewc_lambda": 1.0},
-          source="permuted_mnist/ewc.py"),
+          source="permuted_mnist/ewc.py", search={"ewc_lambda": 1.0}),
     Entry("lwf", "LwF", "Li and Hoiem, TPAMI 2017",
-          baselines={"alpha": 1.0, "temperature": 1.0}, source="split_mnist/lwf.py"),
+          baselines={"alpha": 1.0, "temperature": 1.0}, source="split_mnist/lwf.py",
+          search={"alpha": 1.0}),
     Entry("si", "StableSynapticIntelligence", "Zenke et al., ICML 2017 (weights copied: see fixes)",
           module="clbench_avalanche.fixes",
           baselines={"si_lambda": 1.0, "eps": 0.001},
-          source="split_mnist/synaptic_intelligence.py"),
+          source="split_mnist/synaptic_intelligence.py", search={"si_lambda": 1.0}),
     Entry("mas", "StableMAS", "Aljundi et al., ECCV 2018 (a zero loss accepted: see fixes)",
-          module="clbench_avalanche.fixes", training={"lr": MAS_LR},
+          module="clbench_avalanche.fixes", training={"lr": MAS_LR}, search={"lambda_reg": 1.0},
           training_source="the largest learning rate of 0.05, 0.02, 0.01, 0.005, 0.002, "
           "0.001 at which all three offline-mix seeds train without diverging (docs/avalanche.md)"),
     Entry("gem", "GEM", "Lopez-Paz and Ranzato, NeurIPS 2017",
           baselines={"patterns_per_exp": 256, "memory_strength": 0.5},
-          source="split_cifar100/gem.py"),
+          source="split_cifar100/gem.py", search={"memory_strength": 0.5}),
     Entry("agem", "AGEM", "Chaudhry et al., ICLR 2019",
           baselines={"patterns_per_exp": 65, "sample_size": 1300},
           source="split_cifar100/agem.py"),

@@ -30,8 +30,9 @@ PROVIDED = {
 }  # fmt: skip
 
 SHARED: tuple[tuple[str, type, Any], ...] = (("epochs", int, 10), ("batch_size", int, 64))
+FINETUNE_LR = 0.05  # finetune-head's, so that avalanche:naive trains as it does
 SGD: tuple[tuple[str, type, Any], ...] = (
-    ("lr", float, 0.05),
+    ("lr", float, FINETUNE_LR),
     ("momentum", float, 0.9),
     ("weight_decay", float, 5e-4),
     ("adapters", bool, False),  # also train an adapter set on every block

@@ -5,7 +5,7 @@ Registered through the ``cl_bench`` entry point, exactly as a third-party plugin
 
 from __future__ import annotations
 
-from cl_bench import Origin, StrategySpec, hookimpl
+from cl_bench import Origin, Range, StrategySpec, hookimpl
 from clbench_baselines.finetune_head import FinetuneHead
 from clbench_baselines.simplecil import SimpleCIL
 
@@ -28,6 +28,7 @@ def cl_bench_strategies() -> list[StrategySpec]:
             "finetune-head",
             "linear head trained on each experience, no memory: the forgetting lower bound",
             FinetuneHead,
+            search={"lr": Range.around(0.05)},
             origin=Origin("fine-tuning a linear head, the lower bound of every paper"),
         ),
     ]

@@ -4,7 +4,7 @@ the ``cl_bench`` entry point like any plugin."""
 
 from __future__ import annotations
 
-from cl_bench import Origin, StrategySpec, hookimpl
+from cl_bench import Origin, Range, StrategySpec, hookimpl
 from clbench_mos.official import OFFICIAL
 from clbench_mos.strategy import Mos
 
@@ -17,6 +17,17 @@ def cl_bench_strategies() -> list[StrategySpec]:
             "adapter merging and self-refined adapter retrieval (Sun et al., AAAI 2025)",
             Mos,
             official=OFFICIAL,
+            search={
+                "lr": Range.around(0.03),
+                "orthogonality_weight": Range.around(0.1),
+                "merge_momentum": Range(
+                    0.01,
+                    0.5,
+                    log=True,
+                    why="the EMA of adapter merging, 0.1 in AAAI25-MOS; 0.01 to 0.5",
+                ),
+                "alignment_lr": Range.around(0.005),
+            },
             origin=Origin(
                 "MOS (Sun et al., AAAI 2025)",
                 "https://github.com/sun-hailong/AAAI25-MOS",
