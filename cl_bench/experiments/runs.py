@@ -82,11 +82,14 @@ class RunSpec:
     # and the sweep it belongs to (trackers group its runs by it).
     log: tuple[str, ...] = ()
     group: str | None = None
+    # settings chosen by `clbench tune`: its study, trials and space, kept in the record
+    tuning: Mapping[str, Any] | None = None
 
     @property
     def variant(self) -> str:
         weights = checkpoint_sha256(self.weights.absolute()) if self.weights else None
-        return variant_of(self.overrides, self.limit_per_class, self.split, weights)
+        return variant_of(self.overrides, self.limit_per_class, self.split, weights,
+                          self.tuning["study"] if self.tuning else None)  # fmt: skip
 
     @property
     def label(self) -> str:
@@ -186,9 +189,9 @@ def _evaluate(
     )
     _check_expected(spec, built.data_sha256, backend.weights)
     provider = registry.provider("strategy", spec.strategy).distribution
-    variant = variant_of(
-        overrides, spec.limit_per_class, spec.split, _loaded_sha256(backend, spec.weights)
-    )
+    variant = variant_of(overrides, spec.limit_per_class, spec.split,
+                         _loaded_sha256(backend, spec.weights),
+                         spec.tuning["study"] if spec.tuning else None)  # fmt: skip
     checkpoints = _checkpoints(spec, say, {
         "stream": stream_spec.name, "strategy": spec.strategy, "backbone": spec.backbone,
         "seed": spec.seed, "variant": variant, "config": config_to_dict(config),
@@ -232,6 +235,8 @@ def _evaluate(
             # Where the config's values come from: the official settings of the stream's
             # family (if the strategy's code has them), then --set.
             "recipe": recipe.describe(),
+            # how `clbench tune` chose the settings, for a tuned run
+            "tuning": dict(spec.tuning) if spec.tuning else None,
             "limit_per_class": spec.limit_per_class,
             "stream_info": {
                 "spec_file": stream_spec.path.name if stream_spec.path else None,

@@ -144,6 +144,7 @@ def rerun_spec(record: dict[str, Any], registry: Registry) -> RunSpec:
         expected_weights_sha256=weights.get("sha256"),
         resume=False,  # a rerun from scratch, and nothing left behind
         save_checkpoints=False,
+        tuning=record.get("tuning"),  # a tuned row's variant names its study
     )
 
 

@@ -34,6 +34,7 @@ def variant_of(
     limit_per_class: int | None,
     split: str = "test",
     weights_sha256: str | None = None,
+    tuned_by: str | None = None,
 ) -> str:
     """A readable label for a non-default run ("" for defaults): rows never mix variants.
 
@@ -47,6 +48,8 @@ def variant_of(
         parts.append(f"split={split}")
     if weights_sha256 is not None:
         parts.append(f"weights={weights_sha256[:12]}")
+    if tuned_by is not None:  # settings chosen by `clbench tune`: a row of its own
+        parts.append(f"tuned={tuned_by}")
     return ",".join(parts)
 
 

@@ -122,6 +122,7 @@ class Record(_Strict):
     stream_info: StreamInfo = Field(default_factory=StreamInfo)
     backbone_weights: BackboneWeights = Field(default_factory=BackboneWeights)
     recipe: Recipe | None = None  # absent in records older than recipes
+    tuning: dict[str, Any] | None = None  # `clbench tune`'s study, for a tuned run
     strategy_provider: Name | None = None
     strategy_provider_version: Name | None = None
     strategy_report: dict[str, Any] = Field(default_factory=dict)

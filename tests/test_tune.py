@@ -1,0 +1,117 @@
+"""``clbench tune`` (issue 35): an Optuna study over the declared space whose trials are
+ordinary validation-split runs that never read the test split, resumable without
+repeating a finished study, ending in tuned test-split runs that name their study; and
+its bad inputs refused before any trial."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from cli_runner import clbench
+
+import cl_bench.data.streams as streams
+from cl_bench.experiments.runs import RunSpec
+from cl_bench.experiments.tune import Study, checked_space, finished, run_study
+from cl_bench.results.records import iter_records
+from cl_bench.training.registry import Registry
+
+optuna = pytest.importorskip("optuna")
+
+TUNE = ["tune", "--strategy", "finetune-head", "--limit-per-class", "4", "--set", "epochs=2",
+        "--trials", "3", "--seed", "1", "--seed", "2"]  # fmt: skip
+
+
+def test_a_study_runs_its_trials_on_validation_then_the_best_on_test(tmp_path):
+    code, out, err = clbench(*TUNE, "--output", str(tmp_path / "runs"))
+    assert code == 0, err
+    records = [record for _, record in iter_records(tmp_path / "runs")]
+    trials = [r for r in records if r["split"] == "validation"]
+    tuned = [r for r in records if r["split"] == "test"]
+    assert len(trials) == 3 and all(r["tuning"] is None for r in trials)
+    assert sorted(r["seed"] for r in tuned) == [1, 2]
+    study = optuna.load_study(study_name="finetune-head-offline-mix-efficientnet_lite0-average",
+                              storage=f"sqlite:///{tmp_path / 'runs' / 'tuning.db'}")  # fmt: skip
+    best = study.best_trial
+    for record in tuned:
+        assert "tuned=finetune-head-offline-mix-efficientnet_lite0-average" in record["variant"]
+        assert record["tuning"]["trials"] == 3
+        assert record["tuning"]["space"] == {"lr": "0.005..0.5 (log)"}
+        assert float(record["overrides"]["lr"]) == pytest.approx(best.params["lr"])
+    # the best trial's value is its record's average incremental accuracy on validation
+    [best_record] = [r for r in trials if float(r["overrides"]["lr"]) == best.params["lr"]]
+    assert best.value == best_record["metrics"]["average_incremental_accuracy"]
+    assert "best of 3 trials" in " ".join(out.split())
+
+    # the same command: the study has its trials, nothing runs again
+    code, _, err = clbench(*TUNE, "--output", str(tmp_path / "runs"))
+    assert code == 0, err
+    assert "trial " not in err and err.count("skipped") == 2
+    assert len(list(iter_records(tmp_path / "runs"))) == 5
+
+
+class InProcess:
+    """The trials in this process, so that the instrumented stream sees them."""
+
+    def run(self, fn, items, lost, retried):
+        return (fn(item) for item in items)
+
+
+def test_no_trial_reads_the_test_split(tmp_path, monkeypatch):
+    touched: list[tuple[str, bool]] = []
+    real = streams.Stream._experience
+
+    def watched(self, index, classes, rows, stream):
+        if stream == "test_stream":  # the evaluation images of this split
+            touched.append((self.split, bool(self.data.is_test[rows].any())))
+        return real(self, index, classes, rows, stream)
+
+    monkeypatch.setattr(streams.Stream, "_experience", watched)
+    registry = Registry.discover()
+    base = RunSpec("finetune-head", "offline-mix", "efficientnet_lite0", 1,
+                   overrides={"epochs": "1"}, limit_per_class=4, split="validation")  # fmt: skip
+    storage = f"sqlite:///{tmp_path / 'study.db'}"
+    study = Study(base=base, space=checked_space(registry, base), objective="last",
+                  name="watched", storage=storage, trials=2)  # fmt: skip
+    done = run_study(study, tmp_path / "runs", InProcess(), workers=1)
+    assert finished(done) == 2
+    assert touched and all(split == "validation" for split, _ in touched)
+    assert not any(test for _, test in touched)  # no test image was evaluated
+
+
+def test_an_interrupted_study_keeps_its_finished_trials(tmp_path):
+    registry = Registry.discover()
+    base = RunSpec("finetune-head", "offline-mix", "efficientnet_lite0", 1,
+                   overrides={"epochs": "1"}, limit_per_class=4, split="validation")  # fmt: skip
+    storage = f"sqlite:///{tmp_path / 'study.db'}"
+    study = Study(base=base, space=checked_space(registry, base), objective="last",
+                  name="interrupted", storage=storage, trials=3)  # fmt: skip
+
+    def interrupt(number, outcome, value):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_study(study, tmp_path / "runs", InProcess(), workers=1, on_trial=interrupt)
+    kept = optuna.load_study(study_name="interrupted", storage=study.storage)
+    assert finished(kept) == 1
+    assert finished(run_study(study, tmp_path / "runs", InProcess(), workers=1)) == 3
+
+
+@pytest.mark.parametrize(("extra", "message"), [
+    (["--trials", "0"], "Invalid value for '--trials'"),
+    (["--storage", "sqlite:////no/such/folder/study.db"], "the study storage"),
+    (["--storage", "postgresql://nobody@127.0.0.1:1/none"], "the study storage"),
+    (["--set", "lr=0.1"], "nothing is left to tune"),
+])  # fmt: skip
+def test_bad_input_is_refused_before_any_trial(tmp_path, extra, message):
+    argv = ["tune", "--strategy", "finetune-head", "--limit-per-class", "4",
+            "--output", str(tmp_path / "runs"), *extra]  # fmt: skip
+    code, _, err = clbench(*argv)
+    assert code == 2, err
+    assert message in " ".join(err.split())
+    assert not list(Path(tmp_path).rglob("*.json"))
+
+
+def test_a_strategy_without_a_space_is_refused(tmp_path):
+    code, _, err = clbench("tune", "--strategy", "simplecil", "--output", str(tmp_path))
+    assert code == 2 and "declares no search space" in err
