@@ -23,15 +23,16 @@ TUNE = ["tune", "--strategy", "finetune-head", "--limit-per-class", "4", "--set"
 
 
 def test_a_study_runs_its_trials_on_validation_then_the_best_on_test(tmp_path):
-    code, out, err = clbench(*TUNE, "--output", str(tmp_path / "runs"))
+    folders = ["--output", str(tmp_path / "runs"), "--trials-output", str(tmp_path / "tuning")]
+    code, out, err = clbench(*TUNE, *folders)
     assert code == 0, err
-    records = [record for _, record in iter_records(tmp_path / "runs")]
-    trials = [r for r in records if r["split"] == "validation"]
-    tuned = [r for r in records if r["split"] == "test"]
-    assert len(trials) == 3 and all(r["tuning"] is None for r in trials)
-    assert sorted(r["seed"] for r in tuned) == [1, 2]
+    trials = [record for _, record in iter_records(tmp_path / "tuning")]
+    tuned = [record for _, record in iter_records(tmp_path / "runs")]
+    assert len(trials) == 3 and all(r["split"] == "validation" and r["tuning"] is None
+                                    for r in trials)  # fmt: skip
+    assert sorted(r["seed"] for r in tuned) == [1, 2] and {r["split"] for r in tuned} == {"test"}
     study = optuna.load_study(study_name="finetune-head-offline-mix-efficientnet_lite0-average",
-                              storage=f"sqlite:///{tmp_path / 'runs' / 'tuning.db'}")  # fmt: skip
+                              storage=f"sqlite:///{tmp_path / 'tuning' / 'tuning.db'}")  # fmt: skip
     best = study.best_trial
     for record in tuned:
         assert "tuned=finetune-head-offline-mix-efficientnet_lite0-average" in record["variant"]
@@ -44,10 +45,10 @@ def test_a_study_runs_its_trials_on_validation_then_the_best_on_test(tmp_path):
     assert "best of 3 trials" in " ".join(out.split())
 
     # the same command: the study has its trials, nothing runs again
-    code, _, err = clbench(*TUNE, "--output", str(tmp_path / "runs"))
+    code, _, err = clbench(*TUNE, *folders)
     assert code == 0, err
     assert "trial " not in err and err.count("skipped") == 2
-    assert len(list(iter_records(tmp_path / "runs"))) == 5
+    assert len(list(iter_records(tmp_path / "runs"))) == 2
 
 
 class InProcess:
@@ -105,7 +106,8 @@ def test_an_interrupted_study_keeps_its_finished_trials(tmp_path):
 ])  # fmt: skip
 def test_bad_input_is_refused_before_any_trial(tmp_path, extra, message):
     argv = ["tune", "--strategy", "finetune-head", "--limit-per-class", "4",
-            "--output", str(tmp_path / "runs"), *extra]  # fmt: skip
+            "--output", str(tmp_path / "runs"), "--trials-output", str(tmp_path / "t"),
+            *extra]  # fmt: skip
     code, _, err = clbench(*argv)
     assert code == 2, err
     assert message in " ".join(err.split())
@@ -113,5 +115,13 @@ def test_bad_input_is_refused_before_any_trial(tmp_path, extra, message):
 
 
 def test_a_strategy_without_a_space_is_refused(tmp_path):
-    code, _, err = clbench("tune", "--strategy", "simplecil", "--output", str(tmp_path))
+    code, _, err = clbench(
+        "tune",
+        "--strategy",
+        "simplecil",
+        "--output",
+        str(tmp_path),
+        "--trials-output",
+        str(tmp_path / "t"),
+    )
     assert code == 2 and "declares no search space" in err

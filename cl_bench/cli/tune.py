@@ -98,7 +98,7 @@ from cl_bench.utils.threads import DEFAULT_THREADS
     "--storage",
     default=None,
     help="Optuna storage URL; PostgreSQL or MySQL lets several machines share one "
-    "study. [default: sqlite:///OUTPUT/tuning.db]",
+    "study. [default: sqlite:///TRIALS_OUTPUT/tuning.db]",
 )
 @click.option(
     "--study",
@@ -111,13 +111,21 @@ from cl_bench.utils.threads import DEFAULT_THREADS
     type=WritableFolder(),
     default=Path("runs"),
     show_default=True,
-    help="Folder of run records (the trials' and the tuned runs').",
+    help="Folder of run records: the tuned test-split runs (leaderboard rows).",
+)
+@click.option(
+    "--trials-output",
+    type=WritableFolder(),
+    default=Path("tuning"),
+    show_default=True,
+    help="Folder of the trials' records (validation split) and the default study storage: "
+    "apart from --output, so that trials do not become leaderboard rows.",
 )
 def tune(strategy: str, stream: str, backbone: str, trials: int | None,
          timeout: float | None, seeds: tuple[int, ...], objective: str,
          assignments: tuple[str, ...], limit_per_class: int | None, threads: int | None,
          workers: int, executor: str, ray_address: str | None, storage: str | None,
-         study_name: str | None, output: Path) -> None:  # fmt: skip
+         study_name: str | None, output: Path, trials_output: Path) -> None:  # fmt: skip
     """Tune a strategy's declared search space with Optuna (TPE) on the validation split,
     then run the best settings on the test split as the variant ``tuned``.
 
@@ -134,10 +142,10 @@ def tune(strategy: str, stream: str, backbone: str, trials: int | None,
     space = checked_space(registry, base)
     if trials is None and timeout is None:
         trials = 20
-    output.mkdir(parents=True, exist_ok=True)
+    trials_output.mkdir(parents=True, exist_ok=True)
     study = Study(base=base, space=space, objective=objective,  # type: ignore[arg-type]
                   name=study_name or default_study_name(base, objective),
-                  storage=storage or f"sqlite:///{(output / 'tuning.db').resolve()}",
+                  storage=storage or f"sqlite:///{(trials_output / 'tuning.db').resolve()}",
                   trials=trials, timeout=timeout)  # fmt: skip
     pool = make_executor(executor, workers=workers, ray_address=ray_address,
                          threads_per_run=base.threads)  # fmt: skip
@@ -148,7 +156,7 @@ def tune(strategy: str, stream: str, backbone: str, trials: int | None,
         console.print(f"trial {number}: {what} ({outcome.status})", highlight=False)
 
     try:
-        optuna_study = run_study(study, output, pool, workers, on_trial=said)
+        optuna_study = run_study(study, trials_output, pool, workers, on_trial=said)
     except KeyboardInterrupt:
         console.print("[red]interrupted[/]: finished trials are in the study; the same "
                       "command goes on with it.")  # fmt: skip
