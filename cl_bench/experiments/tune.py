@@ -150,10 +150,25 @@ def tuned_runs(study: Study, optuna_study: Any, seeds: list[int]) -> list[RunSpe
         "best_value": best.value,
         "best_trial": best.number,
         "space": {key: d.describe() for key, d in study.space.items()},
+        # what the site draws: every trial's value, and how much each setting mattered
+        "history": [[t.number, t.value] for t in optuna_study.trials],
+        "importances": _importances(optuna_study),
     }
     return [dataclasses.replace(study.base, seed=seed, split="test",
                                 overrides={**study.base.overrides, **settings}, tuning=tuning)
             for seed in seeds]  # fmt: skip
+
+
+def _importances(optuna_study: Any) -> dict[str, float]:
+    """Optuna's parameter importances (fANOVA), or none where they cannot be computed
+    (fewer than two finished trials)."""
+    optuna = import_optuna()
+    try:
+        return {
+            k: float(v) for k, v in optuna.importance.get_param_importances(optuna_study).items()
+        }
+    except (RuntimeError, ValueError):
+        return {}
 
 
 def import_optuna() -> Any:

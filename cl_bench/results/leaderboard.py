@@ -55,6 +55,17 @@ SHORT = {
 }
 
 
+def _kind(record: dict[str, Any]) -> str:
+    """A reference, a continual method at its settings, or one whose settings
+    ``clbench tune`` chose on the validation split (and with how many trials)."""
+    if record.get("reference"):
+        return "reference"
+    tuning = record.get("tuning")
+    if tuning:
+        return f"continual, tuned on validation ({tuning['trials']} trials)"
+    return "continual"
+
+
 def load_runs(records_dir: Path) -> pd.DataFrame:
     rows = []
     for path, record in iter_records(records_dir):
@@ -65,7 +76,7 @@ def load_runs(records_dir: Path) -> pd.DataFrame:
                 "strategy": record["strategy"],
                 "backbone": record["backbone"],
                 "variant": record.get("variant", ""),
-                "kind": "reference" if record.get("reference") else "continual",
+                "kind": _kind(record),
                 "code": code_state(record),
                 "seed": record["seed"],
                 "curve": metrics["accuracy_curve"],
@@ -116,7 +127,8 @@ def aggregate(runs: pd.DataFrame) -> pd.DataFrame:
     groups = []
     for key, group in runs.groupby(GROUP, sort=True):
         row: dict[str, Any] = dict(zip(GROUP, key, strict=True))
-        row["kind"] = "reference" if (group["kind"] == "reference").any() else "continual"
+        kinds = sorted(set(group["kind"]), key=lambda kind: kind == "continual")
+        row["kind"] = "reference" if "reference" in kinds else kinds[0]
         row["code"] = worst_code_state(group["code"])
         row["seeds"] = " ".join(str(s) for s in sorted(group["seed"]))
         row["n_seeds"] = len(group)

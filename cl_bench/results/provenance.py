@@ -59,7 +59,9 @@ def git_commit(folder: Path) -> str | None:
 
 
 KIND_COLUMN = (
-    "continual, or reference: not a continual method (it trains on all data seen so "
+    "continual; continual, tuned on validation (N trials): settings chosen by `clbench "
+    "tune` on the validation split, a row of its own beside the default one (docs: "
+    "Tuning); or reference: not a continual method (it trains on all data seen so "
     "far), for comparison; it bounds its own kind of model (a head trained by SGD, with "
     "adapters or not), not every continual row (docs: The leaderboard)"
 )

@@ -25,7 +25,7 @@ from cl_bench.results.colours import curve_colours
 from cl_bench.results.heatmaps import mean_matrix
 from cl_bench.results.provenance import CODE_COLUMN, KIND_COLUMN, reproduce_command
 from cl_bench.results.records import record_text
-from cl_bench.results.site.svg import Curve, curves_svg, heatmap_svg
+from cl_bench.results.site.svg import Curve, bars_svg, curves_svg, heatmap_svg, history_svg
 from cl_bench.results.text import mean_and_std
 from cl_bench.utils.errors import ConfigError
 from cl_bench.utils.files import write_folder_atomically
@@ -252,9 +252,25 @@ class _Renderer:
             if all(compatibility)
             else None,
             "provenance": provenance(records),
+            "tuning": _tuning(records[0].get("tuning"), label),
             "seeds": [_seed_row(r) for r in records],
             "records": [record_text(r) for r in records],
         }
+
+
+def _tuning(tuning: Mapping[str, Any] | None, label: str) -> dict[str, Any] | None:
+    """A tuned row's study: its name, trials, space, and its history and parameter
+    importances drawn from what the record keeps."""
+    if not tuning:
+        return None
+    return {
+        "study": tuning["study"],
+        "trials": tuning["trials"],
+        "objective": tuning["objective"],
+        "space": tuning.get("space", {}),
+        "history": history_svg(tuning.get("history", []), f"{label}: tuning history"),
+        "importances": bars_svg(tuning.get("importances", {}), f"{label}: parameter importances"),
+    }
 
 
 def _triangle(matrix: list[list[float | None]]) -> list[list[float]]:

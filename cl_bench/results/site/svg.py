@@ -153,3 +153,67 @@ def colour_scale(value: float) -> tuple[str, str]:
     ]
     luminance = 0.2126 * rgb[0] + 0.7152 * rgb[1] + 0.0722 * rgb[2]
     return "#{:02x}{:02x}{:02x}".format(*rgb), "#000" if luminance > 140 else "#fff"
+
+
+def history_svg(history: Sequence[Sequence[float | None]], title: str) -> str:
+    """A tuning study's trials: each finished trial's value (a dot) and the best so far
+    (a step line), trial number on the x axis."""
+    done = [(int(n), float(v)) for n, v in history if v is not None]
+    if not done:
+        return ""
+    width, height, left, bottom, top = 480, 220, 44, 30, 10
+    last = max(n for n, _ in done) or 1
+    low, high = min(v for _, v in done), max(v for _, v in done)
+    low, high = (low - 1, high + 1) if high - low < 2 else (low, high)
+
+    def x(n: float) -> float:
+        return left + (width - left - 8) * n / last
+
+    def y(v: float) -> float:
+        return top + (height - top - bottom) * (high - v) / (high - low)
+
+    best, path = -math.inf, []
+    for n, v in sorted(done):
+        best = max(best, v)
+        path.append(f"{'M' if not path else 'L'}{x(n):.1f},{y(best):.1f}")
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" class="history" '
+        f'role="img" aria-label="{escape(title)}" width="{width}" height="{height}">',
+        f"<title>{escape(title)}</title>",
+        f'<text class="tick" x="{left - 6}" y="{y(high) + 4:.0f}" text-anchor="end">'
+        f"{high:.1f}</text>",
+        f'<text class="tick" x="{left - 6}" y="{y(low) + 4:.0f}" text-anchor="end">'
+        f"{low:.1f}</text>",
+        f'<text class="tick" x="{(left + width) / 2:.0f}" y="{height - 8}" '
+        f'text-anchor="middle">trial</text>',
+        f'<path d="{" ".join(path)}" fill="none" stroke="#1f77b4" stroke-width="2"/>',
+    ]
+    parts += [f'<circle cx="{x(n):.1f}" cy="{y(v):.1f}" r="3" fill="#555">'
+              f"<title>trial {n}: {v:.2f}</title></circle>" for n, v in done]  # fmt: skip
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def bars_svg(values: dict[str, float], title: str) -> str:
+    """Horizontal bars, one a key (a study's parameter importances, summing to 1)."""
+    if not values:
+        return ""
+    row, left, width = 24, 150, 480
+    height = row * len(values) + 8
+    top = max(values.values()) or 1.0
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" class="bars" '
+        f'role="img" aria-label="{escape(title)}" width="{width}" height="{height}">',
+        f"<title>{escape(title)}</title>",
+    ]
+    for i, (key, value) in enumerate(sorted(values.items(), key=lambda kv: -kv[1])):
+        length = (width - left - 50) * value / top
+        parts.append(
+            f'<text class="tick" x="{left - 6}" y="{i * row + 18}" text-anchor="end">'
+            f"{escape(key)}</text>"
+            f'<rect x="{left}" y="{i * row + 6}" width="{length:.1f}" height="{row - 8}" '
+            f'fill="#1f77b4"><title>{escape(key)}: {value:.2f}</title></rect>'
+            f'<text class="tick" x="{left + length + 4:.1f}" y="{i * row + 18}">{value:.2f}</text>'
+        )
+    parts.append("</svg>")
+    return "".join(parts)
