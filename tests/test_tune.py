@@ -125,3 +125,29 @@ def test_a_strategy_without_a_space_is_refused(tmp_path):
         str(tmp_path / "t"),
     )
     assert code == 2 and "declares no search space" in err
+
+
+def test_a_trial_worse_than_the_others_at_an_experience_is_pruned(tmp_path):
+    """Five earlier trials at 100% after every experience: a new one is pruned after its
+    first experience, its run stops there, and it leaves no failure note."""
+    registry = Registry.discover()
+    base = RunSpec("finetune-head", "offline-mix", "efficientnet_lite0", 1,
+                   overrides={"epochs": "1"}, limit_per_class=4, split="validation")  # fmt: skip
+    storage = f"sqlite:///{tmp_path / 'study.db'}"
+    study = Study(base=base, space=checked_space(registry, base), objective="last",
+                  name="pruning", storage=storage, trials=6)  # fmt: skip
+    perfect = optuna.create_study(study_name="pruning", storage=storage, direction="maximize")
+    distribution = optuna.distributions.FloatDistribution(0.005, 0.5, log=True)
+    for lr in (0.01, 0.02, 0.03, 0.04, 0.05):
+        perfect.add_trial(optuna.trial.create_trial(
+            params={"lr": lr}, distributions={"lr": distribution}, value=100.0,
+            intermediate_values={step: 100.0 for step in range(10)},
+        ))  # fmt: skip
+    seen = []
+    done = run_study(study, tmp_path / "runs", InProcess(), workers=1,
+                     on_trial=lambda number, outcome, value: seen.append(outcome))  # fmt: skip
+    [last] = [t for t in done.trials if t.number == 5]
+    assert last.state == optuna.trial.TrialState.PRUNED
+    assert list(last.intermediate_values) == [0]  # stopped after the first experience
+    assert seen[0].error_type == "TrialPruned"
+    assert not list((tmp_path / "runs").rglob("*.json"))  # no record, no failure note

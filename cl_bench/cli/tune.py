@@ -22,9 +22,11 @@ from cl_bench.experiments.executors import make_executor
 from cl_bench.experiments.grid import checked_runs
 from cl_bench.experiments.runs import RunSpec
 from cl_bench.experiments.sweep import Outcome, run_sweep
+from cl_bench.experiments.trials import pruned
 from cl_bench.experiments.tune import (
     OBJECTIVES,
     Study,
+    best_trials,
     checked_space,
     default_study_name,
     finished,
@@ -152,6 +154,8 @@ def tune(strategy: str, stream: str, backbone: str, trials: int | None,
 
     def said(number: int, outcome: Outcome, value: float | None) -> None:
         failure = f"[red]failed[/]: {escape(outcome.error or '')}"
+        if pruned(outcome.error_type):
+            failure = f"pruned ({escape(outcome.error or '')})"
         what = failure if value is None else f"{value:.2f}"
         console.print(f"trial {number}: {what} ({outcome.status})", highlight=False)
 
@@ -161,8 +165,8 @@ def tune(strategy: str, stream: str, backbone: str, trials: int | None,
         console.print("[red]interrupted[/]: finished trials are in the study; the same "
                       "command goes on with it.")  # fmt: skip
         raise SystemExit(130) from None
-    if not finished(optuna_study):
-        raise ConfigError("no trial finished: nothing to run on the test split")
+    if not best_trials(optuna_study):
+        raise ConfigError("no trial completed: nothing to run on the test split")
     stdout.print(table(f"study {study.name}: best of {finished(optuna_study)} trials "
                        f"({objective} accuracy on validation)",
                        ["trial", "value", "settings"], list(study_rows(optuna_study)),

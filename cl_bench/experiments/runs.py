@@ -26,6 +26,7 @@ from cl_bench.experiments.models import save_model
 from cl_bench.experiments.names import resolve_backbone, resolve_stream, stream_name
 from cl_bench.experiments.recipes import resolve_recipe
 from cl_bench.experiments.tracking import end_of_run, open_loggers
+from cl_bench.experiments.trials import TrialReporter
 from cl_bench.models.backbones.base import BackboneOptions
 from cl_bench.models.backend import Backend, shared_backend
 from cl_bench.models.feature_cache import FeatureCache
@@ -84,6 +85,9 @@ class RunSpec:
     group: str | None = None
     # settings chosen by `clbench tune`: its study, trials and space, kept in the record
     tuning: Mapping[str, Any] | None = None
+    # a tuning trial that reports each experience's accuracy to its study, which may
+    # prune it: (storage URL, study name, trial id)
+    trial: tuple[str, str, int] | None = None
 
     @property
     def variant(self) -> str:
@@ -201,6 +205,8 @@ def _evaluate(
     })  # fmt: skip
     progress = checkpoints.load() if checkpoints else None
     loggers = open_loggers(registry, spec.log, say)
+    if spec.trial is not None:
+        loggers.loggers.append(("tuning", TrialReporter(*spec.trial)))
     start = RunStart(
         identity={"stream": stream_spec.name, "strategy": spec.strategy,
                   "backbone": spec.backbone, "seed": spec.seed, "variant": variant},

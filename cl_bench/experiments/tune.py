@@ -22,6 +22,7 @@ from typing import Any, Literal
 from cl_bench.experiments.executors import Executor
 from cl_bench.experiments.runs import RunSpec
 from cl_bench.experiments.sweep import Outcome, run_sweep
+from cl_bench.experiments.trials import pruned
 from cl_bench.results.records import read_record
 from cl_bench.training.registry import Registry
 from cl_bench.training.search import Choice, Dimension, Range, check_space
@@ -71,6 +72,9 @@ def open_study(study: Study) -> Any:
         return optuna.create_study(
             study_name=study.name, storage=study.storage, load_if_exists=True,
             direction="maximize", sampler=optuna.samplers.TPESampler(seed=study.base.seed),
+            # a trial worse than the median of the others at the same experience stops,
+            # once five trials have finished (Optuna's default rule)
+            pruner=optuna.pruners.MedianPruner(n_startup_trials=5),
         )  # fmt: skip
     except Exception as error:  # a bad URL, a server that does not answer, no driver
         raise ClbenchError(f"the study storage {shortened(study.storage)} cannot be used "
@@ -92,8 +96,11 @@ def suggest(trial: Any, space: Mapping[str, Dimension]) -> dict[str, str]:
 
 
 def finished(optuna_study: Any) -> int:
-    optuna = import_optuna()
-    return sum(t.state == optuna.trial.TrialState.COMPLETE for t in optuna_study.trials)
+    """Trials that have run to an end: completed, pruned or failed (the budget counts
+    them all, or a study whose trials keep failing would never end)."""
+    states = import_optuna().trial.TrialState
+    ended = (states.COMPLETE, states.PRUNED, states.FAIL)
+    return sum(t.state in ended for t in optuna_study.trials)
 
 
 def run_study(
@@ -117,10 +124,20 @@ def run_study(
         specs = {}
         for trial in batch:
             overrides = {**study.base.overrides, **suggest(trial, study.space)}
-            spec = dataclasses.replace(study.base, overrides=overrides, split="validation")
+            spec = dataclasses.replace(
+                study.base,
+                overrides=overrides,
+                split="validation",
+                trial=(study.storage, study.name, trial._trial_id),
+            )
             specs[spec.record_path(output)] = (trial, spec)
         for outcome in run_sweep([spec for _, spec in specs.values()], output, executor):
             trial, _ = specs[outcome.spec.record_path(output)]
+            if outcome.status == "failed" and pruned(outcome.error_type):
+                outcome.path.unlink(missing_ok=True)  # not a failure: no note to retry
+                optuna_study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+                on_trial(trial.number, outcome, None)
+                continue
             if outcome.status == "failed":
                 optuna_study.tell(trial, state=optuna.trial.TrialState.FAIL)
                 on_trial(trial.number, outcome, None)

@@ -92,6 +92,11 @@ class RunLogger:
         """Release what the logger holds; ``error`` is why the run failed, if it did."""
 
 
+class RunStopped(Exception):
+    """Raised by a logger that ends the run on purpose (a tuning trial pruned for doing
+    worse than the others at the same experience); it is not a logger failure."""
+
+
 @dataclass(frozen=True)
 class LoggerSpec:
     """A logger plugin's entry: ``make(argument)`` builds a fresh logger for one run
@@ -150,6 +155,8 @@ class Loggers:
             name, logger = entry
             try:
                 getattr(logger, method)(*arguments)
+            except RunStopped:
+                raise
             except Exception as error:
                 self.loggers.remove(entry)
                 self.warn(f"warning: logger {name} failed ({type(error).__name__}: "
