@@ -184,7 +184,7 @@ def test_reference_rows_are_marked_in_every_leaderboard_output(tmp_path):
     assert csv[1].startswith("joint,bb,,reference,") and csv[2].startswith("cil,bb,,continual,")
     markdown = (out / "toy.md").read_text()
     assert "| joint | reference | bb |" in markdown and "| cil | continual | bb |" in markdown
-    assert "- Kind: continual, or reference" in markdown
+    assert "- Kind: continual;" in markdown and "or reference: not a continual method" in markdown
 
 
 def test_a_row_made_partly_from_uncommitted_code_is_marked_so(tmp_path):
