@@ -140,9 +140,9 @@ def test_cumulative_is_marked_as_a_reference():
 def test_list_keys_shows_the_constructor_keys():
     code, out, _ = clbench("list", "strategies", "--keys")
     rows = [[cell.strip() for cell in line.split("│")[1:-1]] for line in out.splitlines()]
-    ewc = [row for row in rows if len(row) == 3 and row[1] == "ewc_lambda"]
-    assert code == 0 and ewc == [["", "ewc_lambda", "1.0"]]
-    assert any(row[:2] == ["simplecil", "batch_size"] for row in rows if len(row) == 3)
+    ewc = [row for row in rows if len(row) == 4 and row[1] == "ewc_lambda"]
+    assert code == 0 and ewc == [["", "ewc_lambda", "1.0", "0.1..10 (log)"]]
+    assert any(row[:2] == ["simplecil", "batch_size"] for row in rows if len(row) == 4)
 
 
 def test_stable_ace_loss_equals_avalanches_where_that_is_finite():

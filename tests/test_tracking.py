@@ -302,10 +302,9 @@ def test_export_puts_committed_records_into_mlflow_once(mlflow_server, tmp_path,
 
     from mlflow import MlflowClient
 
-    from cl_bench.results.comparison import COMMITTED_RUNS
-
     monkeypatch.setenv("MLFLOW_EXPERIMENT_NAME", "clbench-export")
-    row = COMMITTED_RUNS / "offline-mix" / "simplecil"
+    committed = Path(__file__).resolve().parents[1] / "leaderboards" / "runs"
+    row = committed / "offline-mix" / "simplecil"
     shutil.copytree(row, tmp_path / "runs" / "offline-mix" / "simplecil")
     records = dict(iter_records(tmp_path / "runs"))
     assert len(records) == 3

@@ -128,8 +128,10 @@ def tune(strategy: str, stream: str, backbone: str, trials: int | None,
          assignments: tuple[str, ...], limit_per_class: int | None, threads: int | None,
          workers: int, executor: str, ray_address: str | None, storage: str | None,
          study_name: str | None, output: Path, trials_output: Path) -> None:  # fmt: skip
-    """Tune a strategy's declared search space with Optuna (TPE) on the validation split,
-    then run the best settings on the test split as the variant ``tuned``.
+    """Tune a strategy's declared search space with Optuna on the validation split.
+
+    Optuna's TPE over the strategy's search space; the best settings then run on the test
+    split over the seeds as the variant ``tuned``.
 
     Every trial is an ordinary run on the validation split and leaves an ordinary record;
     the test split is never read while tuning. Rerunning goes on with the same study.
