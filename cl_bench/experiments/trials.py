@@ -25,9 +25,6 @@ class TrialReporter(RunLogger):
             raise TrialPruned(f"pruned after experience {done.index} "
                               f"(accuracy on the experiences seen {done.average:.2f})")  # fmt: skip
 
-    def close(self, error: BaseException | None) -> None:
-        return None
-
 
 def pruned(error_type: str | None) -> bool:
     return error_type == TrialPruned.__name__
