@@ -101,3 +101,22 @@ def browser():
         browser = playwright.chromium.launch(executable_path=CHROMIUM)
         yield browser
         browser.close()
+
+
+@pytest.fixture
+def ray_tmpdir(monkeypatch):
+    """A short temp dir for a Ray instance the test starts (unix socket paths must be
+    short), no cluster address from the environment, and Ray shut down afterwards."""
+    import shutil
+    import tempfile
+
+    ray = pytest.importorskip("ray")
+    folder = tempfile.mkdtemp(prefix="ray", dir="/tmp")
+    monkeypatch.setenv("RAY_TMPDIR", folder)
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    try:
+        yield Path(folder)
+    finally:
+        if ray.is_initialized():
+            ray.shutdown()
+        shutil.rmtree(folder, ignore_errors=True)

@@ -13,8 +13,6 @@ declaring two logical GPUs on its CPUs).
 from __future__ import annotations
 
 import pickle
-import shutil
-import tempfile
 import time
 from pathlib import Path
 
@@ -39,12 +37,10 @@ def photos(tmp_path_factory) -> Path:
 
 
 @pytest.fixture
-def cluster(monkeypatch, tmp_path):
+def cluster(monkeypatch, tmp_path, ray_tmpdir):
     """A head and a worker node with 2 logical GPUs each; the driver connected."""
     from ray.cluster_utils import Cluster
 
-    ray_tmp = tempfile.mkdtemp(prefix="ray", dir="/tmp")  # unix socket paths must be short
-    monkeypatch.setenv("RAY_TMPDIR", ray_tmp)
     monkeypatch.setenv(CACHE_ENV, str(tmp_path / "shared-cache"))  # one folder for both nodes
     nodes = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "num_gpus": 2,
                                                           "include_dashboard": False})  # fmt: skip
@@ -55,7 +51,6 @@ def cluster(monkeypatch, tmp_path):
     finally:
         ray.shutdown()
         nodes.shutdown()
-        shutil.rmtree(ray_tmp, ignore_errors=True)
 
 
 def runs(photos: Path, seeds: range) -> list[RunSpec]:

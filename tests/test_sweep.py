@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import sys
-import tempfile
 from pathlib import Path
 
 import pytest
@@ -73,20 +71,12 @@ def test_local_sweep_writes_every_record_and_the_leaderboards(local_sweep):
 
 
 @pytest.mark.slow
-def test_ray_sweep_gives_identical_records(local_sweep, tmp_path, monkeypatch):
+def test_ray_sweep_gives_identical_records(local_sweep, tmp_path, ray_tmpdir):
     """A real local Ray instance, started and shut down by the sweep in its own temp dir."""
-    ray = pytest.importorskip("ray")
-    ray_tmp = tempfile.mkdtemp(prefix="ray", dir="/tmp")  # unix socket paths must be short
-    monkeypatch.setenv("RAY_TMPDIR", ray_tmp)
-    monkeypatch.delenv("RAY_ADDRESS", raising=False)
-    try:
-        code, _, err = sweep(tmp_path, *GRID, "--executor", "ray",
-                             "--workers", "2")  # fmt: skip
-        assert not ray.is_initialized()  # the sweep shut down the instance it started
-    finally:
-        if ray.is_initialized():
-            ray.shutdown()
-        shutil.rmtree(ray_tmp, ignore_errors=True)
+    import ray
+
+    code, _, err = sweep(tmp_path, *GRID, "--executor", "ray", "--workers", "2")
+    assert not ray.is_initialized()  # the sweep shut down the instance it started
     assert code == 0, err
     local, remote = records(local_sweep[0] / "runs"), records(tmp_path / "runs")
     assert sorted(remote) == sorted(local) and len(local) == 4
@@ -319,29 +309,18 @@ def test_two_entries_writing_one_record_are_refused_before_any_run(tmp_path):
     assert not (tmp_path / "runs").exists()
 
 
-def test_ray_runs_with_more_threads_than_workers_are_scheduled(monkeypatch):
+def test_ray_runs_with_more_threads_than_workers_are_scheduled(ray_tmpdir):
     """A local Ray instance is made big enough for one run of --threads CPUs;
     were it not, the task could never be scheduled and the sweep would wait forever."""
     import operator
     import time
     from functools import partial
 
-    ray = pytest.importorskip("ray")
     from cl_bench.experiments.executors import RayExecutor
 
-    ray_tmp = tempfile.mkdtemp(prefix="ray", dir="/tmp")  # unix socket paths must be short
-    monkeypatch.setenv("RAY_TMPDIR", ray_tmp)
-    try:
-        executor = RayExecutor(workers=1, cpus_per_task=2)
-        nap = partial(time.sleep, 0.0)
-        assert list(executor.run(operator.call, [nap, nap], lambda item, error: error)) == [
-            None,
-            None,
-        ]
-    finally:
-        if ray.is_initialized():
-            ray.shutdown()
-        shutil.rmtree(ray_tmp, ignore_errors=True)
+    executor = RayExecutor(workers=1, cpus_per_task=2)
+    nap = partial(time.sleep, 0.0)
+    assert list(executor.run(operator.call, [nap, nap], lambda item, error: error)) == [None, None]
 
 
 def test_ray_executor_without_ray_says_how_to_install_it(tmp_path, monkeypatch):

@@ -6,17 +6,12 @@ Weights & Biases offline run files)."""
 from __future__ import annotations
 
 import json
-import os
-import socket
 import struct
-import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 from cli_runner import clbench
+from script_loader import load_script
 
 from cl_bench.results.records import iter_records
 
@@ -167,39 +162,13 @@ def test_tensorboard_event_files_hold_the_scalars_at_their_steps(tmp_path):
     assert last.value == pytest.approx(record["metrics"]["last_accuracy"], abs=1e-4)
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def mlflow_server(tmp_path_factory):
-    """A real MLflow tracking server (SQLite backend, artifacts served), stopped by PID."""
-    folder = tmp_path_factory.mktemp("mlflow")
-    port = free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
-         "--backend-store-uri", f"sqlite:///{folder / 'mlflow.db'}",
-         "--artifacts-destination", str(folder / "artifacts"), "--workers", "1"],
-        cwd=folder, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )  # fmt: skip
-    uri = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(120):
-            try:
-                with urllib.request.urlopen(f"{uri}/health", timeout=2) as answer:
-                    if answer.status == 200:
-                        break
-            except OSError:
-                time.sleep(0.5)
-        else:
-            pytest.fail("mlflow server did not answer /health within 60 s")
+    """A real MLflow tracking server (SQLite backend, artifacts served)."""
+    with load_script("scripts/mlflow_screenshot.py").mlflow_server(
+        tmp_path_factory.mktemp("mlflow")
+    ) as uri:
         yield uri
-    finally:
-        os.killpg(server.pid, 15)
-        server.wait(30)
 
 
 def test_mlflow_gets_params_tags_metrics_with_steps_and_artifacts(mlflow_server, tmp_path):

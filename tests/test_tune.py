@@ -51,6 +51,26 @@ def test_a_study_runs_its_trials_on_validation_then_the_best_on_test(tmp_path):
     assert len(list(iter_records(tmp_path / "runs"))) == 2
 
 
+@pytest.mark.slow
+def test_trials_on_ray_report_each_experience_to_the_study(tmp_path, ray_tmpdir):
+    """Trials in Ray workers reach the study's storage themselves: every trial has the
+    accuracy after each experience, which is what pruning reads."""
+    code, _, err = clbench(*TUNE[:-2], "--trials", "2", "--workers", "2", "--executor", "ray",
+                           "--output", str(tmp_path / "runs"),
+                           "--trials-output", str(tmp_path / "tuning"))  # fmt: skip
+    assert code == 0, err
+    trials = [record for _, record in iter_records(tmp_path / "tuning")]
+    assert len(trials) == 2 and all(r["machine"]["ray_node"] for r in trials)
+    study = optuna.load_study(study_name="finetune-head-offline-mix-efficientnet_lite0-average",
+                              storage=f"sqlite:///{tmp_path / 'tuning' / 'tuning.db'}")  # fmt: skip
+    for trial in study.trials:
+        [record] = [r for r in trials if float(r["overrides"]["lr"]) == trial.params["lr"]]
+        curve = record["metrics"]["accuracy_curve"]  # after each experience, on all seen
+        assert trial.intermediate_values == {step: pytest.approx(accuracy)
+                                             for step, accuracy in enumerate(curve)}  # fmt: skip
+    assert len(list(iter_records(tmp_path / "runs"))) == 1
+
+
 class InProcess:
     """The trials in this process, so that the instrumented stream sees them."""
 
