@@ -26,7 +26,7 @@ VARIANTS = {("sema", "classifier_alignment=true"), ("joint", "adapters=true")} |
 }
 # Rows whose settings `clbench tune` chose on the validation split, 10 trials each
 # (docs/tuning.md); their records are the tune command's, not the grid's.
-TUNED = {"sema", "lambda-orth", "oca", "avalanche:mas", "avalanche:ewc"}
+TUNED = {"sema", "mos", "lambda-orth", "oca", "avalanche:mas", "avalanche:ewc"}
 TUNED_KIND = "continual, tuned on validation (10 trials)"
 
 
