@@ -118,6 +118,19 @@ def test_an_interrupted_study_keeps_its_finished_trials(tmp_path):
     assert finished(run_study(study, tmp_path / "runs", InProcess(), workers=1)) == 3
 
 
+def test_a_timeout_stops_starting_trials_once_it_has_passed(tmp_path):
+    registry = Registry.discover()
+    base = RunSpec("finetune-head", "offline-mix", "efficientnet_lite0", 1,
+                   overrides={"epochs": "1"}, limit_per_class=4, split="validation")  # fmt: skip
+    study = Study(base=base, space=checked_space(registry, base), objective="last",
+                  name="timed", storage=f"sqlite:///{tmp_path / 'study.db'}",
+                  timeout=10)  # no trial budget: the clock alone ends it  # fmt: skip
+    readings = iter([0.0, 9.0, 10.0])  # start, before trial 0, before trial 1
+    done = run_study(study, tmp_path / "runs", InProcess(), workers=1,
+                     clock=lambda: next(readings))  # fmt: skip
+    assert finished(done) == 1
+
+
 @pytest.mark.parametrize(("extra", "message"), [
     (["--trials", "0"], "Invalid value for '--trials'"),
     (["--storage", "sqlite:////no/such/folder/study.db"], "the study storage"),
