@@ -5,6 +5,8 @@ its bad inputs refused before any trial."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -12,7 +14,7 @@ from cli_runner import clbench
 
 import cl_bench.data.streams as streams
 from cl_bench.experiments.runs import RunSpec
-from cl_bench.experiments.tune import Study, checked_space, finished, run_study
+from cl_bench.experiments.tune import Study, checked_space, finished, open_study, run_study
 from cl_bench.results.records import iter_records
 from cl_bench.training.registry import Registry
 
@@ -69,6 +71,36 @@ def test_trials_on_ray_report_each_experience_to_the_study(tmp_path, ray_tmpdir)
         assert trial.intermediate_values == {step: pytest.approx(accuracy)
                                              for step, accuracy in enumerate(curve)}  # fmt: skip
     assert len(list(iter_records(tmp_path / "runs"))) == 1
+
+
+@pytest.mark.slow
+def test_two_processes_share_one_study_through_its_storage(tmp_path):
+    """Two ``clbench tune`` processes on one storage URL and study name (as two machines
+    would be, on a database server): together they run the study's budget, each trial
+    once, every trial told to the one study; each stops asking once the budget is met,
+    so the study may end with one more trial than asked (the other's last)."""
+    storage, study_name = f"sqlite:///{tmp_path / 'shared.db'}", "shared"
+
+    def start(machine: str) -> subprocess.Popen:
+        argv = [*TUNE[:-6], "--trials", "4", "--seed", "1", "--storage", storage,
+                "--study", study_name, "--output", str(tmp_path / machine / "runs"),
+                "--trials-output", str(tmp_path / machine / "trials")]  # fmt: skip
+        return subprocess.Popen([sys.executable, "-c", "from cl_bench.cli import main; main()",
+                                 *argv], stderr=subprocess.PIPE, text=True)  # fmt: skip
+
+    machines = [start("a"), start("b")]
+    errors = [machine.communicate(timeout=600)[1] for machine in machines]
+    assert [machine.returncode for machine in machines] == [0, 0], errors
+    study = optuna.load_study(study_name=study_name, storage=storage)
+    assert all(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials)
+    assert 4 <= len(study.trials) <= 5
+    trials = [
+        record for machine in "ab" for _, record in iter_records(tmp_path / machine / "trials")
+    ]
+    assert len(trials) == len(study.trials)  # each trial ran once, on one machine
+    assert sorted(float(r["overrides"]["lr"]) for r in trials) == sorted(
+        t.params["lr"] for t in study.trials
+    )
 
 
 class InProcess:
@@ -129,6 +161,24 @@ def test_a_timeout_stops_starting_trials_once_it_has_passed(tmp_path):
     done = run_study(study, tmp_path / "runs", InProcess(), workers=1,
                      clock=lambda: next(readings))  # fmt: skip
     assert finished(done) == 1
+
+
+def test_a_study_opens_when_another_process_is_creating_its_tables(tmp_path, monkeypatch):
+    """Two machines starting on a fresh database race to create Optuna's tables; the
+    loser's first attempt fails (an IntegrityError, as SQLite gives) and is tried again."""
+    real, calls = optuna.create_study, []
+
+    def racing(**kwargs):
+        calls.append(kwargs["study_name"])
+        if len(calls) == 1:
+            raise RuntimeError("UNIQUE constraint failed: alembic_version.version_num")
+        return real(**kwargs)
+
+    monkeypatch.setattr(optuna, "create_study", racing)
+    base = RunSpec("finetune-head", "offline-mix", "efficientnet_lite0", 1)
+    study = Study(base=base, space={}, objective="last", name="raced",
+                  storage=f"sqlite:///{tmp_path / 'study.db'}", trials=1)  # fmt: skip
+    assert open_study(study, wait=0).study_name == "raced" and len(calls) == 2
 
 
 @pytest.mark.parametrize(("extra", "message"), [

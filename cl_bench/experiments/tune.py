@@ -63,12 +63,17 @@ def checked_space(registry: Registry, base: RunSpec) -> Mapping[str, Dimension]:
     return space
 
 
-def open_study(study: Study) -> Any:
+def open_study(study: Study, attempts: int = 3, wait: float = 1.0) -> Any:
     """The Optuna study (made, or loaded to go on); storage that cannot be reached is a
-    clear error before any trial."""
+    clear error before any trial.
+
+    Two machines starting on a fresh database race to create Optuna's tables, and the
+    loser's attempt fails although the storage is fine: so a failure is tried again,
+    ``attempts`` times in all, before it is reported."""
     optuna = import_optuna()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    try:
+
+    def create() -> Any:
         return optuna.create_study(
             study_name=study.name, storage=study.storage, load_if_exists=True,
             direction="maximize", sampler=optuna.samplers.TPESampler(seed=study.base.seed),
@@ -76,6 +81,14 @@ def open_study(study: Study) -> Any:
             # once five trials have finished (Optuna's default rule)
             pruner=optuna.pruners.MedianPruner(n_startup_trials=5),
         )  # fmt: skip
+
+    for _ in range(attempts - 1):
+        try:
+            return create()
+        except Exception:  # the last attempt says what went wrong
+            time.sleep(wait)
+    try:
+        return create()
     except Exception as error:  # a bad URL, a server that does not answer, no driver
         raise ClbenchError(f"the study storage {shortened(study.storage)} cannot be used "
                            f"({type(error).__name__}: {str(error)[:200]})") from error  # fmt: skip
