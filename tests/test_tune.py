@@ -5,6 +5,7 @@ its bad inputs refused before any trial."""
 
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 import sys
 from pathlib import Path
@@ -17,6 +18,7 @@ from cl_bench.experiments.runs import RunSpec
 from cl_bench.experiments.tune import Study, checked_space, finished, open_study, run_study
 from cl_bench.results.records import iter_records
 from cl_bench.training.registry import Registry
+from cl_bench.utils.errors import ConfigError
 
 optuna = pytest.importorskip("optuna")
 
@@ -40,6 +42,7 @@ def test_a_study_runs_its_trials_on_validation_then_the_best_on_test(tmp_path):
         assert "tuned=finetune-head-offline-mix-efficientnet_lite0-average" in record["variant"]
         assert record["tuning"]["trials"] == 3
         assert record["tuning"]["space"] == {"lr": "0.005..0.5 (log)"}
+        assert record["tuning"]["sampler"] == "tpe" and record["tuning"]["pruning"] is True
         assert float(record["overrides"]["lr"]) == pytest.approx(best.params["lr"])
     # the best trial's value is its record's average incremental accuracy on validation
     [best_record] = [r for r in trials if float(r["overrides"]["lr"]) == best.params["lr"]]
@@ -179,6 +182,33 @@ def test_a_study_opens_when_another_process_is_creating_its_tables(tmp_path, mon
     study = Study(base=base, space={}, objective="last", name="raced",
                   storage=f"sqlite:///{tmp_path / 'study.db'}", trials=1)  # fmt: skip
     assert open_study(study, wait=0).study_name == "raced" and len(calls) == 2
+
+
+def test_a_study_is_gone_on_with_only_by_a_command_asking_the_same(tmp_path):
+    """A study remembers what it was made for (strategy, stream, fixed settings, space,
+    objective, sampler, pruning...): a command asking something else is refused, naming
+    the difference, before any trial, so that one study's trials always compare."""
+    base = RunSpec("finetune-head", "offline-mix", "efficientnet_lite0", 1,
+                   overrides={"epochs": "1"}, limit_per_class=4, split="validation")  # fmt: skip
+    storage = f"sqlite:///{tmp_path / 'study.db'}"
+    study = Study(base=base, space=checked_space(Registry.discover(), base), objective="last",
+                  name="asked", storage=storage, sampler="random", pruning=False)  # fmt: skip
+    made = open_study(study)
+    assert isinstance(made.sampler, optuna.samplers.RandomSampler)
+    assert isinstance(made.pruner, optuna.pruners.NopPruner)
+    assert open_study(study).user_attrs["clbench"]["sampler"] == "random"  # the same: opens
+    with pytest.raises(ConfigError, match=r"objective 'last_accuracy' \(this command: "
+                       r"'average_incremental_accuracy'\).*--study"):  # fmt: skip
+        open_study(dataclasses.replace(study, objective="average"))
+    code, _, err = clbench("tune", "--strategy", "finetune-head", "--limit-per-class", "4",
+                           "--set", "epochs=2", "--objective", "last", "--sampler", "random",
+                           "--no-pruning", "--storage", storage, "--study", "asked",
+                           "--output", str(tmp_path / "runs"),
+                           "--trials-output", str(tmp_path / "trials"))  # fmt: skip
+    assert code == 2 and "fixed {'epochs': '1'} (this command: {'epochs': '2'})" in " ".join(
+        err.split()
+    )
+    assert not list(tmp_path.rglob("*.json"))
 
 
 @pytest.mark.parametrize(("extra", "message"), [

@@ -72,6 +72,19 @@ from cl_bench.utils.threads import DEFAULT_THREADS
     help="Average incremental or last accuracy, on the validation split.",
 )
 @click.option(
+    "--sampler",
+    type=click.Choice(["tpe", "random"]),
+    default="tpe",
+    show_default=True,
+    help="Optuna's TPE, or random search (a baseline for the search itself).",
+)
+@click.option(
+    "--pruning/--no-pruning",
+    default=True,
+    show_default=True,
+    help="Stop a trial below the median of the earlier ones at an experience.",
+)
+@click.option(
     "--set",
     "assignments",
     multiple=True,
@@ -124,14 +137,16 @@ from cl_bench.utils.threads import DEFAULT_THREADS
     "apart from --output, so that trials do not become leaderboard rows.",
 )
 def tune(strategy: str, stream: str, backbone: str, trials: int | None,
-         timeout: float | None, seeds: tuple[int, ...], objective: str,
-         assignments: tuple[str, ...], limit_per_class: int | None, threads: int | None,
-         workers: int, executor: str, ray_address: str | None, storage: str | None,
-         study_name: str | None, output: Path, trials_output: Path) -> None:  # fmt: skip
+         timeout: float | None, seeds: tuple[int, ...], objective: str, sampler: str,
+         pruning: bool, assignments: tuple[str, ...], limit_per_class: int | None,
+         threads: int | None, workers: int, executor: str, ray_address: str | None,
+         storage: str | None, study_name: str | None, output: Path,
+         trials_output: Path) -> None:  # fmt: skip
     """Tune a strategy's declared search space with Optuna on the validation split.
 
-    Optuna's TPE over the strategy's search space; the best settings then run on the test
-    split over the seeds as the variant ``tuned``.
+    Optuna's TPE (or random search) over the strategy's search space, pruning trials
+    below the median at an experience; the best settings then run on the test split over
+    the seeds as the variant ``tuned``.
 
     Every trial is an ordinary run on the validation split and leaves an ordinary record;
     the test split is never read while tuning. Rerunning goes on with the same study.
@@ -150,7 +165,8 @@ def tune(strategy: str, stream: str, backbone: str, trials: int | None,
     study = Study(base=base, space=space, objective=objective,  # type: ignore[arg-type]
                   name=study_name or default_study_name(base, objective),
                   storage=storage or f"sqlite:///{(trials_output / 'tuning.db').resolve()}",
-                  trials=trials, timeout=timeout)  # fmt: skip
+                  trials=trials, timeout=timeout, sampler=sampler,  # type: ignore[arg-type]
+                  pruning=pruning)  # fmt: skip
     pool = make_executor(executor, workers=workers, ray_address=ray_address,
                          threads_per_run=base.threads)  # fmt: skip
 

@@ -12,6 +12,7 @@ its trials is not repeated. Optuna is imported only here.
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -30,6 +31,7 @@ from cl_bench.utils.errors import ClbenchError, ConfigError, shortened
 
 OPTUNA_INSTALL = "pip install 'clbench[tune]'"
 OBJECTIVES = {"average": "average_incremental_accuracy", "last": "last_accuracy"}
+SAMPLERS = ("tpe", "random")
 
 
 @dataclass(frozen=True)
@@ -43,6 +45,21 @@ class Study:
     storage: str
     trials: int | None = None
     timeout: float | None = None
+    sampler: Literal["tpe", "random"] = "tpe"
+    pruning: bool = True
+
+    def identity(self) -> dict[str, Any]:
+        """What makes two commands the same study: a study is gone on with only by a
+        command that asks the same question, so that its trials stay comparable."""
+        return {
+            "strategy": self.base.strategy, "stream": self.base.stream,
+            "backbone": self.base.backbone, "seed": self.base.seed,
+            "limit_per_class": self.base.limit_per_class,
+            "fixed": dict(sorted(self.base.overrides.items())),
+            "space": {key: d.describe() for key, d in sorted(self.space.items())},
+            "objective": OBJECTIVES[self.objective], "sampler": self.sampler,
+            "pruning": self.pruning,
+        }  # fmt: skip
 
 
 def default_study_name(base: RunSpec, objective: str) -> str:
@@ -73,25 +90,50 @@ def open_study(study: Study, attempts: int = 3, wait: float = 1.0) -> Any:
     optuna = import_optuna()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
 
+    samplers = {"tpe": optuna.samplers.TPESampler, "random": optuna.samplers.RandomSampler}
+    # a trial worse than the median of the others at the same experience stops, once
+    # five trials have finished (Optuna's default rule)
+    pruner = optuna.pruners.MedianPruner(n_startup_trials=5) if study.pruning else None
+
     def create() -> Any:
         return optuna.create_study(
             study_name=study.name, storage=study.storage, load_if_exists=True,
-            direction="maximize", sampler=optuna.samplers.TPESampler(seed=study.base.seed),
-            # a trial worse than the median of the others at the same experience stops,
-            # once five trials have finished (Optuna's default rule)
-            pruner=optuna.pruners.MedianPruner(n_startup_trials=5),
+            direction="maximize", sampler=samplers[study.sampler](seed=study.base.seed),
+            pruner=pruner or optuna.pruners.NopPruner(),
         )  # fmt: skip
 
     for _ in range(attempts - 1):
         try:
-            return create()
+            return _same_study(create(), study)
+        except ClbenchError:
+            raise
         except Exception:  # the last attempt says what went wrong
             time.sleep(wait)
     try:
-        return create()
+        return _same_study(create(), study)
+    except ClbenchError:
+        raise
     except Exception as error:  # a bad URL, a server that does not answer, no driver
         raise ClbenchError(f"the study storage {shortened(study.storage)} cannot be used "
                            f"({type(error).__name__}: {str(error)[:200]})") from error  # fmt: skip
+
+
+def _same_study(optuna_study: Any, study: Study) -> Any:
+    """The study, marked with what it asks on first use; one made by a command asking
+    something else is refused, naming the difference."""
+    made_for = optuna_study.user_attrs.get("clbench")
+    wanted = json.loads(json.dumps(study.identity()))  # as storage gives it back
+    if made_for is None:
+        optuna_study.set_user_attr("clbench", wanted)
+        return optuna_study
+    differences = [f"{key} {made_for.get(key)!r} (this command: {value!r})"
+                   for key, value in wanted.items() if made_for.get(key) != value]  # fmt: skip
+    if differences:
+        raise ConfigError(f"the study {shortened(study.name)} in {shortened(study.storage)} was "
+                          f"made with " + "; ".join(differences) + ": its trials would not "
+                          "compare with this command's. Give the same settings, or name "
+                          "another study with --study")  # fmt: skip
+    return optuna_study
 
 
 def suggest(trial: Any, space: Mapping[str, Dimension]) -> dict[str, str]:
@@ -180,6 +222,8 @@ def tuned_runs(study: Study, optuna_study: Any, seeds: list[int]) -> list[RunSpe
         "best_value": best.value,
         "best_trial": best.number,
         "space": {key: d.describe() for key, d in study.space.items()},
+        "sampler": study.sampler,
+        "pruning": study.pruning,
         # what the site draws: every trial's value, and how much each setting mattered
         "history": [[t.number, t.value] for t in optuna_study.trials],
         "importances": _importances(optuna_study),
