@@ -162,6 +162,7 @@ def files_outside(root: Path, *allowed: Path) -> list[Path]:
             and not any(p.is_relative_to(folder) for folder in allowed)]  # fmt: skip
 
 
+@pytest.mark.slow
 def test_a_grid_naming_an_escaping_spec_keeps_every_file_inside_the_folders_given(tmp_path):
     work = tmp_path / "a" / "b"
     work.mkdir(parents=True)

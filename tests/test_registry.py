@@ -148,6 +148,7 @@ def test_template_plugin_is_listed(template_install):
     assert "nearest class mean" in line
 
 
+@pytest.mark.slow
 def test_template_plugin_runs_end_to_end(template_install, tmp_path):
     result = _clbench(
         [

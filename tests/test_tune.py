@@ -26,6 +26,16 @@ TUNE = ["tune", "--strategy", "finetune-head", "--limit-per-class", "4", "--set"
         "--trials", "3", "--seed", "1", "--seed", "2"]  # fmt: skip
 
 
+def small_study(tmp_path: Path, name: str, **fields) -> Study:
+    """A study of finetune-head, one epoch on 4 images a class, stored in
+    ``tmp_path/study.db``, maximising the last accuracy."""
+    base = RunSpec("finetune-head", "offline-mix", "efficientnet_lite0", 1,
+                   overrides={"epochs": "1"}, limit_per_class=4, split="validation")  # fmt: skip
+    return Study(base=base, space=checked_space(Registry.discover(), base), objective="last",
+                 name=name, storage=f"sqlite:///{tmp_path / 'study.db'}", **fields)  # fmt: skip
+
+
+@pytest.mark.slow
 def test_a_study_runs_its_trials_on_validation_then_the_best_on_test(tmp_path):
     folders = ["--output", str(tmp_path / "runs"), "--trials-output", str(tmp_path / "tuning")]
     code, out, err = clbench(*TUNE, *folders)
@@ -123,12 +133,7 @@ def test_no_trial_reads_the_test_split(tmp_path, monkeypatch):
         return real(self, index, classes, rows, stream)
 
     monkeypatch.setattr(streams.Stream, "_experience", watched)
-    registry = Registry.discover()
-    base = RunSpec("finetune-head", "offline-mix", "efficientnet_lite0", 1,
-                   overrides={"epochs": "1"}, limit_per_class=4, split="validation")  # fmt: skip
-    storage = f"sqlite:///{tmp_path / 'study.db'}"
-    study = Study(base=base, space=checked_space(registry, base), objective="last",
-                  name="watched", storage=storage, trials=2)  # fmt: skip
+    study = small_study(tmp_path, "watched", trials=2)
     done = run_study(study, tmp_path / "runs", InProcess(), workers=1)
     assert finished(done) == 2
     assert touched and all(split == "validation" for split, _ in touched)
@@ -136,12 +141,7 @@ def test_no_trial_reads_the_test_split(tmp_path, monkeypatch):
 
 
 def test_an_interrupted_study_keeps_its_finished_trials(tmp_path):
-    registry = Registry.discover()
-    base = RunSpec("finetune-head", "offline-mix", "efficientnet_lite0", 1,
-                   overrides={"epochs": "1"}, limit_per_class=4, split="validation")  # fmt: skip
-    storage = f"sqlite:///{tmp_path / 'study.db'}"
-    study = Study(base=base, space=checked_space(registry, base), objective="last",
-                  name="interrupted", storage=storage, trials=3)  # fmt: skip
+    study = small_study(tmp_path, "interrupted", trials=3)
 
     def interrupt(number, outcome, value):
         raise KeyboardInterrupt
@@ -154,12 +154,7 @@ def test_an_interrupted_study_keeps_its_finished_trials(tmp_path):
 
 
 def test_a_timeout_stops_starting_trials_once_it_has_passed(tmp_path):
-    registry = Registry.discover()
-    base = RunSpec("finetune-head", "offline-mix", "efficientnet_lite0", 1,
-                   overrides={"epochs": "1"}, limit_per_class=4, split="validation")  # fmt: skip
-    study = Study(base=base, space=checked_space(registry, base), objective="last",
-                  name="timed", storage=f"sqlite:///{tmp_path / 'study.db'}",
-                  timeout=10)  # no trial budget: the clock alone ends it  # fmt: skip
+    study = small_study(tmp_path, "timed", timeout=10)  # no trial budget: the clock alone ends it
     readings = iter([0.0, 9.0, 10.0])  # start, before trial 0, before trial 1
     done = run_study(study, tmp_path / "runs", InProcess(), workers=1,
                      clock=lambda: next(readings))  # fmt: skip
@@ -178,21 +173,15 @@ def test_a_study_opens_when_another_process_is_creating_its_tables(tmp_path, mon
         return real(**kwargs)
 
     monkeypatch.setattr(optuna, "create_study", racing)
-    base = RunSpec("finetune-head", "offline-mix", "efficientnet_lite0", 1)
-    study = Study(base=base, space={}, objective="last", name="raced",
-                  storage=f"sqlite:///{tmp_path / 'study.db'}", trials=1)  # fmt: skip
-    assert open_study(study, wait=0).study_name == "raced" and len(calls) == 2
+    assert open_study(small_study(tmp_path, "raced"), wait=0).study_name == "raced"
+    assert len(calls) == 2
 
 
 def test_a_study_is_gone_on_with_only_by_a_command_asking_the_same(tmp_path):
     """A study remembers what it was made for (strategy, stream, fixed settings, space,
     objective, sampler, pruning...): a command asking something else is refused, naming
     the difference, before any trial, so that one study's trials always compare."""
-    base = RunSpec("finetune-head", "offline-mix", "efficientnet_lite0", 1,
-                   overrides={"epochs": "1"}, limit_per_class=4, split="validation")  # fmt: skip
-    storage = f"sqlite:///{tmp_path / 'study.db'}"
-    study = Study(base=base, space=checked_space(Registry.discover(), base), objective="last",
-                  name="asked", storage=storage, sampler="random", pruning=False)  # fmt: skip
+    study = small_study(tmp_path, "asked", sampler="random", pruning=False)
     made = open_study(study)
     assert isinstance(made.sampler, optuna.samplers.RandomSampler)
     assert isinstance(made.pruner, optuna.pruners.NopPruner)
@@ -202,7 +191,7 @@ def test_a_study_is_gone_on_with_only_by_a_command_asking_the_same(tmp_path):
         open_study(dataclasses.replace(study, objective="average"))
     code, _, err = clbench("tune", "--strategy", "finetune-head", "--limit-per-class", "4",
                            "--set", "epochs=2", "--objective", "last", "--sampler", "random",
-                           "--no-pruning", "--storage", storage, "--study", "asked",
+                           "--no-pruning", "--storage", study.storage, "--study", "asked",
                            "--output", str(tmp_path / "runs"),
                            "--trials-output", str(tmp_path / "trials"))  # fmt: skip
     assert code == 2 and "fixed {'epochs': '1'} (this command: {'epochs': '2'})" in " ".join(
@@ -243,13 +232,8 @@ def test_a_strategy_without_a_space_is_refused(tmp_path):
 def test_a_trial_worse_than_the_others_at_an_experience_is_pruned(tmp_path):
     """Five earlier trials at 100% after every experience: a new one is pruned after its
     first experience, its run stops there, and it leaves no failure note."""
-    registry = Registry.discover()
-    base = RunSpec("finetune-head", "offline-mix", "efficientnet_lite0", 1,
-                   overrides={"epochs": "1"}, limit_per_class=4, split="validation")  # fmt: skip
-    storage = f"sqlite:///{tmp_path / 'study.db'}"
-    study = Study(base=base, space=checked_space(registry, base), objective="last",
-                  name="pruning", storage=storage, trials=6)  # fmt: skip
-    perfect = optuna.create_study(study_name="pruning", storage=storage, direction="maximize")
+    study = small_study(tmp_path, "pruning", trials=6)
+    perfect = optuna.create_study(study_name="pruning", storage=study.storage, direction="maximize")
     distribution = optuna.distributions.FloatDistribution(0.005, 0.5, log=True)
     for lr in (0.01, 0.02, 0.03, 0.04, 0.05):
         perfect.add_trial(optuna.trial.create_trial(
