@@ -61,11 +61,16 @@ def gpu_slots(gpu_ids: Sequence[str], per_run: float) -> list[str]:
     return [gpu_ids[i % count] for i in range(count * int(1 / per_run + 1e-9))]
 
 
-def check_gpus_per_run(per_run: float, largest: float, where: str) -> None:
-    """A share of one GPU (0 < G <= 1) or whole GPUs, no more than ``where`` has."""
+def check_gpu_share(per_run: float) -> None:
+    """A share of one GPU (0 < G <= 1) or whole GPUs: what a run can be given."""
     if not per_run > 0 or (per_run > 1 and per_run != int(per_run)):
         raise ClbenchError(f"--gpus-per-run must be a share of one GPU (0 < G <= 1) or a "
                            f"whole number of GPUs, got {per_run:g}")  # fmt: skip
+
+
+def check_gpus_per_run(per_run: float, largest: float, where: str) -> None:
+    """A valid share (:func:`check_gpu_share`), no more than ``where`` has."""
+    check_gpu_share(per_run)
     if per_run > largest:
         raise ClbenchError(f"--gpus-per-run {per_run:g}: {where} has "
                            f"{'no GPU' if not largest else f'{largest:g} GPUs'}")  # fmt: skip
@@ -416,7 +421,7 @@ def make_executor(
         return LocalExecutor(workers or max(1, (os.cpu_count() or 1) // threads_per_run))
     if kind == "ray":
         if gpus_per_run:
-            check_gpus_per_run(gpus_per_run, float("inf"), "")
+            check_gpu_share(gpus_per_run)  # the cluster's GPUs are checked on connecting
         return RayExecutor(ray_address, workers, cpus_per_task=threads_per_run,
                            gpus_per_task=gpus_per_run)  # fmt: skip
     raise ClbenchError(f"unknown executor {shortened(kind)}; choose local or ray")
