@@ -22,7 +22,7 @@ from cl_bench.utils.errors import ConfigError
 
 optuna = pytest.importorskip("optuna")
 
-TUNE = ["tune", "--strategy", "finetune-head", "--limit-per-class", "4", "--set", "epochs=2",
+TUNE = ["tune", "--strategy", "finetune-head", "--limit-per-class", "4", "--set", "epochs=1",
         "--trials", "3", "--seed", "1", "--seed", "2"]  # fmt: skip
 
 
