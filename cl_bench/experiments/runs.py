@@ -44,7 +44,7 @@ from cl_bench.results.records import (
     write_record,
 )
 from cl_bench.training.registry import Registry
-from cl_bench.training.tracking import RunStart
+from cl_bench.training.tracking import Loggers, RunStart
 from cl_bench.utils.config import config_to_dict
 from cl_bench.utils.errors import ClbenchError, ConfigError, ProvenanceMismatchError, shortened
 from cl_bench.utils.files import CACHE_ENV, cache_dir, folder_problem
@@ -90,10 +90,14 @@ class RunSpec:
     trial: tuple[str, str, int] | None = None
 
     @property
+    def study(self) -> str | None:
+        """The tuning study that chose a tuned run's settings (part of its variant)."""
+        return self.tuning["study"] if self.tuning else None
+
+    @property
     def variant(self) -> str:
         weights = checkpoint_sha256(self.weights.absolute()) if self.weights else None
-        return variant_of(self.overrides, self.limit_per_class, self.split, weights,
-                          self.tuning["study"] if self.tuning else None)  # fmt: skip
+        return variant_of(self.overrides, self.limit_per_class, self.split, weights, self.study)
 
     @property
     def label(self) -> str:
@@ -194,8 +198,7 @@ def _evaluate(
     _check_expected(spec, built.data_sha256, backend.weights)
     provider = registry.provider("strategy", spec.strategy).distribution
     variant = variant_of(overrides, spec.limit_per_class, spec.split,
-                         _loaded_sha256(backend, spec.weights),
-                         spec.tuning["study"] if spec.tuning else None)  # fmt: skip
+                         _loaded_sha256(backend, spec.weights), spec.study)  # fmt: skip
     checkpoints = _checkpoints(spec, say, {
         "stream": stream_spec.name, "strategy": spec.strategy, "backbone": spec.backbone,
         "seed": spec.seed, "variant": variant, "config": config_to_dict(config),
@@ -221,87 +224,95 @@ def _evaluate(
         resumed_after_experience=None if progress is None else progress.experience,
     )  # fmt: skip
     with loggers.for_run(start):  # a failed run closes its loggers with its error
-        config, overrides = recipe.config, recipe.overrides
-        result = run(strategy_spec, stream=built, backbone=backend, config=config, seed=spec.seed,
-                     track=track, resume=progress, loggers=loggers,
-                     after_experience=checkpoints.save if checkpoints else None)  # fmt: skip
-        record = {
-            "format": RECORD_FORMAT,
-            "stream": stream_spec.name,
-            "strategy": spec.strategy,
-            # A bound such as joint training, not a continual method (leaderboards mark it).
-            "reference": strategy_spec.reference,
-            "backbone": spec.backbone,
-            "seed": spec.seed,
-            # the checkpoint as loaded, whatever has happened to its file since
-            "variant": variant,
-            "split": spec.split,
-            "config": config_to_dict(config),
-            "overrides": dict(overrides),
-            # Where the config's values come from: the official settings of the stream's
-            # family (if the strategy's code has them), then --set.
-            "recipe": recipe.describe(),
-            # how `clbench tune` chose the settings, for a tuned run
-            "tuning": dict(spec.tuning) if spec.tuning else None,
-            "limit_per_class": spec.limit_per_class,
-            "stream_info": {
-                "spec_file": stream_spec.path.name if stream_spec.path else None,
-                "class_order": built.class_order,
-                "class_names": list(built.info.class_names),
-                "classes_per_experience": [list(c) for c in built.info.classes_per_experience],
-                "resolution": built.info.resolution,
-                "fit": (
-                    [stream_spec.fit, stream_spec.crop_pct] if stream_spec.fit == "crop" else "pad"
-                ),
-                "train_images": built.num_train_images,
-                # the prepared images, labels and split: what `clbench verify` checks first
-                "data_sha256": built.data_sha256,
-                "test_images": sum(result.test_counts),
-                # Where this strategy's result should land, in the papers' own setting.
-                "published": [
-                    dataclasses.asdict(p)
-                    for p in stream_spec.published
-                    if p.strategy == spec.strategy
-                ],
-            },
-            "backbone_weights": backend.weights,
-            "strategy_provider": provider,
-            "strategy_provider_version": _distribution_version(provider),
-            "strategy_report": result.strategy_report,
-            "versions": package_versions(),
-            "device": str(device),
-            "machine": machine_description(
-                torch.cuda.get_device_name(device) if device.type == "cuda" else None
-            ),
-            "started": started,
-            "finished": utc_now(),
-            "metrics": {
-                **summarise(result.correct, result.test_counts),
-                "correct": result.correct,
-                "test_counts": result.test_counts,
-                "compatibility": result.compatibility,
-            },
-            "resources": {
-                "wall_seconds": time.perf_counter() - clock,
-                "train_seconds": result.train_seconds,
-                "eval_seconds": result.eval_seconds,
-                "compatibility_seconds": result.compatibility_seconds,
-                "peak_rss_mib": result.peak_rss_mib,
-                "peak_accelerator_mib": result.peak_accelerator_mib,
-                "trainable_parameters": result.trainable_parameters,
-                "total_parameters": result.total_parameters,
-                "rehearsal_samples": result.rehearsal_samples,
-                "torch_threads": torch.get_num_threads(),
-                # Frozen work actually done (cache hits excluded): what the feature cache saves.
-                "frozen_images_forwarded": backend.stats.images_forwarded,
-                "frozen_block_evaluations": backend.stats.block_evaluations,
-                "images_from_cache": backend.stats.images_from_cache,
-                # a run resumed from its checkpoint: its times and peaks cover the rest only
-                "resumed_after_experience": None if progress is None else progress.experience,
-            },
-        }
+        record = _run_record(spec, strategy_spec, stream_spec, backend, built, recipe, device,
+                             provider, variant, checkpoints, progress, loggers, track,
+                             started, clock)  # fmt: skip
         if loggers:
             end_of_run(loggers, record)
+    return record
+
+
+def _run_record(spec: RunSpec, strategy_spec: Any, stream_spec: Any, backend: Backend,
+                built: Any, recipe: Any, device: torch.device, provider: str, variant: str,
+                checkpoints: Checkpoints | None, progress: Any, loggers: Loggers,
+                track: Callable[..., Iterator[Any]] | None, started: str,
+                clock: float) -> dict[str, Any]:  # fmt: skip
+    """Train and evaluate, and the run's record."""
+    config, overrides = recipe.config, recipe.overrides
+    result = run(strategy_spec, stream=built, backbone=backend, config=config, seed=spec.seed,
+                 track=track, resume=progress, loggers=loggers,
+                 after_experience=checkpoints.save if checkpoints else None)  # fmt: skip
+    record = {
+        "format": RECORD_FORMAT,
+        "stream": stream_spec.name,
+        "strategy": spec.strategy,
+        # A bound such as joint training, not a continual method (leaderboards mark it).
+        "reference": strategy_spec.reference,
+        "backbone": spec.backbone,
+        "seed": spec.seed,
+        # the checkpoint as loaded, whatever has happened to its file since
+        "variant": variant,
+        "split": spec.split,
+        "config": config_to_dict(config),
+        "overrides": dict(overrides),
+        # Where the config's values come from: the official settings of the stream's
+        # family (if the strategy's code has them), then --set.
+        "recipe": recipe.describe(),
+        # how `clbench tune` chose the settings, for a tuned run
+        "tuning": dict(spec.tuning) if spec.tuning else None,
+        "limit_per_class": spec.limit_per_class,
+        "stream_info": {
+            "spec_file": stream_spec.path.name if stream_spec.path else None,
+            "class_order": built.class_order,
+            "class_names": list(built.info.class_names),
+            "classes_per_experience": [list(c) for c in built.info.classes_per_experience],
+            "resolution": built.info.resolution,
+            "fit": [stream_spec.fit, stream_spec.crop_pct] if stream_spec.fit == "crop" else "pad",
+            "train_images": built.num_train_images,
+            # the prepared images, labels and split: what `clbench verify` checks first
+            "data_sha256": built.data_sha256,
+            "test_images": sum(result.test_counts),
+            # Where this strategy's result should land, in the papers' own setting.
+            "published": [
+                dataclasses.asdict(p) for p in stream_spec.published if p.strategy == spec.strategy
+            ],
+        },
+        "backbone_weights": backend.weights,
+        "strategy_provider": provider,
+        "strategy_provider_version": _distribution_version(provider),
+        "strategy_report": result.strategy_report,
+        "versions": package_versions(),
+        "device": str(device),
+        "machine": machine_description(
+            torch.cuda.get_device_name(device) if device.type == "cuda" else None
+        ),
+        "started": started,
+        "finished": utc_now(),
+        "metrics": {
+            **summarise(result.correct, result.test_counts),
+            "correct": result.correct,
+            "test_counts": result.test_counts,
+            "compatibility": result.compatibility,
+        },
+        "resources": {
+            "wall_seconds": time.perf_counter() - clock,
+            "train_seconds": result.train_seconds,
+            "eval_seconds": result.eval_seconds,
+            "compatibility_seconds": result.compatibility_seconds,
+            "peak_rss_mib": result.peak_rss_mib,
+            "peak_accelerator_mib": result.peak_accelerator_mib,
+            "trainable_parameters": result.trainable_parameters,
+            "total_parameters": result.total_parameters,
+            "rehearsal_samples": result.rehearsal_samples,
+            "torch_threads": torch.get_num_threads(),
+            # Frozen work actually done (cache hits excluded): what the feature cache saves.
+            "frozen_images_forwarded": backend.stats.images_forwarded,
+            "frozen_block_evaluations": backend.stats.block_evaluations,
+            "images_from_cache": backend.stats.images_from_cache,
+            # a run resumed from its checkpoint: its times and peaks cover the rest only
+            "resumed_after_experience": None if progress is None else progress.experience,
+        },
+    }
     if spec.save_model is not None and result.strategy is not None:
         save_model(spec.save_model, record, result.strategy)
     return record

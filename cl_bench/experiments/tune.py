@@ -26,7 +26,7 @@ from cl_bench.experiments.sweep import Outcome, run_sweep
 from cl_bench.experiments.trials import pruned
 from cl_bench.results.records import read_record
 from cl_bench.training.registry import Registry
-from cl_bench.training.search import Choice, Dimension, Range, check_space
+from cl_bench.training.search import Choice, Dimension, Range, check_space, setting_text
 from cl_bench.utils.errors import ClbenchError, ConfigError, shortened
 
 OPTUNA_INSTALL = "pip install 'clbench[tune]'"
@@ -93,29 +93,25 @@ def open_study(study: Study, attempts: int = 3, wait: float = 1.0) -> Any:
     samplers = {"tpe": optuna.samplers.TPESampler, "random": optuna.samplers.RandomSampler}
     # a trial worse than the median of the others at the same experience stops, once
     # five trials have finished (Optuna's default rule)
-    pruner = optuna.pruners.MedianPruner(n_startup_trials=5) if study.pruning else None
-
-    def create() -> Any:
-        return optuna.create_study(
-            study_name=study.name, storage=study.storage, load_if_exists=True,
-            direction="maximize", sampler=samplers[study.sampler](seed=study.base.seed),
-            pruner=pruner or optuna.pruners.NopPruner(),
-        )  # fmt: skip
-
-    for _ in range(attempts - 1):
+    pruner = (optuna.pruners.MedianPruner(n_startup_trials=5) if study.pruning
+              else optuna.pruners.NopPruner())  # fmt: skip
+    for attempt in range(1, attempts + 1):
         try:
-            return _same_study(create(), study)
-        except ClbenchError:
-            raise
-        except Exception:  # the last attempt says what went wrong
+            optuna_study = optuna.create_study(
+                study_name=study.name, storage=study.storage, load_if_exists=True,
+                direction="maximize", sampler=samplers[study.sampler](seed=study.base.seed),
+                pruner=pruner,
+            )  # fmt: skip
+        except Exception as error:  # a bad URL, a server that does not answer, no driver
+            if attempt == attempts:
+                raise ClbenchError(
+                    f"the study storage {shortened(study.storage)} cannot be used "
+                    f"({type(error).__name__}: {str(error)[:200]})"
+                ) from error
             time.sleep(wait)
-    try:
-        return _same_study(create(), study)
-    except ClbenchError:
-        raise
-    except Exception as error:  # a bad URL, a server that does not answer, no driver
-        raise ClbenchError(f"the study storage {shortened(study.storage)} cannot be used "
-                           f"({type(error).__name__}: {str(error)[:200]})") from error  # fmt: skip
+        else:
+            return _same_study(optuna_study, study)
+    raise AssertionError("attempts must be at least 1")
 
 
 def _same_study(optuna_study: Any, study: Study) -> Any:
@@ -146,7 +142,7 @@ def suggest(trial: Any, space: Mapping[str, Dimension]) -> dict[str, str]:
             value = trial.suggest_float(key, dimension.low, dimension.high, log=dimension.log)
         elif isinstance(dimension, Choice):
             value = trial.suggest_categorical(key, list(dimension.options))
-        values[key] = str(value).lower() if isinstance(value, bool) else str(value)
+        values[key] = setting_text(value)
     return values
 
 
@@ -212,8 +208,7 @@ def tuned_runs(study: Study, optuna_study: Any, seeds: list[int]) -> list[RunSpe
     """The best settings on the test split over ``seeds``, as the variant ``tuned``: the
     record keeps the study's name, its finished trials and the space."""
     best = optuna_study.best_trial
-    settings = {key: str(value).lower() if isinstance(value, bool) else str(value)
-                for key, value in best.params.items()}  # fmt: skip
+    settings = {key: setting_text(value) for key, value in best.params.items()}
     tuning = {
         "study": study.name,
         "trials": finished(optuna_study),

@@ -71,6 +71,11 @@ class Choice:
 Dimension = Range | Choice
 
 
+def setting_text(value: Any) -> str:
+    """A value of a space as ``--set`` text (``true``, not Python's ``True``)."""
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
 def check_space(name: str, config_type: type, space: Mapping[str, Dimension]) -> None:
     """Every key is a config field whose checks accept both ends of its range and every
     option: an error naming the strategy and the key otherwise. (A range's own shape,
@@ -91,7 +96,6 @@ def check_space(name: str, config_type: type, space: Mapping[str, Dimension]) ->
             raise ConfigError(f"{where}: {dimension!r} is neither a Range nor a Choice")
         for value in values:  # the config's own checks accept both ends and every option
             try:
-                build_config(config_type, {key: str(value).lower() if isinstance(value, bool)
-                                           else str(value)})  # fmt: skip
+                build_config(config_type, {key: setting_text(value)})
             except ConfigError as error:
                 raise ConfigError(f"{where}: the config refuses {value!r}: {error}") from error
