@@ -54,6 +54,17 @@ BAD = {  # field path -> values it must refuse
     ("machine",): ["x"],
     ("strategy_report",): [[1]],
     ("started",): [1],
+    # read by the leaderboard's Kind column and the site's Tuning section
+    ("tuning",): [
+        "x",
+        {"study": "s", "objective": "last_accuracy"},  # no trial count
+        {"study": "s", "trials": "10", "objective": "last_accuracy"},
+        {"study": "", "trials": 10, "objective": "last_accuracy"},
+        {"study": "s", "trials": 10, "objective": "a", "history": [[0, "abc"]]},
+        {"study": "s", "trials": 10, "objective": "a", "history": [[0, float("inf")]]},
+        {"study": "s", "trials": 10, "objective": "a", "importances": {"lr": -1.0}},
+        {"study": "s", "trials": 10, "objective": "a", "space": {"lr": 0.1}},
+    ],
 }
 CHECKED_AGAINST = {("metrics", "accuracy_curve"): ("metrics.accuracy_matrix",)}
 CASES = [(path, value) for path, values in BAD.items() for value in values]

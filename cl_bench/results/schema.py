@@ -104,6 +104,26 @@ class Recipe(_Strict):
     official_settings: dict[str, Any] = Field(default_factory=dict)
 
 
+Finite = Annotated[float, Field(allow_inf_nan=False)]
+
+
+class Tuning(_Strict):
+    """``clbench tune``'s study, as a tuned run keeps it: the leaderboard's Kind reads
+    the trials, the site's Tuning section the rest."""
+
+    study: Annotated[str, StringConstraints(min_length=1, max_length=1000)]
+    trials: Annotated[int, Field(ge=1)]
+    objective: Text
+    space: dict[Text, Text] = Field(default_factory=dict)
+    # [trial number, value or null] per trial
+    history: list[Annotated[list[Finite | None], Field(min_length=2, max_length=2)]] = Field(
+        default_factory=list
+    )
+    importances: dict[Text, Annotated[float, Field(ge=0, allow_inf_nan=False)]] = Field(
+        default_factory=dict
+    )
+
+
 class Record(_Strict):
     format: Literal[1]
     stream: Name
@@ -122,7 +142,7 @@ class Record(_Strict):
     stream_info: StreamInfo = Field(default_factory=StreamInfo)
     backbone_weights: BackboneWeights = Field(default_factory=BackboneWeights)
     recipe: Recipe | None = None  # absent in records older than recipes
-    tuning: dict[str, Any] | None = None  # `clbench tune`'s study, for a tuned run
+    tuning: Tuning | None = None  # `clbench tune`'s study, for a tuned run
     strategy_provider: Name | None = None
     strategy_provider_version: Name | None = None
     strategy_report: dict[str, Any] = Field(default_factory=dict)
