@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import time
+from functools import cached_property
 
 from cl_bench import ExperienceDone, RunEnd, RunLogger, RunStart
 from clbench_loggers.common import experience_values, flat, tags
@@ -27,7 +28,7 @@ class MlflowLogger(RunLogger):
     def holds(self, run: RunStart) -> bool:
         """Whether an exported record is in the experiment already (by its SHA-256)."""
         found = self.client.search_runs(
-            [self._experiment()], f"tags.`clbench.record` = '{run.record_sha256}'", max_results=1
+            [self._experiment], f"tags.`clbench.record` = '{run.record_sha256}'", max_results=1
         )  # fmt: skip
         return bool(found)
 
@@ -36,7 +37,7 @@ class MlflowLogger(RunLogger):
         if run.record_sha256:
             named["clbench.record"] = run.record_sha256
         self.run_id = self.client.create_run(
-            self._experiment(), run_name=run.label, tags=named
+            self._experiment, run_name=run.label, tags=named
         ).info.run_id
         params = dict(flat(run.config, "config.")) | dict(flat(run.recipe, "recipe."))
         params |= {f"provenance.{k}": v for k, v in flat(run.provenance)}
@@ -71,7 +72,9 @@ class MlflowLogger(RunLogger):
             self._flush()
         self.client.set_terminated(self.run_id, "FAILED" if error else "FINISHED")
 
+    @cached_property
     def _experiment(self) -> str:
+        """The experiment's id (made if new): looked up once a logger, which is one run."""
         name = os.environ.get("MLFLOW_EXPERIMENT_NAME", "clbench")
         found = self.client.get_experiment_by_name(name)
         return found.experiment_id if found else self.client.create_experiment(name)
