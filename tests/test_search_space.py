@@ -4,12 +4,15 @@ field; bad spaces are refused with the strategy and key named."""
 
 from __future__ import annotations
 
+import math
+
 import pytest
 from cli_runner import clbench
 
 from cl_bench import Choice, Range, StrategySpec
 from cl_bench.training.registry import Registry
 from cl_bench.training.search import check_space
+from cl_bench.utils.config import build_config
 from cl_bench.utils.errors import ConfigError
 
 # strategies with nothing to tune: no training (SimpleCIL), one closed-form pass
@@ -40,6 +43,21 @@ def test_every_built_in_strategy_that_trains_declares_a_valid_space():
         assert all(dimension.why for dimension in spec.search.values()), name
     assert {"ewc_lambda", "lr"} <= set(specs["avalanche:ewc"].search)
     assert specs["avalanche:mas"].search["lr"].high == pytest.approx(0.02)  # around 0.002
+
+
+def test_a_range_around_the_default_is_centred_on_the_config_default():
+    """Spaces are declared where the strategy registers, apart from its Config (whose
+    defaults, for Avalanche's, come from Avalanche's signatures): a default changed on
+    one side only would leave the range around the old value."""
+    centred = 0
+    for name, spec in runnable().items():
+        defaults = build_config(spec.strategy.Config, {})
+        for key, dimension in spec.search.items():
+            if dimension.why.startswith("a decade each way of the default"):
+                middle = math.sqrt(dimension.low * dimension.high)
+                assert middle == pytest.approx(getattr(defaults, key)), (name, key)
+                centred += 1
+    assert centred >= 20  # every learning rate and loss weight of the built-ins
 
 
 def test_ranges_are_a_decade_each_way_of_the_default_on_a_log_scale():
