@@ -26,6 +26,17 @@ class Curve:
     reference: bool = False
 
 
+def _opening(width: float, height: float, kind: str, title: str, sized: bool = True) -> list[str]:
+    """An SVG's start: its box, CSS class and accessible title (with its size in pixels
+    unless it scales with the page)."""
+    size = f' width="{width}" height="{height}"' if sized else ""
+    return [
+        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" '
+        f'class="{kind}" role="img" aria-label="{escape(title)}"{size}>',
+        f"<title>{escape(title)}</title>",
+    ]
+
+
 def _number(value: float) -> str:
     return f"{value:.1f}"
 
@@ -49,11 +60,7 @@ def curves_svg(curves: Sequence[Curve], title: str) -> str:
         value = min(max(value, bottom), 100.0)
         return MARGIN["top"] + plot_h * (100.0 - value) / (100.0 - bottom)
 
-    parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {WIDTH} {HEIGHT}" '
-        f'class="chart" role="img" aria-label="{escape(title)}">',
-        f"<title>{escape(title)}</title>",
-    ]
+    parts = _opening(WIDTH, HEIGHT, "chart", title, sized=False)
     for tick in range(int(bottom), 101, 10):
         parts.append(
             f'<line class="grid" x1="{MARGIN["left"]}" x2="{WIDTH - MARGIN["right"]}" '
@@ -106,12 +113,7 @@ def heatmap_svg(matrix: Matrix, title: str, cell: int = 34) -> str:
     size = len(matrix)
     left, top = 34, 22
     width, height = left + cell * size + 4, top + cell * size + 4
-    parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" '
-        f'class="heatmap" role="img" aria-label="{escape(title)}" width="{width}" '
-        f'height="{height}">',
-        f"<title>{escape(title)}</title>",
-    ]
+    parts = _opening(width, height, "heatmap", title)
     for j in range(size):
         parts.append(
             f'<text class="tick" x="{left + cell * j + cell / 2:.0f}" y="{top - 6}" '
@@ -177,9 +179,7 @@ def history_svg(history: Sequence[Sequence[float | None]], title: str) -> str:
         best = max(best, v)
         path.append(f"{'M' if not path else 'L'}{x(n):.1f},{y(best):.1f}")
     parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" class="history" '
-        f'role="img" aria-label="{escape(title)}" width="{width}" height="{height}">',
-        f"<title>{escape(title)}</title>",
+        *_opening(width, height, "history", title),
         f'<text class="tick" x="{left - 6}" y="{y(high) + 4:.0f}" text-anchor="end">'
         f"{high:.1f}</text>",
         f'<text class="tick" x="{left - 6}" y="{y(low) + 4:.0f}" text-anchor="end">'
@@ -201,11 +201,7 @@ def bars_svg(values: dict[str, float], title: str) -> str:
     row, left, width = 24, 150, 480
     height = row * len(values) + 8
     top = max(values.values()) or 1.0
-    parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" class="bars" '
-        f'role="img" aria-label="{escape(title)}" width="{width}" height="{height}">',
-        f"<title>{escape(title)}</title>",
-    ]
+    parts = _opening(width, height, "bars", title)
     for i, (key, value) in enumerate(sorted(values.items(), key=lambda kv: -kv[1])):
         length = (width - left - 50) * value / top
         parts.append(
